@@ -1,0 +1,107 @@
+//! Contact attribute values checked against the tenant's definitions.
+
+use chrono::NaiveDate;
+use serde_json::{Map, Value};
+
+use super::AttributeType;
+use crate::error::FieldError;
+
+/// Longest text value an attribute may hold, in characters.
+pub const MAX_TEXT_LENGTH: usize = 1000;
+
+/// A definition as the checks need it.
+pub struct Definition<'a> {
+    pub key: &'a str,
+    pub value_type: AttributeType,
+}
+
+/// Checks every value of `values` (a contact's `attributes` object, at JSON path
+/// `prefix`); `null` is allowed and means "remove". Dates must be `YYYY-MM-DD`.
+pub fn check_values(definitions: &[Definition<'_>], values: &Map<String, Value>, prefix: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for (key, value) in values {
+        let field = format!("{prefix}.{key}");
+        let Some(definition) = definitions.iter().find(|d| d.key == key) else {
+            errors.push(FieldError::new(
+                field,
+                "undefined_attribute",
+                format!("`{key}` is not a defined attribute; define it with POST /v1/attributes first"),
+            ));
+            continue;
+        };
+        if value.is_null() {
+            continue;
+        }
+        if let Err(message) = check_value(definition.value_type, value) {
+            errors.push(FieldError::new(field, "invalid_attribute_value", message));
+        }
+    }
+    errors
+}
+
+pub fn check_value(value_type: AttributeType, value: &Value) -> Result<(), String> {
+    match (value_type, value) {
+        (AttributeType::Text, Value::String(text)) if text.chars().count() <= MAX_TEXT_LENGTH => Ok(()),
+        (AttributeType::Text, Value::String(_)) => {
+            Err(format!("must be at most {MAX_TEXT_LENGTH} characters long"))
+        }
+        (AttributeType::Number, Value::Number(_)) | (AttributeType::Boolean, Value::Bool(_)) => Ok(()),
+        (AttributeType::Date, Value::String(text)) if parse_date(text).is_some() => Ok(()),
+        (AttributeType::Date, _) => Err("must be a date written YYYY-MM-DD".to_owned()),
+        (other, _) => Err(format!("must be a {}", other.as_str())),
+    }
+}
+
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    (text.len() == 10).then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn definitions() -> Vec<Definition<'static>> {
+        vec![
+            Definition { key: "city", value_type: AttributeType::Text },
+            Definition { key: "score", value_type: AttributeType::Number },
+            Definition { key: "premium", value_type: AttributeType::Boolean },
+            Definition { key: "birthdate", value_type: AttributeType::Date },
+        ]
+    }
+
+    #[test]
+    fn values_of_the_right_type_pass() {
+        let values = json!({"city": "Milan", "score": 4.5, "premium": true, "birthdate": "2000-02-29", "score2": null});
+        let errors = check_values(&definitions(), values.as_object().unwrap(), "attributes");
+        // `score2` is not defined: only that is refused, null or not.
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "attributes.score2");
+        assert_eq!(errors[0].code, "undefined_attribute");
+    }
+
+    #[test]
+    fn each_type_mismatch_names_the_attribute() {
+        let values = json!({"city": 3, "score": "high", "premium": "yes", "birthdate": "2001-02-29"});
+        let mut errors = check_values(&definitions(), values.as_object().unwrap(), "attributes");
+        errors.sort_by(|a, b| a.field.cmp(&b.field));
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["attributes.birthdate", "attributes.city", "attributes.premium", "attributes.score"]);
+        assert!(errors.iter().all(|e| e.code == "invalid_attribute_value"));
+    }
+
+    #[test]
+    fn dates_must_be_calendar_days_in_iso_form() {
+        assert!(parse_date("2024-02-29").is_some());
+        assert!(parse_date("2023-02-29").is_none());
+        assert!(parse_date("2024-2-9").is_none());
+        assert!(parse_date("29/02/2024").is_none());
+    }
+
+    #[test]
+    fn text_values_have_a_length_limit() {
+        let long = Value::String("x".repeat(MAX_TEXT_LENGTH + 1));
+        assert!(check_value(AttributeType::Text, &long).is_err());
+    }
+}

@@ -1,0 +1,193 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use super::queries::ContactRow;
+use crate::extract::{nullable, patch_opt, trimmed, trimmed_opt, trimmed_some};
+
+/// A contact (candidate, customer).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Contact {
+    #[schema(example = 42)]
+    pub id: i64,
+    /// The id in the system that pushed the contact (CRM, ATS), unique per tenant.
+    #[schema(example = "crm-1001")]
+    pub external_id: Option<String>,
+    #[schema(example = "Giulia Rossi")]
+    pub name: String,
+    /// The phone as it was given.
+    #[schema(example = "333 123 4567")]
+    pub phone: Option<String>,
+    /// The validated phone in E.164; null when missing or invalid.
+    #[schema(example = "+393331234567")]
+    pub phone_e164: Option<String>,
+    /// Whether `phone` is a valid number (`phone_e164` is set).
+    pub phone_valid: bool,
+    /// ISO 3166 alpha-2 region of the validated phone.
+    #[schema(example = "IT")]
+    pub phone_country: Option<String>,
+    #[schema(example = "giulia.rossi@example.com")]
+    pub email: Option<String>,
+    /// Values of the tenant's defined attributes, by key.
+    #[schema(value_type = Object, example = json!({"city": "Milan", "premium": true}))]
+    pub attributes: Value,
+    #[schema(example = json!(["vip"]))]
+    pub tags: Vec<String>,
+    /// Opted out of messaging: kept in segments, left out of every audience.
+    pub opted_out: bool,
+    pub privacy_consent: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<ContactRow> for Contact {
+    fn from(row: ContactRow) -> Self {
+        Self {
+            id: row.id,
+            external_id: row.external_id,
+            name: row.name,
+            phone_valid: row.phone_e164.is_some(),
+            phone: row.phone,
+            phone_e164: row.phone_e164,
+            phone_country: row.phone_country,
+            email: row.email,
+            attributes: row.attributes,
+            tags: row.tags,
+            opted_out: row.opted_out,
+            privacy_consent: row.privacy_consent,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// A new contact. A phone that is not a valid number is stored all the same, with
+/// `phone_valid: false`.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateContact {
+    #[serde(default, deserialize_with = "trimmed_opt")]
+    #[validate(length(max = 200))]
+    #[schema(example = "crm-1001", max_length = 200)]
+    pub external_id: Option<String>,
+    #[serde(deserialize_with = "trimmed")]
+    #[validate(length(min = 1, max = 200))]
+    #[schema(example = "Giulia Rossi", min_length = 1, max_length = 200)]
+    pub name: String,
+    /// Any common spelling; numbers without a country prefix are read with the tenant's
+    /// `default_region`.
+    #[serde(default, deserialize_with = "trimmed_opt")]
+    #[validate(length(max = 64))]
+    #[schema(example = "333 123 4567", max_length = 64)]
+    pub phone: Option<String>,
+    #[serde(default, deserialize_with = "trimmed_opt")]
+    #[validate(email, length(max = 254))]
+    #[schema(example = "giulia.rossi@example.com", max_length = 254)]
+    pub email: Option<String>,
+    /// Values for defined attributes only, each of its definition's type.
+    #[serde(default)]
+    #[schema(value_type = Object, example = json!({"city": "Milan"}))]
+    pub attributes: Map<String, Value>,
+    /// At most 100 tags of at most 100 characters; trimmed, duplicates dropped.
+    #[serde(default)]
+    #[validate(length(max = 100), custom(function = "super::model::check_tags"))]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub opted_out: bool,
+    #[serde(default)]
+    pub privacy_consent: bool,
+}
+
+/// Changes to a contact: fields left out keep their value; `null` clears `external_id`,
+/// `phone` and `email`. `attributes` are merged (a `null` value removes that attribute);
+/// `tags` replace the list.
+#[derive(Debug, Clone, Default, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateContact {
+    #[serde(default, deserialize_with = "patch_opt")]
+    #[validate(length(max = 200))]
+    #[schema(value_type = Option<String>, max_length = 200)]
+    pub external_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "trimmed_some")]
+    #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "patch_opt")]
+    #[validate(length(max = 64))]
+    #[schema(value_type = Option<String>, max_length = 64)]
+    pub phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch_opt")]
+    #[validate(custom(function = "super::model::check_email"))]
+    #[schema(value_type = Option<String>, max_length = 254)]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Option<Map<String, Value>>>,
+    #[validate(length(max = 100), custom(function = "super::model::check_tags"))]
+    pub tags: Option<Vec<String>>,
+    pub opted_out: Option<bool>,
+    pub privacy_consent: Option<bool>,
+}
+
+impl From<CreateContact> for UpdateContact {
+    fn from(input: CreateContact) -> Self {
+        Self {
+            external_id: input.external_id.map(Some),
+            name: Some(input.name),
+            phone: input.phone.map(Some),
+            email: input.email.map(Some),
+            attributes: Some(Some(input.attributes)),
+            tags: (!input.tags.is_empty()).then_some(input.tags),
+            opted_out: Some(input.opted_out),
+            privacy_consent: Some(input.privacy_consent),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactListParams {
+    /// Matches name, phone (as given or validated), email and external id; case-insensitive.
+    #[validate(length(max = 200))]
+    pub search: Option<String>,
+    /// Only contacts carrying this tag.
+    #[validate(length(max = 100))]
+    pub tag: Option<String>,
+    /// Only opted-out (true) or reachable (false) contacts.
+    pub opted_out: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBatch {
+    /// 1 to 1000 contacts. Each is matched by `external_id`, else by validated phone:
+    /// an existing contact is updated with the fields given, otherwise one is created.
+    #[validate(length(min = 1, max = 1000))]
+    pub contacts: Vec<CreateContact>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchItemStatus {
+    Created,
+    Updated,
+    Error,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchItem {
+    /// Position in the request's `contacts`.
+    pub index: usize,
+    pub status: BatchItemStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::error::Problem>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    pub items: Vec<BatchItem>,
+}

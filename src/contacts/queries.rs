@@ -1,0 +1,179 @@
+use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use serde_json::Value;
+
+use crate::db::like_pattern;
+use crate::db::schema::{contacts, segment_members, segments};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = contacts)]
+pub struct ContactRow {
+    pub id: i64,
+    pub external_id: Option<String>,
+    pub name: String,
+    pub phone: Option<String>,
+    pub phone_e164: Option<String>,
+    pub phone_country: Option<String>,
+    pub email: Option<String>,
+    pub attributes: Value,
+    pub tags: Vec<String>,
+    pub opted_out: bool,
+    pub privacy_consent: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Every stored field of a contact but its identity and timestamps.
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = contacts, treat_none_as_null = true)]
+pub struct ContactValues {
+    pub external_id: Option<String>,
+    pub name: String,
+    pub phone: Option<String>,
+    pub phone_e164: Option<String>,
+    pub phone_country: Option<String>,
+    pub email: Option<String>,
+    pub attributes: Value,
+    pub tags: Vec<String>,
+    pub opted_out: bool,
+    pub privacy_consent: bool,
+}
+
+impl From<ContactRow> for ContactValues {
+    fn from(row: ContactRow) -> Self {
+        Self {
+            external_id: row.external_id,
+            name: row.name,
+            phone: row.phone,
+            phone_e164: row.phone_e164,
+            phone_country: row.phone_country,
+            email: row.email,
+            attributes: row.attributes,
+            tags: row.tags,
+            opted_out: row.opted_out,
+            privacy_consent: row.privacy_consent,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ContactFilters {
+    pub search: Option<String>,
+    /// The search text read as a phone number, matched exactly against the validated phone.
+    pub search_phone: Option<String>,
+    pub tag: Option<String>,
+    pub opted_out: Option<bool>,
+}
+
+/// The text the search box looks through; the same expression as `contacts_search_idx`.
+const SEARCH_TEXT: &str = "(name || ' ' || coalesce(phone, '') || ' ' || coalesce(phone_e164, '') || ' ' || \
+                           coalesce(email, '') || ' ' || coalesce(external_id, ''))";
+
+fn filtered(tenant_id: i64, filters: &ContactFilters) -> contacts::BoxedQuery<'static, diesel::pg::Pg> {
+    let mut query = contacts::table.filter(contacts::tenant_id.eq(tenant_id)).into_boxed();
+    if let Some(search) = &filters.search {
+        let text_match = sql::<Bool>(&format!("{SEARCH_TEXT} ILIKE "))
+            .bind::<Text, _>(like_pattern(search));
+        query = match &filters.search_phone {
+            Some(phone) => query.filter(text_match.or(contacts::phone_e164.eq(phone.clone()))),
+            None => query.filter(text_match),
+        };
+    }
+    if let Some(tag) = &filters.tag {
+        query = query.filter(contacts::tags.contains(vec![tag.clone()]));
+    }
+    if let Some(opted_out) = filters.opted_out {
+        query = query.filter(contacts::opted_out.eq(opted_out));
+    }
+    query
+}
+
+pub fn list(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    filters: &ContactFilters,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<(Vec<ContactRow>, i64)> {
+    let rows = filtered(tenant_id, filters)
+        .order(contacts::id)
+        .limit(limit)
+        .offset(offset)
+        .select(ContactRow::as_select())
+        .load(conn)?;
+    let total = filtered(tenant_id, filters).count().get_result(conn)?;
+    Ok((rows, total))
+}
+
+pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<ContactRow> {
+    contacts::table
+        .find((tenant_id, id))
+        .select(ContactRow::as_select())
+        .first(conn)
+}
+
+/// Locks the row: read-modify-write of attributes must not lose a concurrent change.
+pub fn get_for_update(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<ContactRow> {
+    contacts::table
+        .find((tenant_id, id))
+        .select(ContactRow::as_select())
+        .for_update()
+        .first(conn)
+}
+
+pub fn find_by_external_id(conn: &mut PgConnection, tenant_id: i64, external_id: &str) -> QueryResult<Option<ContactRow>> {
+    contacts::table
+        .filter(contacts::tenant_id.eq(tenant_id))
+        .filter(contacts::external_id.eq(external_id))
+        .select(ContactRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_phone(conn: &mut PgConnection, tenant_id: i64, phone_e164: &str) -> QueryResult<Option<ContactRow>> {
+    contacts::table
+        .filter(contacts::tenant_id.eq(tenant_id))
+        .filter(contacts::phone_e164.eq(phone_e164))
+        .select(ContactRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+pub fn insert(conn: &mut PgConnection, tenant_id: i64, values: &ContactValues) -> QueryResult<ContactRow> {
+    diesel::insert_into(contacts::table)
+        .values((contacts::tenant_id.eq(tenant_id), values))
+        .returning(ContactRow::as_returning())
+        .get_result(conn)
+}
+
+pub fn update(conn: &mut PgConnection, tenant_id: i64, id: i64, values: &ContactValues) -> QueryResult<ContactRow> {
+    diesel::update(contacts::table.find((tenant_id, id)))
+        .set((values, contacts::updated_at.eq(diesel::dsl::now)))
+        .returning(ContactRow::as_returning())
+        .get_result(conn)
+}
+
+/// Deletes the contact and its memberships, fixing the member count of every static
+/// segment it was in. False when there was no such contact.
+pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<bool> {
+    let segment_ids: Vec<i64> = segment_members::table
+        .filter(segment_members::tenant_id.eq(tenant_id))
+        .filter(segment_members::contact_id.eq(id))
+        .select(segment_members::segment_id)
+        .load(conn)?;
+    let deleted = diesel::delete(contacts::table.find((tenant_id, id))).execute(conn)?;
+    if deleted > 0 && !segment_ids.is_empty() {
+        diesel::update(
+            segments::table
+                .filter(segments::tenant_id.eq(tenant_id))
+                .filter(segments::id.eq_any(&segment_ids)),
+        )
+        .set((segments::recipients.eq(segments::recipients - 1), segments::updated_at.eq(diesel::dsl::now)))
+        .execute(conn)?;
+    }
+    Ok(deleted > 0)
+}

@@ -1,0 +1,87 @@
+// The tables as Diesel sees them; kept in step with migrations/ by hand or with
+// `diesel print-schema` (which would type `text[]` as nullable elements).
+
+diesel::table! {
+    tenants (id) {
+        id -> Int8,
+        name -> Text,
+        endpoint_limit -> Nullable<Int8>,
+        default_region -> Nullable<Text>,
+        require_privacy_consent -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Int8,
+        tenant_id -> Int8,
+        key_hash -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    contacts (tenant_id, id) {
+        tenant_id -> Int8,
+        id -> Int8,
+        external_id -> Nullable<Text>,
+        name -> Text,
+        phone -> Nullable<Text>,
+        phone_e164 -> Nullable<Text>,
+        phone_country -> Nullable<Text>,
+        email -> Nullable<Text>,
+        attributes -> Jsonb,
+        tags -> Array<Text>,
+        opted_out -> Bool,
+        privacy_consent -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    attribute_definitions (tenant_id, key) {
+        tenant_id -> Int8,
+        key -> Text,
+        label -> Text,
+        #[sql_name = "type"]
+        value_type -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    segments (tenant_id, id) {
+        tenant_id -> Int8,
+        id -> Int8,
+        name -> Text,
+        description -> Nullable<Text>,
+        kind -> Text,
+        channel -> Text,
+        filter -> Nullable<Jsonb>,
+        recipients -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    segment_members (tenant_id, segment_id, contact_id) {
+        tenant_id -> Int8,
+        segment_id -> Int8,
+        contact_id -> Int8,
+        added_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    api_keys,
+    contacts,
+    attribute_definitions,
+    segments,
+    segment_members,
+);

@@ -1,0 +1,91 @@
+//! Segments: audiences for bulk messaging campaigns.
+
+pub mod attributes;
+pub mod auth;
+pub mod config;
+pub mod contacts;
+pub mod db;
+pub mod dev;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod ops;
+pub mod pagination;
+pub mod phone;
+pub mod segments;
+pub mod telemetry;
+pub mod tenants;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpResponse};
+use utoipa::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::{scope, AppExt};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Config;
+use crate::db::PgPool;
+use crate::error::ApiError;
+use crate::ops::Metrics;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: PgPool,
+    pub config: Config,
+    pub metrics: Metrics,
+}
+
+/// Every route, registered so that the OpenAPI document cannot miss one.
+fn routes(config: &mut ServiceConfig) {
+    config.configure(ops::configure).service(
+        scope::scope("/v1")
+            .configure(tenants::configure)
+            .configure(attributes::configure)
+            .configure(contacts::configure)
+            .configure(segments::configure),
+    );
+}
+
+/// The OpenAPI document, generated from the handlers; needs no database.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, mut document) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts();
+    openapi::finish(&mut document);
+    document
+}
+
+/// The one application, used by `main` and by the tests.
+pub fn build_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, document) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .app_data(state)
+        .configure(routes)
+        .split_for_parts();
+    let mut document = document;
+    openapi::finish(&mut document);
+    app.service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", document))
+        .service(web::redirect("/swagger-ui", "/swagger-ui/"))
+        .default_service(web::to(not_found))
+        .wrap(from_fn(ops::track_requests))
+        .wrap(tracing_actix_web::TracingLogger::default())
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("route"))
+}

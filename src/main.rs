@@ -1,0 +1,100 @@
+//! `segments`: serve (the default), `migrate`, or print the OpenAPI document.
+
+use std::process::ExitCode;
+
+use actix_web::{web, HttpServer};
+use clap::{Parser, Subcommand};
+use diesel::{Connection, PgConnection};
+use segments::config::Config;
+use segments::db::{self, embedded::EmbeddedPostgres};
+use segments::ops::Metrics;
+use segments::{build_app, openapi_document, phone, telemetry, AppState};
+
+#[derive(Parser)]
+#[command(version, about = "Audiences for bulk messaging campaigns.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations and serve the API (the default).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document (JSON) and exit.
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        let document = openapi_document().to_pretty_json().expect("the document serialises");
+        println!("{document}");
+        return ExitCode::SUCCESS;
+    }
+    telemetry::init(cli.config.log_format);
+    let migrate_only = matches!(cli.command, Some(Command::Migrate));
+    match run(cli.config, migrate_only) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(mut config: Config, migrate_only: bool) -> Result<(), String> {
+    let embedded = match &config.database_url {
+        Some(_) => None,
+        None => {
+            let cluster = EmbeddedPostgres::start(&config.data_dir)?;
+            config.database_url = Some(cluster.database_url());
+            Some(cluster)
+        }
+    };
+    let outcome = migrate_and_serve(&mut config, embedded.is_some(), migrate_only);
+    if let Some(cluster) = embedded {
+        cluster.stop();
+    }
+    outcome
+}
+
+fn migrate_and_serve(config: &mut Config, embedded: bool, migrate_only: bool) -> Result<(), String> {
+    let url = config.database_url.clone().unwrap_or_default();
+    let mut connection = PgConnection::establish(&url).map_err(|e| format!("cannot connect to the database: {e}"))?;
+    for migration in db::run_migrations(&mut connection)? {
+        tracing::info!(%migration, "applied migration");
+    }
+    if migrate_only {
+        return Ok(());
+    }
+    if embedded {
+        segments::dev::announce(config, &mut connection)?;
+    }
+    drop(connection);
+    phone::warm_up();
+    serve(config.clone()).map_err(|e| format!("server error: {e}"))
+}
+
+#[actix_web::main]
+async fn serve(config: Config) -> std::io::Result<()> {
+    let url = config.database_url.clone().unwrap_or_default();
+    let bind = config.bind.clone();
+    let workers = config.workers;
+    let state = web::Data::new(AppState { pool: db::pool(&url, config.db_pool_size), config, metrics: Metrics::new() });
+    let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(30);
+    if let Some(workers) = workers {
+        server = server.workers(workers);
+    }
+    let server = server.bind(&bind)?;
+    for address in server.addrs() {
+        tracing::info!("listening on http://{address} (Swagger UI: http://{address}/swagger-ui/)");
+    }
+    // actix stops accepting on SIGTERM/SIGINT and drains in-flight requests.
+    server.run().await
+}

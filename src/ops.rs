@@ -1,0 +1,146 @@
+//! Operations: liveness, readiness, Prometheus metrics and the request-metrics middleware.
+
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{get, web, HttpResponse};
+use diesel::prelude::*;
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// How long `/readyz` waits for a database connection.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    pool_connections: IntGauge,
+    pool_idle: IntGauge,
+    pool_max: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route and status."),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route.")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        let metrics = Self {
+            pool_connections: gauge("db_pool_connections", "Open database connections."),
+            pool_idle: gauge("db_pool_idle_connections", "Idle database connections."),
+            pool_max: gauge("db_pool_max_connections", "The pool's connection limit."),
+            registry,
+            requests,
+            latency,
+        };
+        for collector in [
+            Box::new(metrics.requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(metrics.latency.clone()),
+            Box::new(metrics.pool_connections.clone()),
+            Box::new(metrics.pool_idle.clone()),
+            Box::new(metrics.pool_max.clone()),
+        ] {
+            metrics.registry.register(collector).expect("metric registered once");
+        }
+        metrics
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counts and times every request under its route pattern (never its raw path, which
+/// would make one series per id).
+pub async fn track_requests(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let state = request.app_data::<web::Data<AppState>>().cloned();
+    let response = next.call(request).await?;
+    if let Some(state) = state {
+        let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+        let status = response.status().as_u16().to_string();
+        let metrics = &state.metrics;
+        metrics.requests.with_label_values(&[&method, &route, &status]).inc();
+        metrics
+            .latency
+            .with_label_values(&[&method, &route])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(response)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// Liveness: the process is up.
+#[utoipa::path(tag = "operations", responses((status = 200, body = Health)))]
+#[get("/healthz")]
+async fn healthz() -> web::Json<Health> {
+    web::Json(Health { status: "ok" })
+}
+
+/// Readiness: the database answers. 503 while it does not; recovers by itself.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, body = Health),
+        (status = 503, description = "The database is unreachable.", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/readyz")]
+async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut connection = pool.get_timeout(READINESS_TIMEOUT)?;
+        diesel::sql_query("SELECT 1").execute(&mut connection)?;
+        Ok::<_, ApiError>(())
+    })
+    .await??;
+    Ok(web::Json(Health { status: "ok" }))
+}
+
+/// Prometheus metrics: requests by route and status, latency histogram, pool usage.
+#[utoipa::path(tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
+#[get("/metrics")]
+async fn prometheus_metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let metrics = &state.metrics;
+    let pool = state.pool.state();
+    metrics.pool_connections.set(i64::from(pool.connections));
+    metrics.pool_idle.set(i64::from(pool.idle_connections));
+    metrics.pool_max.set(i64::from(state.pool.max_size()));
+    let mut body = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&metrics.registry.gather(), &mut body)
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body))
+}
+
+pub fn configure(config: &mut ServiceConfig) {
+    config.service(healthz).service(readyz).service(prometheus_metrics);
+}

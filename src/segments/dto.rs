@@ -1,0 +1,233 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use validator::{Validate, ValidationError};
+
+use super::queries::SegmentRow;
+use crate::extract::{patch_opt, trimmed, trimmed_opt, trimmed_some};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentKind {
+    /// Members are added and removed explicitly.
+    Static,
+    /// Members are the contacts matching `filter`, computed when read.
+    Dynamic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Whatsapp,
+    Sms,
+    Email,
+}
+
+impl SegmentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Static => "static",
+            Self::Dynamic => "dynamic",
+        }
+    }
+
+    pub fn from_db(text: &str) -> Self {
+        if text == "dynamic" { Self::Dynamic } else { Self::Static }
+    }
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Whatsapp => "whatsapp",
+            Self::Sms => "sms",
+            Self::Email => "email",
+        }
+    }
+
+    pub fn from_db(text: &str) -> Self {
+        match text {
+            "sms" => Self::Sms,
+            "email" => Self::Email,
+            _ => Self::Whatsapp,
+        }
+    }
+}
+
+/// What a segment's list shows when it has no filter.
+pub const NO_FILTERS: &str = "No filters";
+
+/// A segment: a reusable audience of contacts for one channel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Segment {
+    #[schema(example = 7)]
+    pub id: i64,
+    #[schema(example = "Milan candidates")]
+    pub name: String,
+    pub description: Option<String>,
+    pub kind: SegmentKind,
+    pub channel: Channel,
+    /// The filter of a dynamic segment; null for a static one.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Value>,
+    /// The filter as a person would read it; "No filters" when there is none.
+    #[schema(example = "No filters")]
+    pub filter_summary: String,
+    /// Number of members.
+    #[schema(example = 0)]
+    pub recipients: i64,
+    pub created_at: DateTime<Utc>,
+    /// Moves on every change to the segment, its members included.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<SegmentRow> for Segment {
+    fn from(row: SegmentRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            description: row.description,
+            kind: SegmentKind::from_db(&row.kind),
+            channel: Channel::from_db(&row.channel),
+            filter: row.filter,
+            filter_summary: NO_FILTERS.to_owned(),
+            recipients: row.recipients,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSegment {
+    /// Unique per tenant, ignoring case; trimmed.
+    #[serde(deserialize_with = "trimmed")]
+    #[validate(length(min = 1, max = 200))]
+    #[schema(example = "Milan candidates", min_length = 1, max_length = 200)]
+    pub name: String,
+    #[serde(default, deserialize_with = "trimmed_opt")]
+    #[validate(length(max = 2000))]
+    #[schema(max_length = 2000)]
+    pub description: Option<String>,
+    /// Fixed at creation. Default `static`.
+    #[serde(default = "default_kind")]
+    pub kind: SegmentKind,
+    /// Fixed at creation.
+    pub channel: Channel,
+    /// Required for a dynamic segment, refused for a static one.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Value>,
+}
+
+fn default_kind() -> SegmentKind {
+    SegmentKind::Static
+}
+
+/// Fields left out keep their value; `description: null` clears it.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSegment {
+    #[serde(default, deserialize_with = "trimmed_some")]
+    #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "patch_opt")]
+    #[validate(custom(function = "description_fits"))]
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    pub description: Option<Option<String>>,
+    /// A dynamic segment's new filter.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Value>,
+}
+
+fn description_fits(text: &str) -> Result<(), ValidationError> {
+    if text.chars().count() > 2000 {
+        Err(ValidationError::new("length").with_message("must be at most 2000 characters long".into()))
+    } else {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    Name,
+    CreatedAt,
+    UpdatedAt,
+    Recipients,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentSort {
+    pub column: SortColumn,
+    pub descending: bool,
+}
+
+impl SegmentSort {
+    /// `name`, `created_at`, `updated_at` or `recipients`, `-` first for descending.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (descending, name) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let column = match name {
+            "name" => SortColumn::Name,
+            "created_at" => SortColumn::CreatedAt,
+            "updated_at" => SortColumn::UpdatedAt,
+            "recipients" => SortColumn::Recipients,
+            _ => return None,
+        };
+        Some(Self { column, descending })
+    }
+}
+
+impl Default for SegmentSort {
+    /// Newest first: what a list screen opens on.
+    fn default() -> Self {
+        Self { column: SortColumn::CreatedAt, descending: true }
+    }
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SegmentListParams {
+    /// Part of the name, case-insensitive.
+    #[validate(length(max = 200))]
+    pub search: Option<String>,
+    pub kind: Option<SegmentKind>,
+    pub channel: Option<Channel>,
+    /// `name`, `created_at`, `updated_at` or `recipients`; prefix `-` for descending.
+    /// Default `-created_at`.
+    #[validate(custom(function = "valid_sort"))]
+    #[param(pattern = "^-?(name|created_at|updated_at|recipients)$", example = "-updated_at")]
+    pub sort: Option<String>,
+}
+
+fn valid_sort(text: &str) -> Result<(), ValidationError> {
+    SegmentSort::parse(text).map(drop).ok_or_else(|| {
+        ValidationError::new("invalid_sort")
+            .with_message("must be name, created_at, updated_at or recipients, with - first for descending".into())
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SegmentList {
+    pub items: Vec<Segment>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_parses_direction_and_column() {
+        assert_eq!(
+            SegmentSort::parse("-recipients"),
+            Some(SegmentSort { column: SortColumn::Recipients, descending: true })
+        );
+        assert_eq!(SegmentSort::parse("name"), Some(SegmentSort { column: SortColumn::Name, descending: false }));
+        assert_eq!(SegmentSort::parse("--name"), None);
+        assert_eq!(SegmentSort::parse("id"), None);
+    }
+}

@@ -1,0 +1,152 @@
+//! Tenants and their API keys (admin), and the caller's own tenant.
+
+mod dto;
+pub mod queries;
+
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+pub use dto::*;
+pub use queries::Tenant as TenantRow;
+
+use crate::auth::{generate_api_key, hash_api_key, Admin, Caller};
+use crate::error::ApiError;
+use crate::extract::{Json, Path};
+use crate::{db, AppState};
+
+#[derive(serde::Deserialize)]
+struct TenantPath {
+    id: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct ApiKeyPath {
+    id: i64,
+    key_id: i64,
+}
+
+/// Create a tenant and its first API key.
+#[utoipa::path(
+    tag = "admin",
+    request_body = CreateTenant,
+    responses((status = 201, description = "The tenant and its first key (shown once).", body = CreatedTenant))
+)]
+#[post("/admin/tenants")]
+async fn create_tenant(
+    _: Admin,
+    state: web::Data<AppState>,
+    Json(input): Json<CreateTenant>,
+) -> Result<HttpResponse, ApiError> {
+    let api_key = generate_api_key();
+    let key_hash = hash_api_key(&api_key);
+    let new_tenant = queries::NewTenant {
+        name: input.name,
+        endpoint_limit: input.endpoint_limit,
+        default_region: input.default_region,
+        require_privacy_consent: input.require_privacy_consent,
+    };
+    let tenant = db::transaction(&state.pool, move |conn| {
+        let tenant = queries::insert(conn, &new_tenant)?;
+        queries::insert_api_key(conn, tenant.id, &key_hash)?;
+        Ok(tenant)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(CreatedTenant { tenant: tenant.into(), api_key }))
+}
+
+/// Read a tenant's settings.
+#[utoipa::path(
+    tag = "admin",
+    params(("id" = i64, Path, description = "Tenant id")),
+    responses((status = 200, body = Tenant), (status = 404, description = "No such tenant.", body = crate::error::Problem, content_type = "application/problem+json"))
+)]
+#[get("/admin/tenants/{id}")]
+async fn get_tenant(_: Admin, state: web::Data<AppState>, path: Path<TenantPath>) -> Result<web::Json<Tenant>, ApiError> {
+    let id = path.0.id;
+    let tenant = db::run(&state.pool, move |conn| queries::get(conn, id)).await?;
+    Ok(web::Json(tenant.into()))
+}
+
+/// Change a tenant's settings. Fields left out keep their value; `null` clears
+/// `endpoint_limit` (unlimited) and `default_region`.
+#[utoipa::path(
+    tag = "admin",
+    params(("id" = i64, Path, description = "Tenant id")),
+    request_body = UpdateTenant,
+    responses((status = 200, body = Tenant), (status = 404, description = "No such tenant.", body = crate::error::Problem, content_type = "application/problem+json"))
+)]
+#[patch("/admin/tenants/{id}")]
+async fn update_tenant(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: Path<TenantPath>,
+    Json(input): Json<UpdateTenant>,
+) -> Result<web::Json<Tenant>, ApiError> {
+    let id = path.0.id;
+    let changes = queries::TenantChanges {
+        name: input.name,
+        endpoint_limit: input.endpoint_limit,
+        default_region: input.default_region,
+        require_privacy_consent: input.require_privacy_consent,
+    };
+    let tenant = db::run(&state.pool, move |conn| queries::update(conn, id, &changes)).await?;
+    Ok(web::Json(tenant.into()))
+}
+
+/// Issue another API key for a tenant (for rotation: create, deploy, revoke the old one).
+#[utoipa::path(
+    tag = "admin",
+    params(("id" = i64, Path, description = "Tenant id")),
+    responses((status = 201, description = "The key, shown once.", body = CreatedApiKey), (status = 404, description = "No such tenant.", body = crate::error::Problem, content_type = "application/problem+json"))
+)]
+#[post("/admin/tenants/{id}/api-keys")]
+async fn create_api_key(_: Admin, state: web::Data<AppState>, path: Path<TenantPath>) -> Result<HttpResponse, ApiError> {
+    let id = path.0.id;
+    let api_key = generate_api_key();
+    let key_hash = hash_api_key(&api_key);
+    let row = db::run(&state.pool, move |conn| {
+        queries::get(conn, id)?;
+        queries::insert_api_key(conn, id, &key_hash)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(CreatedApiKey { id: row.id, api_key, created_at: row.created_at }))
+}
+
+/// Revoke an API key. It stops working at once.
+#[utoipa::path(
+    tag = "admin",
+    params(("id" = i64, Path, description = "Tenant id"), ("key_id" = i64, Path, description = "API key id")),
+    responses((status = 204, description = "Revoked."), (status = 404, description = "No such key for this tenant.", body = crate::error::Problem, content_type = "application/problem+json"))
+)]
+#[delete("/admin/tenants/{id}/api-keys/{key_id}")]
+async fn revoke_api_key(_: Admin, state: web::Data<AppState>, path: Path<ApiKeyPath>) -> Result<HttpResponse, ApiError> {
+    let ApiKeyPath { id, key_id } = path.0;
+    let deleted = db::run(&state.pool, move |conn| queries::delete_api_key(conn, id, key_id)).await?;
+    if deleted == 0 {
+        return Err(ApiError::NotFound("API key"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The caller's tenant: its settings and endpoint usage.
+#[utoipa::path(tag = "tenant", responses((status = 200, body = CurrentTenant)))]
+#[get("/tenant")]
+async fn get_current_tenant(Caller(tenant): Caller, state: web::Data<AppState>) -> Result<web::Json<CurrentTenant>, ApiError> {
+    let tenant_id = tenant.id;
+    let endpoints_used = db::run(&state.pool, move |conn| queries::endpoints_used(conn, tenant_id)).await?;
+    let endpoint_limit = tenant.endpoint_limit;
+    Ok(web::Json(CurrentTenant {
+        tenant: tenant.into(),
+        usage: Usage { endpoints_used, endpoint_limit },
+    }))
+}
+
+pub fn configure(config: &mut ServiceConfig) {
+    config
+        .service(create_tenant)
+        .service(get_tenant)
+        .service(update_tenant)
+        .service(create_api_key)
+        .service(revoke_api_key)
+        .service(get_current_tenant);
+}
