@@ -29,9 +29,16 @@ pub fn hash_api_key(key: &str) -> Vec<u8> {
 }
 
 fn bearer_token(request: &HttpRequest) -> Option<&str> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The tenant whose API key authenticated the request. Every tenant-scoped query takes
@@ -49,8 +56,10 @@ impl FromRequest for Caller {
             let (Some(state), Some(key_hash)) = (state, key_hash) else {
                 return Err(ApiError::Unauthorized);
             };
-            let tenant =
-                db::run(&state.pool, move |conn| queries::find_by_key_hash(conn, &key_hash)).await?;
+            let tenant = db::run(&state.pool, move |conn| {
+                queries::find_by_key_hash(conn, &key_hash)
+            })
+            .await?;
             tenant.map(Caller).ok_or(ApiError::Unauthorized)
         })
     }
@@ -73,9 +82,14 @@ impl FromRequest for Admin {
             Some(expected) => {
                 let given = bearer_token(request).unwrap_or_default();
                 // Comparing digests keeps the time independent of where the strings differ.
-                let matches: bool =
-                    Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes())).into();
-                if matches { Ok(Admin) } else { Err(ApiError::Unauthorized) }
+                let matches: bool = Sha256::digest(given.as_bytes())
+                    .ct_eq(&Sha256::digest(expected.as_bytes()))
+                    .into();
+                if matches {
+                    Ok(Admin)
+                } else {
+                    Err(ApiError::Unauthorized)
+                }
             }
         })
     }

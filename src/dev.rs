@@ -18,15 +18,21 @@ pub fn announce(config: &mut Config, connection: &mut PgConnection) -> Result<()
     let admin_token = match &config.admin_token {
         Some(token) => token.clone(),
         None => {
-            let token = read_or_create(&config.data_dir.join("admin-token"), || Ok(generate_api_key()))?;
+            let token = read_or_create(&config.data_dir.join("admin-token"), || {
+                Ok(generate_api_key())
+            })?;
             config.admin_token = Some(token.clone());
             token
         }
     };
     let key_file = config.data_dir.join("dev-api-key");
-    let existing = fs::read_to_string(&key_file).ok().map(|key| key.trim().to_owned());
+    let existing = fs::read_to_string(&key_file)
+        .ok()
+        .map(|key| key.trim().to_owned());
     let known = match &existing {
-        Some(key) => queries::find_by_key_hash(connection, &hash_api_key(key)).map_err(|e| e.to_string())?.is_some(),
+        Some(key) => queries::find_by_key_hash(connection, &hash_api_key(key))
+            .map_err(|e| e.to_string())?
+            .is_some(),
         None => false,
     };
     let api_key = match existing {
@@ -43,7 +49,8 @@ pub fn announce(config: &mut Config, connection: &mut PgConnection) -> Result<()
                 },
             )
             .map_err(|e| e.to_string())?;
-            queries::insert_api_key(connection, tenant.id, &hash_api_key(&key)).map_err(|e| e.to_string())?;
+            queries::insert_api_key(connection, tenant.id, &hash_api_key(&key))
+                .map_err(|e| e.to_string())?;
             write_secret(&key_file, &key)?;
             key
         }
@@ -57,7 +64,10 @@ pub fn announce(config: &mut Config, connection: &mut PgConnection) -> Result<()
     Ok(())
 }
 
-fn read_or_create(path: &Path, create: impl FnOnce() -> Result<String, String>) -> Result<String, String> {
+fn read_or_create(
+    path: &Path,
+    create: impl FnOnce() -> Result<String, String>,
+) -> Result<String, String> {
     if let Ok(text) = fs::read_to_string(path) {
         return Ok(text.trim().to_owned());
     }

@@ -150,9 +150,7 @@ impl ApiError {
                 format!("{}: {}", errors[0].field, errors[0].message)
             }
             Self::Validation(errors) => format!("The request has {} invalid fields.", errors.len()),
-            Self::Unauthorized => {
-                "Send a valid key as `Authorization: Bearer <key>`.".to_owned()
-            }
+            Self::Unauthorized => "Send a valid key as `Authorization: Bearer <key>`.".to_owned(),
             Self::Unavailable(_) => {
                 "The database is unavailable; retry in a few seconds.".to_owned()
             }
@@ -247,9 +245,10 @@ impl From<diesel::result::Error> for ApiError {
 /// The name of the unique constraint `error` violates, if that is what it is.
 pub fn violated_unique_constraint(error: &diesel::result::Error) -> Option<&str> {
     match error {
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, info) => {
-            info.constraint_name()
-        }
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            info,
+        ) => info.constraint_name(),
         _ => None,
     }
 }

@@ -51,7 +51,10 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|error| {
-                    ApiError::bad_request("unreadable_body", format!("Could not read the body: {error}"))
+                    ApiError::bad_request(
+                        "unreadable_body",
+                        format!("Could not read the body: {error}"),
+                    )
                 })?;
                 if body.len() + chunk.len() > limit {
                     return Err(ApiError::PayloadTooLarge { limit });
@@ -71,11 +74,19 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let field = field_of(error.path());
         let inner = error.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                ApiError::invalid_field(field, "invalid_value", strip_position(&inner.to_string()))
+        if inner.classify() != serde_json::error::Category::Data {
+            return malformed(inner);
+        }
+        let message = strip_position(&inner.to_string());
+        // serde reports a missing field at its parent: name the field itself.
+        match missing_field(&message) {
+            Some(name) if field.is_empty() => {
+                ApiError::invalid_field(name, "required", "is required")
             }
-            _ => malformed(inner),
+            Some(name) => {
+                ApiError::invalid_field(format!("{field}.{name}"), "required", "is required")
+            }
+            None => ApiError::invalid_field(field, "invalid_value", message),
         }
     })?;
     deserializer.end().map_err(malformed)?;
@@ -83,7 +94,10 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 fn malformed(error: serde_json::Error) -> ApiError {
-    ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {error}"))
+    ApiError::bad_request(
+        "malformed_json",
+        format!("The body is not valid JSON: {error}"),
+    )
 }
 
 /// Query parameters, deserialised and validated.
@@ -101,18 +115,27 @@ impl<T: DeserializeOwned + Validate> FromRequest for Query<T> {
                 ApiError::BadRequest {
                     code: "invalid_query",
                     detail: format!("Query parameter `{field}`: {}", error.inner()),
-                    errors: vec![FieldError::new(field, "invalid_value", error.inner().to_string())],
+                    errors: vec![FieldError::new(
+                        field,
+                        "invalid_value",
+                        error.inner().to_string(),
+                    )],
                 }
             })
             .and_then(|value: T| {
-                value.validate().map_err(|errors| match validation_problem(errors) {
-                    ApiError::Validation(errors) => ApiError::BadRequest {
-                        code: "invalid_query",
-                        detail: format!("Query parameter {}: {}", errors[0].field, errors[0].message),
-                        errors,
-                    },
-                    other => other,
-                })?;
+                value
+                    .validate()
+                    .map_err(|errors| match validation_problem(errors) {
+                        ApiError::Validation(errors) => ApiError::BadRequest {
+                            code: "invalid_query",
+                            detail: format!(
+                                "Query parameter {}: {}",
+                                errors[0].field, errors[0].message
+                            ),
+                            errors,
+                        },
+                        other => other,
+                    })?;
                 Ok(Query(value))
             });
         ready(parsed)
@@ -128,20 +151,36 @@ impl<T: DeserializeOwned> FromRequest for Path<T> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let deserializer = actix_router::PathDeserializer::new(req.match_info());
-        ready(serde_path_to_error::deserialize(deserializer).map(Path).map_err(|error| {
-            let field = field_of(error.path());
-            ApiError::BadRequest {
-                code: "invalid_path_parameter",
-                detail: format!("Path parameter `{field}`: {}", error.inner()),
-                errors: vec![FieldError::new(field, "invalid_value", error.inner().to_string())],
-            }
-        }))
+        ready(
+            serde_path_to_error::deserialize(deserializer)
+                .map(Path)
+                .map_err(|error| {
+                    let field = field_of(error.path());
+                    ApiError::BadRequest {
+                        code: "invalid_path_parameter",
+                        detail: format!("Path parameter `{field}`: {}", error.inner()),
+                        errors: vec![FieldError::new(
+                            field,
+                            "invalid_value",
+                            error.inner().to_string(),
+                        )],
+                    }
+                }),
+        )
     }
 }
 
 fn field_of(path: &serde_path_to_error::Path) -> String {
     let text = path.to_string();
-    if text == "." { String::new() } else { text }
+    if text == "." {
+        String::new()
+    } else {
+        text
+    }
+}
+
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 /// serde_json appends "at line 1 column 9", which means nothing next to a field path.
@@ -162,7 +201,11 @@ pub fn validation_problem(errors: ValidationErrors) -> ApiError {
 
 fn flatten(errors: &ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
     for (field, kind) in errors.errors() {
-        let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+        let path = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
         match kind {
             ValidationErrorsKind::Field(list) => out.extend(list.iter().map(|error| {
                 let message = error
@@ -214,7 +257,9 @@ pub fn trimmed_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<
 }
 
 /// For PATCH fields that may be left out but not cleared: present text is trimmed.
-pub fn trimmed_some<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+pub fn trimmed_some<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
     trimmed(deserializer).map(Some)
 }
 
@@ -264,12 +309,24 @@ mod tests {
     #[test]
     fn broken_syntax_is_a_bad_request() {
         let error = parse_json::<Outer>(br#"{"items": [}"#).unwrap_err();
-        assert!(matches!(error, ApiError::BadRequest { code: "malformed_json", .. }));
+        assert!(matches!(
+            error,
+            ApiError::BadRequest {
+                code: "malformed_json",
+                ..
+            }
+        ));
     }
 
     #[test]
     fn trailing_garbage_is_a_bad_request() {
         let error = parse_json::<Inner>(br#"{"count": 1} x"#).unwrap_err();
-        assert!(matches!(error, ApiError::BadRequest { code: "malformed_json", .. }));
+        assert!(matches!(
+            error,
+            ApiError::BadRequest {
+                code: "malformed_json",
+                ..
+            }
+        ));
     }
 }

@@ -33,7 +33,9 @@ fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
-        let document = openapi_document().to_pretty_json().expect("the document serialises");
+        let document = openapi_document()
+            .to_pretty_json()
+            .expect("the document serialises");
         println!("{document}");
         return ExitCode::SUCCESS;
     }
@@ -64,9 +66,14 @@ fn run(mut config: Config, migrate_only: bool) -> Result<(), String> {
     outcome
 }
 
-fn migrate_and_serve(config: &mut Config, embedded: bool, migrate_only: bool) -> Result<(), String> {
+fn migrate_and_serve(
+    config: &mut Config,
+    embedded: bool,
+    migrate_only: bool,
+) -> Result<(), String> {
     let url = config.database_url.clone().unwrap_or_default();
-    let mut connection = PgConnection::establish(&url).map_err(|e| format!("cannot connect to the database: {e}"))?;
+    let mut connection = PgConnection::establish(&url)
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
     for migration in db::run_migrations(&mut connection)? {
         tracing::info!(%migration, "applied migration");
     }
@@ -86,7 +93,11 @@ async fn serve(config: Config) -> std::io::Result<()> {
     let url = config.database_url.clone().unwrap_or_default();
     let bind = config.bind.clone();
     let workers = config.workers;
-    let state = web::Data::new(AppState { pool: db::pool(&url, config.db_pool_size), config, metrics: Metrics::new() });
+    let state = web::Data::new(AppState {
+        pool: db::pool(&url, config.db_pool_size),
+        config,
+        metrics: Metrics::new(),
+    });
     let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(30);
     if let Some(workers) = workers {
         server = server.workers(workers);

@@ -47,8 +47,14 @@ impl Modify for SharedResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         for (scheme, description) in [
-            ("api_key", "A tenant's API key: `Authorization: Bearer sk_...`."),
-            ("admin_token", "The admin token configured with SEGMENTS_ADMIN_TOKEN."),
+            (
+                "api_key",
+                "A tenant's API key: `Authorization: Bearer sk_...`.",
+            ),
+            (
+                "admin_token",
+                "The admin token configured with SEGMENTS_ADMIN_TOKEN.",
+            ),
         ] {
             let mut http = Http::new(HttpAuthScheme::Bearer);
             http.description = Some(description.to_owned());
@@ -57,9 +63,16 @@ impl Modify for SharedResponses {
         for (_, name, description) in SHARED {
             let response = ResponseBuilder::new()
                 .description(*description)
-                .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+                .content(
+                    PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
                 .build();
-            components.responses.insert((*name).to_owned(), RefOr::T(response));
+            components
+                .responses
+                .insert((*name).to_owned(), RefOr::T(response));
         }
         for (path, item) in openapi.paths.paths.iter_mut() {
             let security = if path.starts_with("/v1/admin") {
@@ -69,9 +82,15 @@ impl Modify for SharedResponses {
             } else {
                 None
             };
-            for operation in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
-                .into_iter()
-                .flatten()
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
             {
                 add_shared(operation, security);
             }
@@ -99,10 +118,10 @@ fn add_shared(operation: &mut Operation, security: Option<&str>) {
             _ => security.is_some() || *status == "500",
         };
         if applies && !operation.responses.responses.contains_key(*status) {
-            operation
-                .responses
-                .responses
-                .insert((*status).to_owned(), RefOr::Ref(Ref::new(format!("#/components/responses/{name}"))));
+            operation.responses.responses.insert(
+                (*status).to_owned(),
+                RefOr::Ref(Ref::new(format!("#/components/responses/{name}"))),
+            );
         }
     }
     if let Some(scheme) = security {

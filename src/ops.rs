@@ -36,8 +36,13 @@ impl Metrics {
         )
         .expect("valid metric");
         let latency = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route.")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ]),
             &["method", "route"],
         )
         .expect("valid metric");
@@ -57,7 +62,10 @@ impl Metrics {
             Box::new(metrics.pool_idle.clone()),
             Box::new(metrics.pool_max.clone()),
         ] {
-            metrics.registry.register(collector).expect("metric registered once");
+            metrics
+                .registry
+                .register(collector)
+                .expect("metric registered once");
         }
         metrics
     }
@@ -80,10 +88,16 @@ pub async fn track_requests(
     let state = request.app_data::<web::Data<AppState>>().cloned();
     let response = next.call(request).await?;
     if let Some(state) = state {
-        let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
         let status = response.status().as_u16().to_string();
         let metrics = &state.metrics;
-        metrics.requests.with_label_values(&[&method, &route, &status]).inc();
+        metrics
+            .requests
+            .with_label_values(&[&method, &route, &status])
+            .inc();
         metrics
             .latency
             .with_label_values(&[&method, &route])
@@ -138,9 +152,14 @@ async fn prometheus_metrics(state: web::Data<AppState>) -> Result<HttpResponse, 
     prometheus::TextEncoder::new()
         .encode(&metrics.registry.gather(), &mut body)
         .map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body))
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(body))
 }
 
 pub fn configure(config: &mut ServiceConfig) {
-    config.service(healthz).service(readyz).service(prometheus_metrics);
+    config
+        .service(healthz)
+        .service(readyz)
+        .service(prometheus_metrics);
 }

@@ -67,9 +67,15 @@ mod tests {
 
     #[test]
     fn offsets_follow_pages() {
-        let params = PageParams { page: Some(3), per_page: Some(10) };
+        let params = PageParams {
+            page: Some(3),
+            per_page: Some(10),
+        };
         assert_eq!((params.limit(), params.offset()), (10, 20));
-        let defaults = PageParams { page: None, per_page: None };
+        let defaults = PageParams {
+            page: None,
+            per_page: None,
+        };
         assert_eq!((defaults.limit(), defaults.offset()), (25, 0));
     }
 }

@@ -110,9 +110,14 @@ struct AttributePath {
 /// List the tenant's attribute definitions, by key.
 #[utoipa::path(tag = "attributes", responses((status = 200, body = AttributeList)))]
 #[get("/attributes")]
-async fn list_attributes(Caller(tenant): Caller, state: web::Data<AppState>) -> Result<web::Json<AttributeList>, ApiError> {
+async fn list_attributes(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+) -> Result<web::Json<AttributeList>, ApiError> {
     let rows = db::run(&state.pool, move |conn| queries::list(conn, tenant.id)).await?;
-    Ok(web::Json(AttributeList { items: rows.into_iter().map(Into::into).collect() }))
+    Ok(web::Json(AttributeList {
+        items: rows.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// Define a custom attribute. Its type is fixed: contact values are checked against it.
@@ -137,8 +142,19 @@ async fn create_attribute(
                 format!("A tenant may define at most {MAX_DEFINITIONS} attributes."),
             ));
         }
-        queries::insert(conn, tenant.id, &input.key, &input.label, input.r#type.as_str())?
-            .ok_or_else(|| ApiError::conflict("attribute_exists", format!("Attribute `{}` is already defined.", input.key)))
+        queries::insert(
+            conn,
+            tenant.id,
+            &input.key,
+            &input.label,
+            input.r#type.as_str(),
+        )?
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "attribute_exists",
+                format!("Attribute `{}` is already defined.", input.key),
+            )
+        })
     })
     .await?;
     Ok(HttpResponse::Created().json(Attribute::from(row)))
@@ -180,5 +196,8 @@ async fn delete_attribute(
 }
 
 pub fn configure(config: &mut ServiceConfig) {
-    config.service(list_attributes).service(create_attribute).service(delete_attribute);
+    config
+        .service(list_attributes)
+        .service(create_attribute)
+        .service(delete_attribute);
 }

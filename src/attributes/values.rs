@@ -17,7 +17,11 @@ pub struct Definition<'a> {
 
 /// Checks every value of `values` (a contact's `attributes` object, at JSON path
 /// `prefix`); `null` is allowed and means "remove". Dates must be `YYYY-MM-DD`.
-pub fn check_values(definitions: &[Definition<'_>], values: &Map<String, Value>, prefix: &str) -> Vec<FieldError> {
+pub fn check_values(
+    definitions: &[Definition<'_>],
+    values: &Map<String, Value>,
+    prefix: &str,
+) -> Vec<FieldError> {
     let mut errors = Vec::new();
     for (key, value) in values {
         let field = format!("{prefix}.{key}");
@@ -25,7 +29,9 @@ pub fn check_values(definitions: &[Definition<'_>], values: &Map<String, Value>,
             errors.push(FieldError::new(
                 field,
                 "undefined_attribute",
-                format!("`{key}` is not a defined attribute; define it with POST /v1/attributes first"),
+                format!(
+                    "`{key}` is not a defined attribute; define it with POST /v1/attributes first"
+                ),
             ));
             continue;
         };
@@ -41,11 +47,15 @@ pub fn check_values(definitions: &[Definition<'_>], values: &Map<String, Value>,
 
 pub fn check_value(value_type: AttributeType, value: &Value) -> Result<(), String> {
     match (value_type, value) {
-        (AttributeType::Text, Value::String(text)) if text.chars().count() <= MAX_TEXT_LENGTH => Ok(()),
+        (AttributeType::Text, Value::String(text)) if text.chars().count() <= MAX_TEXT_LENGTH => {
+            Ok(())
+        }
         (AttributeType::Text, Value::String(_)) => {
             Err(format!("must be at most {MAX_TEXT_LENGTH} characters long"))
         }
-        (AttributeType::Number, Value::Number(_)) | (AttributeType::Boolean, Value::Bool(_)) => Ok(()),
+        (AttributeType::Number, Value::Number(_)) | (AttributeType::Boolean, Value::Bool(_)) => {
+            Ok(())
+        }
         (AttributeType::Date, Value::String(text)) if parse_date(text).is_some() => Ok(()),
         (AttributeType::Date, _) => Err("must be a date written YYYY-MM-DD".to_owned()),
         (other, _) => Err(format!("must be a {}", other.as_str())),
@@ -53,7 +63,9 @@ pub fn check_value(value_type: AttributeType, value: &Value) -> Result<(), Strin
 }
 
 pub fn parse_date(text: &str) -> Option<NaiveDate> {
-    (text.len() == 10).then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()).flatten()
+    (text.len() == 10)
+        .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .flatten()
 }
 
 #[cfg(test)]
@@ -64,10 +76,22 @@ mod tests {
 
     fn definitions() -> Vec<Definition<'static>> {
         vec![
-            Definition { key: "city", value_type: AttributeType::Text },
-            Definition { key: "score", value_type: AttributeType::Number },
-            Definition { key: "premium", value_type: AttributeType::Boolean },
-            Definition { key: "birthdate", value_type: AttributeType::Date },
+            Definition {
+                key: "city",
+                value_type: AttributeType::Text,
+            },
+            Definition {
+                key: "score",
+                value_type: AttributeType::Number,
+            },
+            Definition {
+                key: "premium",
+                value_type: AttributeType::Boolean,
+            },
+            Definition {
+                key: "birthdate",
+                value_type: AttributeType::Date,
+            },
         ]
     }
 
@@ -83,11 +107,20 @@ mod tests {
 
     #[test]
     fn each_type_mismatch_names_the_attribute() {
-        let values = json!({"city": 3, "score": "high", "premium": "yes", "birthdate": "2001-02-29"});
+        let values =
+            json!({"city": 3, "score": "high", "premium": "yes", "birthdate": "2001-02-29"});
         let mut errors = check_values(&definitions(), values.as_object().unwrap(), "attributes");
         errors.sort_by(|a, b| a.field.cmp(&b.field));
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["attributes.birthdate", "attributes.city", "attributes.premium", "attributes.score"]);
+        assert_eq!(
+            fields,
+            [
+                "attributes.birthdate",
+                "attributes.city",
+                "attributes.premium",
+                "attributes.score"
+            ]
+        );
         assert!(errors.iter().all(|e| e.code == "invalid_attribute_value"));
     }
 

@@ -40,11 +40,19 @@ fn save(
     let rows = attributes::queries::list(conn, tenant.id)?;
     let definitions: Vec<Definition<'_>> = rows
         .iter()
-        .map(|row| Definition { key: &row.key, value_type: AttributeType::from_db(&row.value_type) })
+        .map(|row| Definition {
+            key: &row.key,
+            value_type: AttributeType::from_db(&row.value_type),
+        })
         .collect();
     let id = current.as_ref().map(|row| row.id);
-    let values = model::apply_changes(current.map(Into::into), changes, tenant.default_region.as_deref(), &definitions)
-        .map_err(ApiError::Validation)?;
+    let values = model::apply_changes(
+        current.map(Into::into),
+        changes,
+        tenant.default_region.as_deref(),
+        &definitions,
+    )
+    .map_err(ApiError::Validation)?;
     let saved = match id {
         Some(id) => queries::update(conn, tenant.id, id, &values),
         None => queries::insert(conn, tenant.id, &values),
@@ -52,11 +60,17 @@ fn save(
     saved.map_err(|error| match violated_unique_constraint(&error) {
         Some("contacts_phone_e164_key") => ApiError::conflict(
             "phone_taken",
-            format!("Another contact already has the phone {}.", values.phone_e164.as_deref().unwrap_or_default()),
+            format!(
+                "Another contact already has the phone {}.",
+                values.phone_e164.as_deref().unwrap_or_default()
+            ),
         ),
         Some("contacts_external_id_key") => ApiError::conflict(
             "external_id_taken",
-            format!("Another contact already has the external id {}.", values.external_id.as_deref().unwrap_or_default()),
+            format!(
+                "Another contact already has the external id {}.",
+                values.external_id.as_deref().unwrap_or_default()
+            ),
         ),
         _ => error.into(),
     })
@@ -64,17 +78,28 @@ fn save(
 
 /// Creates the contact `input` names by external id (else by validated phone), or
 /// updates it with the fields given. True when created.
-fn upsert(conn: &mut PgConnection, tenant: &TenantRow, input: CreateContact) -> Result<(queries::ContactRow, bool), ApiError> {
+fn upsert(
+    conn: &mut PgConnection,
+    tenant: &TenantRow,
+    input: CreateContact,
+) -> Result<(queries::ContactRow, bool), ApiError> {
     let existing = match &input.external_id {
         Some(external_id) => queries::find_by_external_id(conn, tenant.id, external_id)?,
         None => None,
     };
     let existing = match existing {
         Some(row) => Some(row),
-        None => match input.phone.as_deref().and_then(|p| phone::normalize(p, tenant.default_region.as_deref())) {
-            // A contact found by phone is only this one if it has no other external id.
-            Some(phone) => queries::find_by_phone(conn, tenant.id, &phone.e164)?
-                .filter(|row| row.external_id.is_none() || row.external_id == input.external_id),
+        None => match input
+            .phone
+            .as_deref()
+            .and_then(|p| phone::normalize(p, tenant.default_region.as_deref()))
+        {
+            // A contact found by phone is not this one if both carry different external ids.
+            Some(phone) => queries::find_by_phone(conn, tenant.id, &phone.e164)?.filter(|row| {
+                input.external_id.is_none()
+                    || row.external_id.is_none()
+                    || row.external_id == input.external_id
+            }),
             None => None,
         },
     };
@@ -84,7 +109,11 @@ fn upsert(conn: &mut PgConnection, tenant: &TenantRow, input: CreateContact) -> 
     } else {
         // An upsert only changes what it carries: opt-out and consent are never reset
         // by a push that does not mention them.
-        UpdateContact { opted_out: input.opted_out.then_some(true), privacy_consent: input.privacy_consent.then_some(true), ..UpdateContact::from(input) }
+        UpdateContact {
+            opted_out: input.opted_out.then_some(true),
+            privacy_consent: input.privacy_consent.then_some(true),
+            ..UpdateContact::from(input)
+        }
     };
     save(conn, tenant, existing, changes).map(|row| (row, created))
 }
@@ -98,7 +127,10 @@ async fn list_contacts(
     Query(params): Query<ContactListParams>,
     Query(page): Query<PageParams>,
 ) -> Result<web::Json<Page<Contact>>, ApiError> {
-    let search = params.search.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let search = params
+        .search
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
     let filters = queries::ContactFilters {
         search_phone: search
             .as_deref()
@@ -130,7 +162,10 @@ async fn create_contact(
     state: web::Data<AppState>,
     Json(input): Json<CreateContact>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = db::transaction(&state.pool, move |conn| save(conn, &tenant, None, input.into())).await?;
+    let row = db::transaction(&state.pool, move |conn| {
+        save(conn, &tenant, None, input.into())
+    })
+    .await?;
     Ok(HttpResponse::Created().json(Contact::from(row)))
 }
 
@@ -141,7 +176,11 @@ async fn create_contact(
     responses((status = 200, body = Contact), (status = 404, description = "No such contact.", body = Problem, content_type = "application/problem+json"))
 )]
 #[get("/contacts/{id}")]
-async fn get_contact(Caller(tenant): Caller, state: web::Data<AppState>, path: Path<ContactPath>) -> Result<web::Json<Contact>, ApiError> {
+async fn get_contact(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+    path: Path<ContactPath>,
+) -> Result<web::Json<Contact>, ApiError> {
     let id = path.0.id;
     let row = db::run(&state.pool, move |conn| queries::get(conn, tenant.id, id))
         .await
@@ -169,7 +208,8 @@ async fn update_contact(
 ) -> Result<web::Json<Contact>, ApiError> {
     let id = path.0.id;
     let row = db::transaction(&state.pool, move |conn| {
-        let current = queries::get_for_update(conn, tenant.id, id).map_err(|e| ApiError::from(e).or_not_found("contact"))?;
+        let current = queries::get_for_update(conn, tenant.id, id)
+            .map_err(|e| ApiError::from(e).or_not_found("contact"))?;
         save(conn, &tenant, Some(current), input)
     })
     .await?;
@@ -183,9 +223,16 @@ async fn update_contact(
     responses((status = 204, description = "Deleted."), (status = 404, description = "No such contact.", body = Problem, content_type = "application/problem+json"))
 )]
 #[delete("/contacts/{id}")]
-async fn delete_contact(Caller(tenant): Caller, state: web::Data<AppState>, path: Path<ContactPath>) -> Result<HttpResponse, ApiError> {
+async fn delete_contact(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+    path: Path<ContactPath>,
+) -> Result<HttpResponse, ApiError> {
     let id = path.0.id;
-    let deleted = db::transaction(&state.pool, move |conn| Ok(queries::delete(conn, tenant.id, id)?)).await?;
+    let deleted = db::transaction(&state.pool, move |conn| {
+        Ok(queries::delete(conn, tenant.id, id)?)
+    })
+    .await?;
     if !deleted {
         return Err(ApiError::NotFound("contact"));
     }
@@ -214,14 +261,31 @@ async fn upsert_contact_by_external_id(
 ) -> Result<HttpResponse, ApiError> {
     let external_id = path.0.external_id.trim().to_owned();
     if external_id.is_empty() || external_id.chars().count() > 200 {
-        return Err(ApiError::invalid_field("external_id", "length", "must be 1 to 200 characters long"));
+        return Err(ApiError::invalid_field(
+            "external_id",
+            "length",
+            "must be 1 to 200 characters long",
+        ));
     }
-    if input.external_id.as_ref().is_some_and(|given| *given != external_id) {
-        return Err(ApiError::invalid_field("external_id", "mismatch", "differs from the external id in the path"));
+    if input
+        .external_id
+        .as_ref()
+        .is_some_and(|given| *given != external_id)
+    {
+        return Err(ApiError::invalid_field(
+            "external_id",
+            "mismatch",
+            "differs from the external id in the path",
+        ));
     }
     input.external_id = Some(external_id);
-    let (row, created) = db::transaction(&state.pool, move |conn| upsert(conn, &tenant, input)).await?;
-    let mut response = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
+    let (row, created) =
+        db::transaction(&state.pool, move |conn| upsert(conn, &tenant, input)).await?;
+    let mut response = if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
     Ok(response.json(Contact::from(row)))
 }
 
@@ -244,13 +308,22 @@ async fn batch_upsert_contacts(
             items.push(match outcome {
                 Ok((row, created)) => BatchItem {
                     index,
-                    status: if created { BatchItemStatus::Created } else { BatchItemStatus::Updated },
+                    status: if created {
+                        BatchItemStatus::Created
+                    } else {
+                        BatchItemStatus::Updated
+                    },
                     id: Some(row.id),
                     error: None,
                 },
                 Err(ApiError::Internal(cause)) => return Err(ApiError::Internal(cause)),
                 Err(ApiError::Unavailable(cause)) => return Err(ApiError::Unavailable(cause)),
-                Err(error) => BatchItem { index, status: BatchItemStatus::Error, id: None, error: Some(error.to_problem()) },
+                Err(error) => BatchItem {
+                    index,
+                    status: BatchItemStatus::Error,
+                    id: None,
+                    error: Some(error.to_problem()),
+                },
             });
         }
         Ok(items)
@@ -277,7 +350,9 @@ async fn list_contact_segments(
         Ok::<_, ApiError>(segment_queries::of_contact(conn, tenant.id, id)?)
     })
     .await?;
-    Ok(web::Json(SegmentList { items: rows.into_iter().map(Into::into).collect() }))
+    Ok(web::Json(SegmentList {
+        items: rows.into_iter().map(Into::into).collect(),
+    }))
 }
 
 pub fn configure(config: &mut ServiceConfig) {

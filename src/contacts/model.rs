@@ -72,7 +72,9 @@ pub fn apply_changes(
         values.name = name;
     }
     if let Some(phone_text) = changes.phone {
-        let validated = phone_text.as_deref().and_then(|text| phone::normalize(text, default_region));
+        let validated = phone_text
+            .as_deref()
+            .and_then(|text| phone::normalize(text, default_region));
         values.phone_e164 = validated.as_ref().map(|p| p.e164.clone());
         values.phone_country = validated.map(|p| p.country);
         values.phone = phone_text;
@@ -86,7 +88,10 @@ pub fn apply_changes(
         if !errors.is_empty() {
             return Err(errors);
         }
-        let merged = values.attributes.as_object_mut().expect("attributes are stored as an object");
+        let merged = values
+            .attributes
+            .as_object_mut()
+            .expect("attributes are stored as an object");
         for (key, value) in update {
             if value.is_null() {
                 merged.remove(&key);
@@ -115,7 +120,10 @@ mod tests {
     use crate::attributes::AttributeType;
 
     fn definitions() -> Vec<Definition<'static>> {
-        vec![Definition { key: "city", value_type: AttributeType::Text }]
+        vec![Definition {
+            key: "city",
+            value_type: AttributeType::Text,
+        }]
     }
 
     #[test]
@@ -133,7 +141,10 @@ mod tests {
 
     #[test]
     fn an_invalid_phone_is_kept_but_not_validated() {
-        let changes = UpdateContact { phone: Some(Some("12".into())), ..Default::default() };
+        let changes = UpdateContact {
+            phone: Some(Some("12".into())),
+            ..Default::default()
+        };
         let values = apply_changes(None, changes, Some("IT"), &definitions()).unwrap();
         assert_eq!(values.phone.as_deref(), Some("12"));
         assert_eq!(values.phone_e164, None);

@@ -68,14 +68,20 @@ pub struct ContactFilters {
 }
 
 /// The text the search box looks through; the same expression as `contacts_search_idx`.
-const SEARCH_TEXT: &str = "(name || ' ' || coalesce(phone, '') || ' ' || coalesce(phone_e164, '') || ' ' || \
+const SEARCH_TEXT: &str =
+    "(name || ' ' || coalesce(phone, '') || ' ' || coalesce(phone_e164, '') || ' ' || \
                            coalesce(email, '') || ' ' || coalesce(external_id, ''))";
 
-fn filtered(tenant_id: i64, filters: &ContactFilters) -> contacts::BoxedQuery<'static, diesel::pg::Pg> {
-    let mut query = contacts::table.filter(contacts::tenant_id.eq(tenant_id)).into_boxed();
+fn filtered(
+    tenant_id: i64,
+    filters: &ContactFilters,
+) -> contacts::BoxedQuery<'static, diesel::pg::Pg> {
+    let mut query = contacts::table
+        .filter(contacts::tenant_id.eq(tenant_id))
+        .into_boxed();
     if let Some(search) = &filters.search {
-        let text_match = sql::<Bool>(&format!("{SEARCH_TEXT} ILIKE "))
-            .bind::<Text, _>(like_pattern(search));
+        let text_match =
+            sql::<Bool>(&format!("{SEARCH_TEXT} ILIKE ")).bind::<Text, _>(like_pattern(search));
         query = match &filters.search_phone {
             Some(phone) => query.filter(text_match.or(contacts::phone_e164.eq(phone.clone()))),
             None => query.filter(text_match),
@@ -123,7 +129,11 @@ pub fn get_for_update(conn: &mut PgConnection, tenant_id: i64, id: i64) -> Query
         .first(conn)
 }
 
-pub fn find_by_external_id(conn: &mut PgConnection, tenant_id: i64, external_id: &str) -> QueryResult<Option<ContactRow>> {
+pub fn find_by_external_id(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    external_id: &str,
+) -> QueryResult<Option<ContactRow>> {
     contacts::table
         .filter(contacts::tenant_id.eq(tenant_id))
         .filter(contacts::external_id.eq(external_id))
@@ -133,7 +143,11 @@ pub fn find_by_external_id(conn: &mut PgConnection, tenant_id: i64, external_id:
         .optional()
 }
 
-pub fn find_by_phone(conn: &mut PgConnection, tenant_id: i64, phone_e164: &str) -> QueryResult<Option<ContactRow>> {
+pub fn find_by_phone(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    phone_e164: &str,
+) -> QueryResult<Option<ContactRow>> {
     contacts::table
         .filter(contacts::tenant_id.eq(tenant_id))
         .filter(contacts::phone_e164.eq(phone_e164))
@@ -143,14 +157,23 @@ pub fn find_by_phone(conn: &mut PgConnection, tenant_id: i64, phone_e164: &str) 
         .optional()
 }
 
-pub fn insert(conn: &mut PgConnection, tenant_id: i64, values: &ContactValues) -> QueryResult<ContactRow> {
+pub fn insert(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    values: &ContactValues,
+) -> QueryResult<ContactRow> {
     diesel::insert_into(contacts::table)
         .values((contacts::tenant_id.eq(tenant_id), values))
         .returning(ContactRow::as_returning())
         .get_result(conn)
 }
 
-pub fn update(conn: &mut PgConnection, tenant_id: i64, id: i64, values: &ContactValues) -> QueryResult<ContactRow> {
+pub fn update(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    values: &ContactValues,
+) -> QueryResult<ContactRow> {
     diesel::update(contacts::table.find((tenant_id, id)))
         .set((values, contacts::updated_at.eq(diesel::dsl::now)))
         .returning(ContactRow::as_returning())
@@ -172,7 +195,10 @@ pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<b
                 .filter(segments::tenant_id.eq(tenant_id))
                 .filter(segments::id.eq_any(&segment_ids)),
         )
-        .set((segments::recipients.eq(segments::recipients - 1), segments::updated_at.eq(diesel::dsl::now)))
+        .set((
+            segments::recipients.eq(segments::recipients - 1),
+            segments::updated_at.eq(diesel::dsl::now),
+        ))
         .execute(conn)?;
     }
     Ok(deleted > 0)

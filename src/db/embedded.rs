@@ -34,7 +34,11 @@ impl EmbeddedPostgres {
         let data_dir = root.join("postgres");
         let bin_dir = find_bin_dir()?;
         // PostgreSQL refuses to run as root: hand the cluster to an unprivileged user.
-        let run_as = if is_root() { Some(unprivileged_user()?) } else { None };
+        let run_as = if is_root() {
+            Some(unprivileged_user()?)
+        } else {
+            None
+        };
         let mut cluster = Self {
             data_dir,
             bin_dir,
@@ -69,7 +73,9 @@ impl EmbeddedPostgres {
     pub fn stop(&self) {
         if self.started_here {
             let mut command = self.command("pg_ctl");
-            command.args(["stop", "-m", "fast", "-D"]).arg(&self.data_dir);
+            command
+                .args(["stop", "-m", "fast", "-D"])
+                .arg(&self.data_dir);
             if let Err(error) = run(command) {
                 tracing::warn!(%error, "could not stop the embedded PostgreSQL");
             }
@@ -81,7 +87,15 @@ impl EmbeddedPostgres {
         self.hand_over(&self.data_dir)?;
         let mut command = self.command("initdb");
         command
-            .args(["-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "-D"])
+            .args([
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "-D",
+            ])
             .arg(&self.data_dir);
         run(command).map(drop)
     }
@@ -112,16 +126,19 @@ impl EmbeddedPostgres {
     }
 
     fn create_database(&self) -> Result<(), String> {
-        let mut connection = PgConnection::establish(&self.admin_url()).map_err(|e| e.to_string())?;
+        let mut connection =
+            PgConnection::establish(&self.admin_url()).map_err(|e| e.to_string())?;
         #[derive(QueryableByName)]
         struct Exists {
             #[diesel(sql_type = diesel::sql_types::Bool)]
             exists: bool,
         }
-        let found: Exists = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
-            .bind::<Text, _>(DATABASE)
-            .get_result(&mut connection)
-            .map_err(|e| e.to_string())?;
+        let found: Exists = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists",
+        )
+        .bind::<Text, _>(DATABASE)
+        .get_result(&mut connection)
+        .map_err(|e| e.to_string())?;
         if !found.exists {
             // Identifiers cannot be bound; DATABASE is a constant.
             diesel::sql_query(format!("CREATE DATABASE {DATABASE}"))
@@ -195,7 +212,9 @@ fn find_bin_dir() -> Result<PathBuf, String> {
 }
 
 fn is_root() -> bool {
-    fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+    fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }
 
 /// The `postgres` account the server package creates, else `nobody`.
@@ -211,7 +230,9 @@ fn unprivileged_user() -> Result<(u32, u32), String> {
     };
     account("postgres")
         .or_else(|| account("nobody"))
-        .ok_or_else(|| "running as root, and no postgres or nobody account to run PostgreSQL as".to_owned())
+        .ok_or_else(|| {
+            "running as root, and no postgres or nobody account to run PostgreSQL as".to_owned()
+        })
 }
 
 fn free_port() -> Result<u16, String> {

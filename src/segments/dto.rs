@@ -33,7 +33,11 @@ impl SegmentKind {
     }
 
     pub fn from_db(text: &str) -> Self {
-        if text == "dynamic" { Self::Dynamic } else { Self::Static }
+        if text == "dynamic" {
+            Self::Dynamic
+        } else {
+            Self::Static
+        }
     }
 }
 
@@ -144,7 +148,8 @@ pub struct UpdateSegment {
 
 fn description_fits(text: &str) -> Result<(), ValidationError> {
     if text.chars().count() > 2000 {
-        Err(ValidationError::new("length").with_message("must be at most 2000 characters long".into()))
+        Err(ValidationError::new("length")
+            .with_message("must be at most 2000 characters long".into()))
     } else {
         Ok(())
     }
@@ -185,7 +190,10 @@ impl SegmentSort {
 impl Default for SegmentSort {
     /// Newest first: what a list screen opens on.
     fn default() -> Self {
-        Self { column: SortColumn::CreatedAt, descending: true }
+        Self {
+            column: SortColumn::CreatedAt,
+            descending: true,
+        }
     }
 }
 
@@ -200,14 +208,19 @@ pub struct SegmentListParams {
     /// `name`, `created_at`, `updated_at` or `recipients`; prefix `-` for descending.
     /// Default `-created_at`.
     #[validate(custom(function = "valid_sort"))]
-    #[param(pattern = "^-?(name|created_at|updated_at|recipients)$", example = "-updated_at")]
+    #[param(
+        pattern = "^-?(name|created_at|updated_at|recipients)$",
+        example = "-updated_at"
+    )]
     pub sort: Option<String>,
 }
 
 fn valid_sort(text: &str) -> Result<(), ValidationError> {
     SegmentSort::parse(text).map(drop).ok_or_else(|| {
-        ValidationError::new("invalid_sort")
-            .with_message("must be name, created_at, updated_at or recipients, with - first for descending".into())
+        ValidationError::new("invalid_sort").with_message(
+            "must be name, created_at, updated_at or recipients, with - first for descending"
+                .into(),
+        )
     })
 }
 
@@ -224,9 +237,18 @@ mod tests {
     fn sort_parses_direction_and_column() {
         assert_eq!(
             SegmentSort::parse("-recipients"),
-            Some(SegmentSort { column: SortColumn::Recipients, descending: true })
+            Some(SegmentSort {
+                column: SortColumn::Recipients,
+                descending: true
+            })
         );
-        assert_eq!(SegmentSort::parse("name"), Some(SegmentSort { column: SortColumn::Name, descending: false }));
+        assert_eq!(
+            SegmentSort::parse("name"),
+            Some(SegmentSort {
+                column: SortColumn::Name,
+                descending: false
+            })
+        );
         assert_eq!(SegmentSort::parse("--name"), None);
         assert_eq!(SegmentSort::parse("id"), None);
     }

@@ -20,7 +20,10 @@ pub struct SegmentPath {
 }
 
 fn name_taken(name: &str) -> ApiError {
-    ApiError::conflict("segment_name_taken", format!("A segment named \"{name}\" already exists."))
+    ApiError::conflict(
+        "segment_name_taken",
+        format!("A segment named \"{name}\" already exists."),
+    )
 }
 
 fn map_write_error(name: Option<String>) -> impl FnOnce(diesel::result::Error) -> ApiError {
@@ -43,9 +46,16 @@ async fn list_segments(
     Query(params): Query<SegmentListParams>,
     Query(page): Query<PageParams>,
 ) -> Result<web::Json<Page<Segment>>, ApiError> {
-    let sort = params.sort.as_deref().and_then(SegmentSort::parse).unwrap_or_default();
+    let sort = params
+        .sort
+        .as_deref()
+        .and_then(SegmentSort::parse)
+        .unwrap_or_default();
     let filters = queries::SegmentFilters {
-        search: params.search.filter(|s| !s.trim().is_empty()).map(|s| s.trim().to_owned()),
+        search: params
+            .search
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().to_owned()),
         kind: params.kind.map(|kind| kind.as_str().to_owned()),
         channel: params.channel.map(|channel| channel.as_str().to_owned()),
     };
@@ -73,7 +83,11 @@ async fn create_segment(
 ) -> Result<HttpResponse, ApiError> {
     match (input.kind, &input.filter) {
         (SegmentKind::Static, Some(_)) => {
-            return Err(ApiError::invalid_field("filter", "not_allowed", "a static segment has no filter"));
+            return Err(ApiError::invalid_field(
+                "filter",
+                "not_allowed",
+                "a static segment has no filter",
+            ));
         }
         (SegmentKind::Dynamic, _) => {
             return Err(ApiError::invalid_field(
@@ -141,9 +155,14 @@ async fn update_segment(
     let id = path.0.id;
     let name = input.name.clone();
     let row = db::transaction(&state.pool, move |conn| {
-        let current = queries::get(conn, tenant.id, id).map_err(|e| ApiError::from(e).or_not_found("segment"))?;
+        let current = queries::get(conn, tenant.id, id)
+            .map_err(|e| ApiError::from(e).or_not_found("segment"))?;
         if input.filter.is_some() && SegmentKind::from_db(&current.kind) == SegmentKind::Static {
-            return Err(ApiError::invalid_field("filter", "not_allowed", "a static segment has no filter"));
+            return Err(ApiError::invalid_field(
+                "filter",
+                "not_allowed",
+                "a static segment has no filter",
+            ));
         }
         let changes = queries::SegmentChanges {
             name: input.name,
@@ -169,7 +188,10 @@ async fn delete_segment(
     path: Path<SegmentPath>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.0.id;
-    let deleted = db::run(&state.pool, move |conn| queries::delete(conn, tenant.id, id)).await?;
+    let deleted = db::run(&state.pool, move |conn| {
+        queries::delete(conn, tenant.id, id)
+    })
+    .await?;
     if !deleted {
         return Err(ApiError::NotFound("segment"));
     }

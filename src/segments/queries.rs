@@ -48,8 +48,13 @@ pub struct SegmentFilters {
     pub channel: Option<String>,
 }
 
-fn filtered(tenant_id: i64, filters: &SegmentFilters) -> segments::BoxedQuery<'static, diesel::pg::Pg> {
-    let mut query = segments::table.filter(segments::tenant_id.eq(tenant_id)).into_boxed();
+fn filtered(
+    tenant_id: i64,
+    filters: &SegmentFilters,
+) -> segments::BoxedQuery<'static, diesel::pg::Pg> {
+    let mut query = segments::table
+        .filter(segments::tenant_id.eq(tenant_id))
+        .into_boxed();
     if let Some(search) = &filters.search {
         query = query.filter(segments::name.ilike(like_pattern(search)));
     }
@@ -73,14 +78,30 @@ pub fn list(
     let query = filtered(tenant_id, filters);
     // The id breaks ties, so pages never repeat or skip a row.
     let query = match (sort.column, sort.descending) {
-        (SortColumn::Name, false) => query.order((sql::<Text>("lower(name)").asc(), segments::id.asc())),
-        (SortColumn::Name, true) => query.order((sql::<Text>("lower(name)").desc(), segments::id.desc())),
-        (SortColumn::CreatedAt, false) => query.order((segments::created_at.asc(), segments::id.asc())),
-        (SortColumn::CreatedAt, true) => query.order((segments::created_at.desc(), segments::id.desc())),
-        (SortColumn::UpdatedAt, false) => query.order((segments::updated_at.asc(), segments::id.asc())),
-        (SortColumn::UpdatedAt, true) => query.order((segments::updated_at.desc(), segments::id.desc())),
-        (SortColumn::Recipients, false) => query.order((segments::recipients.asc(), segments::id.asc())),
-        (SortColumn::Recipients, true) => query.order((segments::recipients.desc(), segments::id.desc())),
+        (SortColumn::Name, false) => {
+            query.order((sql::<Text>("lower(name)").asc(), segments::id.asc()))
+        }
+        (SortColumn::Name, true) => {
+            query.order((sql::<Text>("lower(name)").desc(), segments::id.desc()))
+        }
+        (SortColumn::CreatedAt, false) => {
+            query.order((segments::created_at.asc(), segments::id.asc()))
+        }
+        (SortColumn::CreatedAt, true) => {
+            query.order((segments::created_at.desc(), segments::id.desc()))
+        }
+        (SortColumn::UpdatedAt, false) => {
+            query.order((segments::updated_at.asc(), segments::id.asc()))
+        }
+        (SortColumn::UpdatedAt, true) => {
+            query.order((segments::updated_at.desc(), segments::id.desc()))
+        }
+        (SortColumn::Recipients, false) => {
+            query.order((segments::recipients.asc(), segments::id.asc()))
+        }
+        (SortColumn::Recipients, true) => {
+            query.order((segments::recipients.desc(), segments::id.desc()))
+        }
     };
     let rows = query
         .limit(limit)
@@ -105,7 +126,12 @@ pub fn insert(conn: &mut PgConnection, segment: &NewSegment) -> QueryResult<Segm
         .get_result(conn)
 }
 
-pub fn update(conn: &mut PgConnection, tenant_id: i64, id: i64, changes: &SegmentChanges) -> QueryResult<SegmentRow> {
+pub fn update(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    changes: &SegmentChanges,
+) -> QueryResult<SegmentRow> {
     diesel::update(segments::table.find((tenant_id, id)))
         .set((changes, segments::updated_at.eq(diesel::dsl::now)))
         .returning(SegmentRow::as_returning())
@@ -120,7 +146,11 @@ pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<b
 }
 
 /// The static segments a contact is a member of, by name.
-pub fn of_contact(conn: &mut PgConnection, tenant_id: i64, contact_id: i64) -> QueryResult<Vec<SegmentRow>> {
+pub fn of_contact(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    contact_id: i64,
+) -> QueryResult<Vec<SegmentRow>> {
     segments::table
         .inner_join(
             segment_members::table.on(segment_members::tenant_id

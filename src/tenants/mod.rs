@@ -51,7 +51,10 @@ async fn create_tenant(
         Ok(tenant)
     })
     .await?;
-    Ok(HttpResponse::Created().json(CreatedTenant { tenant: tenant.into(), api_key }))
+    Ok(HttpResponse::Created().json(CreatedTenant {
+        tenant: tenant.into(),
+        api_key,
+    }))
 }
 
 /// Read a tenant's settings.
@@ -61,7 +64,11 @@ async fn create_tenant(
     responses((status = 200, body = Tenant), (status = 404, description = "No such tenant.", body = crate::error::Problem, content_type = "application/problem+json"))
 )]
 #[get("/admin/tenants/{id}")]
-async fn get_tenant(_: Admin, state: web::Data<AppState>, path: Path<TenantPath>) -> Result<web::Json<Tenant>, ApiError> {
+async fn get_tenant(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: Path<TenantPath>,
+) -> Result<web::Json<Tenant>, ApiError> {
     let id = path.0.id;
     let tenant = db::run(&state.pool, move |conn| queries::get(conn, id)).await?;
     Ok(web::Json(tenant.into()))
@@ -100,7 +107,11 @@ async fn update_tenant(
     responses((status = 201, description = "The key, shown once.", body = CreatedApiKey), (status = 404, description = "No such tenant.", body = crate::error::Problem, content_type = "application/problem+json"))
 )]
 #[post("/admin/tenants/{id}/api-keys")]
-async fn create_api_key(_: Admin, state: web::Data<AppState>, path: Path<TenantPath>) -> Result<HttpResponse, ApiError> {
+async fn create_api_key(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: Path<TenantPath>,
+) -> Result<HttpResponse, ApiError> {
     let id = path.0.id;
     let api_key = generate_api_key();
     let key_hash = hash_api_key(&api_key);
@@ -109,7 +120,11 @@ async fn create_api_key(_: Admin, state: web::Data<AppState>, path: Path<TenantP
         queries::insert_api_key(conn, id, &key_hash)
     })
     .await?;
-    Ok(HttpResponse::Created().json(CreatedApiKey { id: row.id, api_key, created_at: row.created_at }))
+    Ok(HttpResponse::Created().json(CreatedApiKey {
+        id: row.id,
+        api_key,
+        created_at: row.created_at,
+    }))
 }
 
 /// Revoke an API key. It stops working at once.
@@ -119,9 +134,16 @@ async fn create_api_key(_: Admin, state: web::Data<AppState>, path: Path<TenantP
     responses((status = 204, description = "Revoked."), (status = 404, description = "No such key for this tenant.", body = crate::error::Problem, content_type = "application/problem+json"))
 )]
 #[delete("/admin/tenants/{id}/api-keys/{key_id}")]
-async fn revoke_api_key(_: Admin, state: web::Data<AppState>, path: Path<ApiKeyPath>) -> Result<HttpResponse, ApiError> {
+async fn revoke_api_key(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: Path<ApiKeyPath>,
+) -> Result<HttpResponse, ApiError> {
     let ApiKeyPath { id, key_id } = path.0;
-    let deleted = db::run(&state.pool, move |conn| queries::delete_api_key(conn, id, key_id)).await?;
+    let deleted = db::run(&state.pool, move |conn| {
+        queries::delete_api_key(conn, id, key_id)
+    })
+    .await?;
     if deleted == 0 {
         return Err(ApiError::NotFound("API key"));
     }
@@ -131,13 +153,22 @@ async fn revoke_api_key(_: Admin, state: web::Data<AppState>, path: Path<ApiKeyP
 /// The caller's tenant: its settings and endpoint usage.
 #[utoipa::path(tag = "tenant", responses((status = 200, body = CurrentTenant)))]
 #[get("/tenant")]
-async fn get_current_tenant(Caller(tenant): Caller, state: web::Data<AppState>) -> Result<web::Json<CurrentTenant>, ApiError> {
+async fn get_current_tenant(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+) -> Result<web::Json<CurrentTenant>, ApiError> {
     let tenant_id = tenant.id;
-    let endpoints_used = db::run(&state.pool, move |conn| queries::endpoints_used(conn, tenant_id)).await?;
+    let endpoints_used = db::run(&state.pool, move |conn| {
+        queries::endpoints_used(conn, tenant_id)
+    })
+    .await?;
     let endpoint_limit = tenant.endpoint_limit;
     Ok(web::Json(CurrentTenant {
         tenant: tenant.into(),
-        usage: Usage { endpoints_used, endpoint_limit },
+        usage: Usage {
+            endpoints_used,
+            endpoint_limit,
+        },
     }))
 }
 

@@ -58,19 +58,33 @@ pub fn insert(conn: &mut PgConnection, tenant: &NewTenant) -> QueryResult<Tenant
 }
 
 pub fn get(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Tenant> {
-    tenants::table.find(tenant_id).select(Tenant::as_select()).first(conn)
+    tenants::table
+        .find(tenant_id)
+        .select(Tenant::as_select())
+        .first(conn)
 }
 
-pub fn update(conn: &mut PgConnection, tenant_id: i64, changes: &TenantChanges) -> QueryResult<Tenant> {
+pub fn update(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    changes: &TenantChanges,
+) -> QueryResult<Tenant> {
     diesel::update(tenants::table.find(tenant_id))
         .set((changes, tenants::updated_at.eq(diesel::dsl::now)))
         .returning(Tenant::as_returning())
         .get_result(conn)
 }
 
-pub fn insert_api_key(conn: &mut PgConnection, tenant_id: i64, key_hash: &[u8]) -> QueryResult<ApiKeyRow> {
+pub fn insert_api_key(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    key_hash: &[u8],
+) -> QueryResult<ApiKeyRow> {
     diesel::insert_into(api_keys::table)
-        .values((api_keys::tenant_id.eq(tenant_id), api_keys::key_hash.eq(key_hash)))
+        .values((
+            api_keys::tenant_id.eq(tenant_id),
+            api_keys::key_hash.eq(key_hash),
+        ))
         .returning(ApiKeyRow::as_returning())
         .get_result(conn)
 }

@@ -1,0 +1,10 @@
+//! The API through HTTP, in process, against PostgreSQL: one database per test.
+
+mod attributes;
+mod contacts;
+mod errors;
+mod harness;
+mod openapi;
+mod operations;
+mod segments;
+mod tenants;
