@@ -5,16 +5,18 @@ use std::path::PathBuf;
 /// Every setting has an environment variable; see the README's configuration table.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// PostgreSQL URL. When unset, a private PostgreSQL is started under the data directory.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    /// `DATABASE_URL`: PostgreSQL URL; when unset, a private PostgreSQL is started under
+    /// the data directory. Read from the environment only, so it never shows in `ps`.
+    #[arg(skip = std::env::var("DATABASE_URL").ok().filter(|url| !url.is_empty()))]
     pub database_url: Option<String>,
 
     /// Address to listen on.
     #[arg(long, env = "SEGMENTS_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
 
-    /// Token for `/v1/admin`; the admin API answers 404 without one.
-    #[arg(long, env = "SEGMENTS_ADMIN_TOKEN", hide_env_values = true)]
+    /// `SEGMENTS_ADMIN_TOKEN`: the token for `/v1/admin`; without one the admin API answers
+    /// 404. Read from the environment only.
+    #[arg(skip = std::env::var("SEGMENTS_ADMIN_TOKEN").ok().filter(|token| !token.is_empty()))]
     pub admin_token: Option<String>,
 
     /// Largest JSON body accepted, in bytes.

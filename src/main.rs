@@ -27,6 +27,8 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (JSON) and exit.
     Openapi,
+    /// Exit 0 when the running service answers `/healthz` (for container health checks).
+    Healthcheck,
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,9 @@ fn main() -> ExitCode {
         println!("{document}");
         return ExitCode::SUCCESS;
     }
+    if let Some(Command::Healthcheck) = cli.command {
+        return healthcheck(&cli.config.bind);
+    }
     telemetry::init(cli.config.log_format);
     let migrate_only = matches!(cli.command, Some(Command::Migrate));
     match run(cli.config, migrate_only) {
@@ -47,6 +52,24 @@ fn main() -> ExitCode {
             tracing::error!("{error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A bare HTTP/1.0 request: slim images carry no curl.
+fn healthcheck(bind: &str) -> ExitCode {
+    use std::io::{Read, Write};
+    let address = bind.replace("0.0.0.0", "127.0.0.1");
+    let answered = std::net::TcpStream::connect(&address).and_then(|mut stream| {
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(3)))?;
+        stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n")?;
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply)?;
+        Ok(reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"))
+    });
+    if matches!(answered, Ok(true)) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -4,11 +4,13 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpMessage, HttpResponse};
 use diesel::prelude::*;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use serde::Serialize;
+use tracing_actix_web::RequestId;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -86,7 +88,18 @@ pub async fn track_requests(
     let started = Instant::now();
     let method = request.method().to_string();
     let state = request.app_data::<web::Data<AppState>>().cloned();
-    let response = next.call(request).await?;
+    let mut response = next.call(request).await?;
+    // The id the request's log lines carry, so a client's report can be found in the logs.
+    let request_id = response
+        .request()
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.to_string());
+    if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
+    }
     if let Some(state) = state {
         let route = response
             .request()

@@ -1,5 +1,8 @@
 //! Logs: `RUST_LOG` filters, `SEGMENTS_LOG_FORMAT=json` switches to one JSON object a line.
+//! Each request is logged when its span closes, with its request id, route, status and
+//! duration (the span `tracing-actix-web` opens).
 
+use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -8,9 +11,14 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(FmtSpan::CLOSE)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .init(),
         LogFormat::Text => builder.init(),
     }
 }

@@ -43,6 +43,11 @@ async fn metrics_count_requests_by_route_pattern() {
     );
     assert!(reply.text.contains("http_request_duration_seconds_bucket"));
     assert!(reply.text.contains("db_pool_max_connections 4"));
+    assert_eq!(
+        reply.headers.get("x-request-id").unwrap().len(),
+        36,
+        "a UUID request id"
+    );
 }
 
 #[actix_web::test]
