@@ -83,6 +83,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// PostgreSQL aborted the transaction to break a deadlock; [`crate::db::transaction`]
+    /// runs it again.
+    #[error("deadlock: {0}")]
+    Deadlock(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -139,7 +143,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "database_unavailable",
-            Self::Internal(_) => "internal_error",
+            Self::Deadlock(_) | Self::Internal(_) => "internal_error",
         }
     }
 
@@ -154,7 +158,9 @@ impl ApiError {
             Self::Unavailable(_) => {
                 "The database is unavailable; retry in a few seconds.".to_owned()
             }
-            Self::Internal(_) => "An unexpected error occurred; it has been logged.".to_owned(),
+            Self::Deadlock(_) | Self::Internal(_) => {
+                "An unexpected error occurred; it has been logged.".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -197,13 +203,15 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Deadlock(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            Self::Internal(cause) => tracing::error!(%cause, "request failed"),
+            Self::Internal(cause) | Self::Deadlock(cause) => {
+                tracing::error!(%cause, "request failed")
+            }
             Self::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
             _ => {}
         }
@@ -229,6 +237,9 @@ impl From<diesel::result::Error> for ApiError {
             Error::NotFound => Self::NotFound("resource"),
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 Self::Unavailable(info.message().to_owned())
+            }
+            Error::DatabaseError(_, ref info) if info.message().contains("deadlock detected") => {
+                Self::Deadlock(info.message().to_owned())
             }
             // libpq reports a lost server as an unknown error with this wording.
             Error::DatabaseError(_, ref info)

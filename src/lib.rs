@@ -6,8 +6,10 @@ pub mod config;
 pub mod contacts;
 pub mod db;
 pub mod dev;
+pub mod eligibility;
 pub mod error;
 pub mod extract;
+pub mod members;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
@@ -44,6 +46,7 @@ fn routes(config: &mut ServiceConfig) {
             .configure(tenants::configure)
             .configure(attributes::configure)
             .configure(contacts::configure)
+            .configure(members::configure)
             .configure(segments::configure),
     );
 }

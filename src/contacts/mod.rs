@@ -127,19 +127,12 @@ async fn list_contacts(
     Query(params): Query<ContactListParams>,
     Query(page): Query<PageParams>,
 ) -> Result<web::Json<Page<Contact>>, ApiError> {
-    let search = params
-        .search
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty());
-    let filters = queries::ContactFilters {
-        search_phone: search
-            .as_deref()
-            .and_then(|s| phone::normalize(s, tenant.default_region.as_deref()))
-            .map(|p| p.e164),
-        search,
-        tag: params.tag,
-        opted_out: params.opted_out,
-    };
+    let filters = queries::ContactFilters::new(
+        params.search.as_deref(),
+        params.tag,
+        params.opted_out,
+        tenant.default_region.as_deref(),
+    );
     let (rows, total) = db::run(&state.pool, move |conn| {
         queries::list(conn, tenant.id, &filters, page.limit(), page.offset())
     })
@@ -229,7 +222,7 @@ async fn delete_contact(
     path: Path<ContactPath>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.0.id;
-    let deleted = db::transaction(&state.pool, move |conn| {
+    let deleted = db::retrying_transaction(&state.pool, move |conn| {
         Ok(queries::delete(conn, tenant.id, id)?)
     })
     .await?;

@@ -67,12 +67,39 @@ pub struct ContactFilters {
     pub opted_out: Option<bool>,
 }
 
+impl ContactFilters {
+    /// Blank search text means no search; text that reads as a phone number also matches
+    /// that number however it was spelled.
+    pub fn new(
+        search: Option<&str>,
+        tag: Option<String>,
+        opted_out: Option<bool>,
+        default_region: Option<&str>,
+    ) -> Self {
+        let search = search
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        Self {
+            search_phone: search
+                .as_deref()
+                .and_then(|s| crate::phone::normalize(s, default_region))
+                .map(|p| p.e164),
+            search,
+            tag: tag.filter(|t| !t.trim().is_empty()),
+            opted_out,
+        }
+    }
+}
+
 /// The text the search box looks through; the same expression as `contacts_search_idx`.
 const SEARCH_TEXT: &str =
     "(name || ' ' || coalesce(phone, '') || ' ' || coalesce(phone_e164, '') || ' ' || \
                            coalesce(email, '') || ' ' || coalesce(external_id, ''))";
 
-fn filtered(
+/// The tenant's contacts matching `filters`: the source of every contact list and of
+/// "add all search results".
+pub fn filtered(
     tenant_id: i64,
     filters: &ContactFilters,
 ) -> contacts::BoxedQuery<'static, diesel::pg::Pg> {
@@ -183,23 +210,27 @@ pub fn update(
 /// Deletes the contact and its memberships, fixing the member count of every static
 /// segment it was in. False when there was no such contact.
 pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<bool> {
-    let segment_ids: Vec<i64> = segment_members::table
-        .filter(segment_members::tenant_id.eq(tenant_id))
-        .filter(segment_members::contact_id.eq(id))
-        .select(segment_members::segment_id)
-        .load(conn)?;
-    let deleted = diesel::delete(contacts::table.find((tenant_id, id))).execute(conn)?;
-    if deleted > 0 && !segment_ids.is_empty() {
-        diesel::update(
-            segments::table
-                .filter(segments::tenant_id.eq(tenant_id))
-                .filter(segments::id.eq_any(&segment_ids)),
-        )
-        .set((
-            segments::recipients.eq(segments::recipients - 1),
-            segments::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)?;
+    // Locking the contact first waits out any membership write that references it, so the
+    // memberships removed below are all of them.
+    if get_for_update(conn, tenant_id, id).optional()?.is_none() {
+        return Ok(false);
     }
-    Ok(deleted > 0)
+    let mut segment_ids: Vec<i64> = diesel::delete(
+        segment_members::table
+            .filter(segment_members::tenant_id.eq(tenant_id))
+            .filter(segment_members::contact_id.eq(id)),
+    )
+    .returning(segment_members::segment_id)
+    .get_results(conn)?;
+    segment_ids.sort_unstable();
+    for segment_id in segment_ids {
+        diesel::update(segments::table.find((tenant_id, segment_id)))
+            .set((
+                segments::recipients.eq(segments::recipients - 1),
+                segments::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)?;
+    }
+    diesel::delete(contacts::table.find((tenant_id, id))).execute(conn)?;
+    Ok(true)
 }

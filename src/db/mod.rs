@@ -54,6 +54,9 @@ where
     .await?
 }
 
+/// Attempts at a transaction that PostgreSQL aborted to break a deadlock.
+const DEADLOCK_ATTEMPTS: usize = 3;
+
 /// As [`run`], inside one transaction.
 pub async fn transaction<T, F>(pool: &PgPool, work: F) -> Result<T, ApiError>
 where
@@ -61,6 +64,27 @@ where
     T: Send + 'static,
 {
     run(pool, move |connection| connection.transaction(work)).await
+}
+
+/// As [`transaction`], run again when PostgreSQL picks it as a deadlock victim:
+/// membership writes and contact deletions can lock the same rows in opposite orders,
+/// and the loser's work is safe to repeat.
+pub async fn retrying_transaction<T, F>(pool: &PgPool, work: F) -> Result<T, ApiError>
+where
+    F: Fn(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    run(pool, move |connection| {
+        let mut attempt = 1;
+        loop {
+            match connection.transaction(&work) {
+                Err(ApiError::Deadlock(_)) if attempt < DEADLOCK_ATTEMPTS => attempt += 1,
+                Err(ApiError::Deadlock(cause)) => return Err(ApiError::internal(cause)),
+                outcome => return outcome,
+            }
+        }
+    })
+    .await
 }
 
 /// `%` and `_` in user search text match themselves, not any text.

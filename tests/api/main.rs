@@ -4,6 +4,7 @@ mod attributes;
 mod contacts;
 mod errors;
 mod harness;
+mod members;
 mod openapi;
 mod operations;
 mod segments;

@@ -1,0 +1,125 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use crate::contacts::Contact;
+
+/// Most contact ids one call may name.
+pub const MAX_IDS_PER_CALL: usize = 10_000;
+/// Most refused contacts and warned ids a report lists; the totals count them all.
+pub const MAX_LISTED: i64 = 1000;
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberIds {
+    /// 1 to 10,000 contact ids; repeats count once.
+    #[validate(length(min = 1, max = 10000, message = "must list 1 to 10000 contact ids"))]
+    #[schema(example = json!([1, 2, 3]), min_items = 1, max_items = 10000)]
+    pub contact_ids: Vec<i64>,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipsRequest {
+    /// 1 to 100 static segments.
+    #[validate(length(min = 1, max = 100, message = "must list 1 to 100 segment ids"))]
+    #[schema(example = json!([7, 8]), min_items = 1, max_items = 100)]
+    pub segment_ids: Vec<i64>,
+    /// 1 to 10,000 contact ids.
+    #[validate(length(min = 1, max = 10000, message = "must list 1 to 10000 contact ids"))]
+    #[schema(example = json!([1, 2, 3]), min_items = 1, max_items = 10000)]
+    pub contact_ids: Vec<i64>,
+}
+
+/// "All search results": every contact matching these, whatever their number.
+#[derive(Debug, Default, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSelection {
+    /// As the contact list's `search`: name, phone, email, external id.
+    #[validate(length(max = 200))]
+    pub search: Option<String>,
+    /// Only contacts carrying this tag.
+    #[validate(length(max = 100))]
+    pub tag: Option<String>,
+    /// Only opted-out (true) or reachable (false) contacts.
+    pub opted_out: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Rejection {
+    #[schema(example = 42)]
+    pub contact_id: i64,
+    #[schema(example = "no_validated_mobile")]
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Warning {
+    #[schema(example = "no_validated_mobile")]
+    pub code: String,
+    #[schema(
+        example = "You have added recipient candidates to the segment who do not have a validated mobile number and therefore cannot be contacted via WhatsApp"
+    )]
+    pub message: String,
+    /// The contacts concerned (the first 1000).
+    pub contact_ids: Vec<i64>,
+    /// How many contacts are concerned in all.
+    pub count: i64,
+}
+
+/// What a write to a segment's members did. Every contact named is counted once: in
+/// `added`, `already_members` or `rejected`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MembershipReport {
+    /// Contacts that became members.
+    pub added: i64,
+    /// Eligible contacts that were members already.
+    pub already_members: i64,
+    /// Contacts refused, with the reason (the first 1000).
+    pub rejected: Vec<Rejection>,
+    /// How many contacts were refused in all.
+    pub rejected_total: i64,
+    /// Accepted contacts worth a look, e.g. WhatsApp members without a validated phone.
+    pub warnings: Vec<Warning>,
+    /// The segment's member count after the write.
+    pub recipients: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SegmentReport {
+    pub segment_id: i64,
+    #[serde(flatten)]
+    pub report: MembershipReport,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembershipsReport {
+    /// One report per segment, in the order of `segment_ids`.
+    pub reports: Vec<SegmentReport>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemovedMembers {
+    /// Contacts that were members and no longer are.
+    pub removed: i64,
+    /// The segment's member count after the write.
+    pub recipients: i64,
+}
+
+/// A member: the contact, and when it joined (null for a dynamic segment).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Member {
+    #[serde(flatten)]
+    pub contact: Contact,
+    pub added_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MemberListParams {
+    /// Matches name, phone, email and external id; case-insensitive.
+    #[validate(length(max = 200))]
+    pub search: Option<String>,
+}

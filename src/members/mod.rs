@@ -1,0 +1,391 @@
+//! Static segment membership: add, remove, list, export.
+
+mod dto;
+pub mod queries;
+pub mod write;
+
+use std::collections::BTreeSet;
+
+use actix_web::{delete, get, post, web, HttpResponse};
+use diesel::prelude::*;
+use futures_util::stream;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+pub use dto::*;
+
+use crate::auth::Caller;
+use crate::contacts::queries::{filtered, ContactFilters};
+use crate::contacts::Contact;
+use crate::db::schema::contacts;
+use crate::error::{ApiError, Problem};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{Page, PageParams};
+use crate::segments::SegmentPath;
+use crate::{db, AppState};
+
+const NOT_FOUND: &str = "No such segment.";
+const READ_ONLY: &str = "`dynamic_segment_read_only`: the segment is dynamic.";
+
+fn ids_source(
+    tenant_id: i64,
+    ids: Vec<i64>,
+) -> impl Fn() -> contacts::BoxedQuery<'static, diesel::pg::Pg> {
+    move || {
+        contacts::table
+            .filter(contacts::tenant_id.eq(tenant_id))
+            .filter(contacts::id.eq_any(ids.clone()))
+            .into_boxed()
+    }
+}
+
+fn single_report(mut reports: Vec<(i64, MembershipReport)>) -> MembershipReport {
+    reports
+        .pop()
+        .map(|(_, report)| report)
+        .expect("one segment, one report")
+}
+
+/// Add contacts to a static segment. Each id is counted once: added, already a member,
+/// or rejected with its reason. On WhatsApp a contact without a validated phone is added
+/// with the warning `no_validated_mobile`; on SMS it is rejected, as is a contact without
+/// email on email, and, where the tenant requires it, one without privacy consent. A write
+/// that would pass the tenant's endpoint limit is refused whole (422
+/// `endpoint_limit_exceeded` with `used`, `limit` and `requested`).
+#[utoipa::path(
+    tag = "segments",
+    params(("id" = i64, Path, description = "Segment id")),
+    request_body = MemberIds,
+    responses(
+        (status = 200, body = MembershipReport),
+        (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = READ_ONLY, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/segments/{id}/members")]
+async fn add_segment_members(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+    path: Path<SegmentPath>,
+    Json(input): Json<MemberIds>,
+) -> Result<web::Json<MembershipReport>, ApiError> {
+    let segment_id = path.0.id;
+    let named: BTreeSet<i64> = input.contact_ids.into_iter().collect();
+    let reports = db::retrying_transaction(&state.pool, move |conn| {
+        let source = ids_source(tenant.id, named.iter().copied().collect());
+        write::add_members(conn, &tenant, &[segment_id], &source, Some(&named))
+    })
+    .await?;
+    Ok(web::Json(single_report(reports)))
+}
+
+/// Add every contact matching a search ("all search results"), whatever their number,
+/// in one set-based write, under the same rules as adding by id.
+#[utoipa::path(
+    tag = "segments",
+    params(("id" = i64, Path, description = "Segment id")),
+    request_body = SearchSelection,
+    responses(
+        (status = 200, body = MembershipReport),
+        (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = READ_ONLY, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/segments/{id}/members/from-search")]
+async fn add_segment_members_from_search(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+    path: Path<SegmentPath>,
+    Json(input): Json<SearchSelection>,
+) -> Result<web::Json<MembershipReport>, ApiError> {
+    let segment_id = path.0.id;
+    let filters = ContactFilters::new(
+        input.search.as_deref(),
+        input.tag,
+        input.opted_out,
+        tenant.default_region.as_deref(),
+    );
+    let reports = db::retrying_transaction(&state.pool, move |conn| {
+        let source = || filtered(tenant.id, &filters);
+        write::add_members(conn, &tenant, &[segment_id], &source, None)
+    })
+    .await?;
+    Ok(web::Json(single_report(reports)))
+}
+
+/// Add the same contacts to several static segments at once (all or nothing for the
+/// endpoint limit).
+#[utoipa::path(
+    tag = "segments",
+    request_body = MembershipsRequest,
+    responses(
+        (status = 200, body = MembershipsReport),
+        (status = 404, description = "A segment does not exist.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = READ_ONLY, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/segments/memberships")]
+async fn add_memberships(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+    Json(input): Json<MembershipsRequest>,
+) -> Result<web::Json<MembershipsReport>, ApiError> {
+    let named: BTreeSet<i64> = input.contact_ids.into_iter().collect();
+    let segment_ids: Vec<i64> = input
+        .segment_ids
+        .iter()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let reports = db::retrying_transaction(&state.pool, move |conn| {
+        let source = ids_source(tenant.id, named.iter().copied().collect());
+        write::add_members(conn, &tenant, &segment_ids, &source, Some(&named))
+    })
+    .await?;
+    let reports = reports
+        .into_iter()
+        .map(|(segment_id, report)| SegmentReport { segment_id, report })
+        .collect();
+    Ok(web::Json(MembershipsReport { reports }))
+}
+
+/// Remove contacts from a static segment. Ids that are not members are ignored.
+#[utoipa::path(
+    tag = "segments",
+    params(("id" = i64, Path, description = "Segment id")),
+    request_body = MemberIds,
+    responses(
+        (status = 200, body = RemovedMembers),
+        (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = READ_ONLY, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/segments/{id}/members")]
+async fn remove_segment_members(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+    path: Path<SegmentPath>,
+    Json(input): Json<MemberIds>,
+) -> Result<web::Json<RemovedMembers>, ApiError> {
+    let segment_id = path.0.id;
+    let ids: Vec<i64> = input
+        .contact_ids
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let result = db::retrying_transaction(&state.pool, move |conn| {
+        write::lock_static_segments(conn, &tenant, &[segment_id])?;
+        let removed = queries::remove(conn, tenant.id, segment_id, &ids)? as i64;
+        let recipients = queries::adjust_recipients(conn, tenant.id, segment_id, -removed)?;
+        Ok(RemovedMembers {
+            removed,
+            recipients,
+        })
+    })
+    .await?;
+    Ok(web::Json(result))
+}
+
+/// A page of a segment's members, each with its contact fields and `added_at`. Members
+/// include opted-out and unreachable contacts, shown with their status.
+#[utoipa::path(
+    tag = "segments",
+    params(("id" = i64, Path, description = "Segment id"), MemberListParams, PageParams),
+    responses((status = 200, body = Page<Member>), (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/segments/{id}/members")]
+async fn list_segment_members(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+    path: Path<SegmentPath>,
+    Query(params): Query<MemberListParams>,
+    Query(page): Query<PageParams>,
+) -> Result<web::Json<Page<Member>>, ApiError> {
+    let segment_id = path.0.id;
+    let filters = ContactFilters::new(
+        params.search.as_deref(),
+        None,
+        None,
+        tenant.default_region.as_deref(),
+    );
+    let (rows, total) = db::run(&state.pool, move |conn| {
+        crate::segments::queries::get(conn, tenant.id, segment_id)
+            .map_err(|e| ApiError::from(e).or_not_found("segment"))?;
+        let source = || filtered(tenant.id, &filters);
+        Ok::<_, ApiError>(queries::list_members(
+            conn,
+            tenant.id,
+            segment_id,
+            &source,
+            page.limit(),
+            page.offset(),
+        )?)
+    })
+    .await?;
+    let members: Vec<Member> = rows
+        .into_iter()
+        .map(|(row, added_at)| Member {
+            contact: Contact::from(row),
+            added_at,
+        })
+        .collect();
+    Ok(web::Json(Page::new(members, &page, total)))
+}
+
+/// A page of the tenant's contacts that are not members of this segment yet, to pick from.
+#[utoipa::path(
+    tag = "segments",
+    params(("id" = i64, Path, description = "Segment id"), MemberListParams, PageParams),
+    responses((status = 200, body = Page<Contact>), (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/segments/{id}/candidates")]
+async fn list_segment_candidates(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+    path: Path<SegmentPath>,
+    Query(params): Query<MemberListParams>,
+    Query(page): Query<PageParams>,
+) -> Result<web::Json<Page<Contact>>, ApiError> {
+    let segment_id = path.0.id;
+    let filters = ContactFilters::new(
+        params.search.as_deref(),
+        None,
+        None,
+        tenant.default_region.as_deref(),
+    );
+    let (rows, total) = db::run(&state.pool, move |conn| {
+        crate::segments::queries::get(conn, tenant.id, segment_id)
+            .map_err(|e| ApiError::from(e).or_not_found("segment"))?;
+        let source = || filtered(tenant.id, &filters);
+        Ok::<_, ApiError>(queries::list_candidates(
+            conn,
+            tenant.id,
+            segment_id,
+            &source,
+            page.limit(),
+            page.offset(),
+        )?)
+    })
+    .await?;
+    Ok(web::Json(Page::new(rows, &page, total)))
+}
+
+/// Rows fetched per database round trip while exporting.
+const EXPORT_BATCH: i64 = 5000;
+
+/// Every member as CSV, streamed in contact id order: memory stays flat whatever the size.
+#[utoipa::path(
+    tag = "segments",
+    params(("id" = i64, Path, description = "Segment id")),
+    responses(
+        (status = 200, description = "`contact_id,external_id,name,phone,phone_e164,phone_valid,phone_country,email,opted_out,privacy_consent,tags,attributes,added_at`; tags joined with `|`, attributes as JSON.", content_type = "text/csv", body = String),
+        (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/segments/{id}/members.csv")]
+async fn export_segment_members(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+    path: Path<SegmentPath>,
+) -> Result<HttpResponse, ApiError> {
+    let segment_id = path.0.id;
+    let segment = db::run(&state.pool, move |conn| {
+        crate::segments::queries::get(conn, tenant.id, segment_id)
+    })
+    .await
+    .map_err(|e| e.or_not_found("segment"))?;
+    let pool = state.pool.clone();
+    let header = stream::once(async { Ok::<_, ApiError>(web::Bytes::from(export::header())) });
+    // State: the last contact id sent, or None once the end was reached.
+    let rows = stream::try_unfold(Some(0_i64), move |after| {
+        let pool = pool.clone();
+        async move {
+            let Some(after) = after else { return Ok(None) };
+            let batch = db::run(&pool, move |conn| {
+                queries::members_after(conn, tenant.id, segment_id, after, EXPORT_BATCH)
+            })
+            .await?;
+            if batch.is_empty() {
+                return Ok(None);
+            }
+            let next = (batch.len() as i64 == EXPORT_BATCH)
+                .then(|| batch.last().map(|(row, _)| row.id))
+                .flatten();
+            Ok(Some((web::Bytes::from(export::rows(&batch)?), next)))
+        }
+    });
+    let filename = format!("segment-{}-members.csv", segment.id);
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{filename}\""),
+        ))
+        .streaming(futures_util::StreamExt::chain(header, rows)))
+}
+
+mod export {
+    use chrono::{DateTime, SecondsFormat, Utc};
+
+    use crate::contacts::queries::ContactRow;
+    use crate::error::ApiError;
+
+    const COLUMNS: [&str; 13] = [
+        "contact_id",
+        "external_id",
+        "name",
+        "phone",
+        "phone_e164",
+        "phone_valid",
+        "phone_country",
+        "email",
+        "opted_out",
+        "privacy_consent",
+        "tags",
+        "attributes",
+        "added_at",
+    ];
+
+    pub fn header() -> Vec<u8> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        let _ = writer.write_record(COLUMNS);
+        writer.into_inner().unwrap_or_default()
+    }
+
+    pub fn rows(batch: &[(ContactRow, DateTime<Utc>)]) -> Result<Vec<u8>, ApiError> {
+        let mut writer = csv::Writer::from_writer(Vec::with_capacity(batch.len() * 128));
+        for (row, added_at) in batch {
+            let text = |value: &Option<String>| value.clone().unwrap_or_default();
+            writer
+                .write_record([
+                    row.id.to_string(),
+                    text(&row.external_id),
+                    row.name.clone(),
+                    text(&row.phone),
+                    text(&row.phone_e164),
+                    row.phone_e164.is_some().to_string(),
+                    text(&row.phone_country),
+                    text(&row.email),
+                    row.opted_out.to_string(),
+                    row.privacy_consent.to_string(),
+                    row.tags.join("|"),
+                    row.attributes.to_string(),
+                    added_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                ])
+                .map_err(ApiError::internal)?;
+        }
+        writer.into_inner().map_err(ApiError::internal)
+    }
+}
+
+pub fn configure(config: &mut ServiceConfig) {
+    config
+        .service(add_memberships)
+        .service(export_segment_members)
+        .service(list_segment_members)
+        .service(add_segment_members)
+        .service(add_segment_members_from_search)
+        .service(remove_segment_members)
+        .service(list_segment_candidates);
+}

@@ -1,0 +1,320 @@
+//! Static membership: set-based writes that keep `segments.recipients` exact.
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::{exists, not, sql};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool};
+
+use crate::contacts::queries::ContactRow;
+use crate::db::schema::{contacts, segment_members, segments, tenants};
+use crate::eligibility::{ContactFacts, Requirements};
+use crate::segments::queries::SegmentRow;
+
+/// A set of the tenant's contacts, rebuilt for each statement that reads it.
+pub type ContactSource<'a> = &'a dyn Fn() -> contacts::BoxedQuery<'static, Pg>;
+
+type Condition = Box<dyn BoxableExpression<contacts::table, Pg, SqlType = Bool>>;
+
+/// The SQL form of the eligibility rule.
+fn eligible(requirements: Requirements) -> Condition {
+    let mut condition: Condition = Box::new(sql::<Bool>("TRUE"));
+    if requirements.validated_phone {
+        condition = Box::new(condition.and(contacts::phone_e164.is_not_null()));
+    }
+    if requirements.email {
+        condition = Box::new(condition.and(contacts::email.is_not_null()));
+    }
+    if requirements.privacy_consent {
+        condition = Box::new(condition.and(contacts::privacy_consent));
+    }
+    condition
+}
+
+/// Serialises the tenant's membership writes, so that two of them cannot together pass
+/// the endpoint limit.
+pub fn lock_tenant(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<()> {
+    tenants::table
+        .find(tenant_id)
+        .select(tenants::id)
+        .for_update()
+        .first::<i64>(conn)
+        .map(drop)
+}
+
+/// Locks the segments (in id order, so concurrent writers never deadlock on them).
+pub fn lock_segments(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    ids: &[i64],
+) -> QueryResult<Vec<SegmentRow>> {
+    segments::table
+        .filter(segments::tenant_id.eq(tenant_id))
+        .filter(segments::id.eq_any(ids))
+        .order(segments::id)
+        .select(SegmentRow::as_select())
+        .for_update()
+        .load(conn)
+}
+
+/// Ids of `source` that exist.
+pub fn existing_ids(conn: &mut PgConnection, source: ContactSource) -> QueryResult<Vec<i64>> {
+    source().select(contacts::id).load(conn)
+}
+
+/// Eligible contacts of `source` that hold no endpoint on `channel` yet.
+pub fn new_endpoints(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    channel: &str,
+    source: ContactSource,
+    requirements: Requirements,
+) -> QueryResult<i64> {
+    let already_on_channel = segment_members::table
+        .inner_join(
+            segments::table.on(segments::tenant_id
+                .eq(segment_members::tenant_id)
+                .and(segments::id.eq(segment_members::segment_id))),
+        )
+        .filter(segment_members::tenant_id.eq(tenant_id))
+        .filter(segment_members::contact_id.eq(contacts::id))
+        .filter(segments::channel.eq(channel.to_owned()));
+    source()
+        .filter(eligible(requirements))
+        .filter(not(exists(already_on_channel)))
+        .count()
+        .get_result(conn)
+}
+
+/// Inserts the eligible contacts of `source` that are not members yet; returns how many.
+pub fn insert_eligible(
+    conn: &mut PgConnection,
+    segment_id: i64,
+    source: ContactSource,
+    requirements: Requirements,
+) -> QueryResult<usize> {
+    let rows = source().filter(eligible(requirements)).select((
+        contacts::tenant_id,
+        segment_id.into_sql::<BigInt>(),
+        contacts::id,
+    ));
+    diesel::insert_into(segment_members::table)
+        .values(rows)
+        .into_columns((
+            segment_members::tenant_id,
+            segment_members::segment_id,
+            segment_members::contact_id,
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+}
+
+pub fn count_eligible(
+    conn: &mut PgConnection,
+    source: ContactSource,
+    requirements: Requirements,
+) -> QueryResult<i64> {
+    source()
+        .filter(eligible(requirements))
+        .count()
+        .get_result(conn)
+}
+
+/// The first `limit` refused contacts of `source` with the facts that explain why, and
+/// how many were refused in all.
+pub fn refused(
+    conn: &mut PgConnection,
+    source: ContactSource,
+    requirements: Requirements,
+    limit: i64,
+) -> QueryResult<(Vec<(i64, ContactFacts)>, i64)> {
+    let total = source()
+        .filter(not(eligible(requirements)))
+        .count()
+        .get_result(conn)?;
+    if total == 0 {
+        return Ok((Vec::new(), 0));
+    }
+    let rows: Vec<(i64, bool, bool, bool)> = source()
+        .filter(not(eligible(requirements)))
+        .order(contacts::id)
+        .limit(limit)
+        .select((
+            contacts::id,
+            contacts::phone_e164.is_not_null(),
+            contacts::email.is_not_null(),
+            contacts::privacy_consent,
+        ))
+        .load(conn)?;
+    let facts = rows
+        .into_iter()
+        .map(|(id, phone, email, consent)| {
+            (
+                id,
+                ContactFacts {
+                    has_validated_phone: phone,
+                    has_email: email,
+                    has_privacy_consent: consent,
+                },
+            )
+        })
+        .collect();
+    Ok((facts, total))
+}
+
+/// Eligible contacts of `source` without a validated phone: the first `limit`, and how many.
+pub fn eligible_without_phone(
+    conn: &mut PgConnection,
+    source: ContactSource,
+    requirements: Requirements,
+    limit: i64,
+) -> QueryResult<(Vec<i64>, i64)> {
+    let query = || {
+        source()
+            .filter(eligible(requirements))
+            .filter(contacts::phone_e164.is_null())
+    };
+    let total = query().count().get_result(conn)?;
+    let ids = if total == 0 {
+        Vec::new()
+    } else {
+        query()
+            .order(contacts::id)
+            .limit(limit)
+            .select(contacts::id)
+            .load(conn)?
+    };
+    Ok((ids, total))
+}
+
+/// Removes the listed members; returns how many were members.
+pub fn remove(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    segment_id: i64,
+    contact_ids: &[i64],
+) -> QueryResult<usize> {
+    diesel::delete(
+        segment_members::table
+            .filter(segment_members::tenant_id.eq(tenant_id))
+            .filter(segment_members::segment_id.eq(segment_id))
+            .filter(segment_members::contact_id.eq_any(contact_ids)),
+    )
+    .execute(conn)
+}
+
+/// Moves the member count by `delta` and `updated_at` to now; returns the new count.
+pub fn adjust_recipients(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    segment_id: i64,
+    delta: i64,
+) -> QueryResult<i64> {
+    diesel::update(segments::table.find((tenant_id, segment_id)))
+        .set((
+            segments::recipients.eq(segments::recipients + delta),
+            segments::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(segments::recipients)
+        .get_result(conn)
+}
+
+/// A subquery: is `contacts.id` a member of the segment?
+#[diesel::dsl::auto_type]
+fn is_member(tenant_id: i64, segment_id: i64) -> _ {
+    exists(
+        segment_members::table
+            .filter(segment_members::tenant_id.eq(tenant_id))
+            .filter(segment_members::segment_id.eq(segment_id))
+            .filter(segment_members::contact_id.eq(contacts::id)),
+    )
+}
+
+/// A member's contact and when it was added.
+pub type MemberRow = (ContactRow, Option<DateTime<Utc>>);
+
+/// A page of members of `source` (already filtered by search), with when each was added.
+pub fn list_members(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    segment_id: i64,
+    source: ContactSource,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<(Vec<MemberRow>, i64)> {
+    let rows: Vec<ContactRow> = source()
+        .filter(is_member(tenant_id, segment_id))
+        .order(contacts::id)
+        .limit(limit)
+        .offset(offset)
+        .select(ContactRow::as_select())
+        .load(conn)?;
+    let total = source()
+        .filter(is_member(tenant_id, segment_id))
+        .count()
+        .get_result(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let added: Vec<(i64, DateTime<Utc>)> = segment_members::table
+        .filter(segment_members::tenant_id.eq(tenant_id))
+        .filter(segment_members::segment_id.eq(segment_id))
+        .filter(segment_members::contact_id.eq_any(&ids))
+        .select((segment_members::contact_id, segment_members::added_at))
+        .load(conn)?;
+    let rows = rows
+        .into_iter()
+        .map(|row| {
+            let added_at = added
+                .iter()
+                .find(|(id, _)| *id == row.id)
+                .map(|(_, at)| *at);
+            (row, added_at)
+        })
+        .collect();
+    Ok((rows, total))
+}
+
+/// A page of contacts of `source` that are not members of the segment.
+pub fn list_candidates(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    segment_id: i64,
+    source: ContactSource,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<(Vec<ContactRow>, i64)> {
+    let rows = source()
+        .filter(not(is_member(tenant_id, segment_id)))
+        .order(contacts::id)
+        .limit(limit)
+        .offset(offset)
+        .select(ContactRow::as_select())
+        .load(conn)?;
+    let total = source()
+        .filter(not(is_member(tenant_id, segment_id)))
+        .count()
+        .get_result(conn)?;
+    Ok((rows, total))
+}
+
+/// Members after `after` in contact id order, for exports.
+pub fn members_after(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    segment_id: i64,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<(ContactRow, DateTime<Utc>)>> {
+    contacts::table
+        .inner_join(
+            segment_members::table.on(segment_members::tenant_id
+                .eq(contacts::tenant_id)
+                .and(segment_members::contact_id.eq(contacts::id))),
+        )
+        .filter(segment_members::tenant_id.eq(tenant_id))
+        .filter(segment_members::segment_id.eq(segment_id))
+        .filter(segment_members::contact_id.gt(after))
+        .order(segment_members::contact_id)
+        .limit(limit)
+        .select((ContactRow::as_select(), segment_members::added_at))
+        .load(conn)
+}
