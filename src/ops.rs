@@ -7,7 +7,6 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{get, web, HttpMessage, HttpResponse};
-use diesel::prelude::*;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use serde::Serialize;
 use tracing_actix_web::RequestId;
@@ -15,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::{db, AppState};
 
 /// How long `/readyz` waits for a database connection.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -144,9 +143,8 @@ async fn healthz() -> web::Json<Health> {
 async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
     let pool = state.pool.clone();
     web::block(move || {
-        let mut connection = pool.get_timeout(READINESS_TIMEOUT)?;
-        diesel::sql_query("SELECT 1").execute(&mut connection)?;
-        Ok::<_, ApiError>(())
+        let mut pooled = pool.get_timeout(READINESS_TIMEOUT)?;
+        db::ping(&mut pooled)
     })
     .await??;
     Ok(web::Json(Health { status: "ok" }))

@@ -1,11 +1,12 @@
 //! Contacts: the candidates and customers segments are made of.
 
+mod batch;
 mod dto;
 pub mod model;
 pub mod queries;
 
 use actix_web::{delete, get, patch, post, put, web, HttpResponse};
-use diesel::{Connection, PgConnection};
+use diesel::PgConnection;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use dto::*;
@@ -30,6 +31,15 @@ struct ExternalIdPath {
     external_id: String,
 }
 
+fn definitions_of(rows: &[attributes::queries::DefinitionRow]) -> Vec<Definition<'_>> {
+    rows.iter()
+        .map(|row| Definition {
+            key: &row.key,
+            value_type: AttributeType::from_db(&row.value_type),
+        })
+        .collect()
+}
+
 /// Applies `changes` to `current` (or to a new contact) and stores the result.
 fn save(
     conn: &mut PgConnection,
@@ -38,13 +48,7 @@ fn save(
     changes: UpdateContact,
 ) -> Result<queries::ContactRow, ApiError> {
     let rows = attributes::queries::list(conn, tenant.id)?;
-    let definitions: Vec<Definition<'_>> = rows
-        .iter()
-        .map(|row| Definition {
-            key: &row.key,
-            value_type: AttributeType::from_db(&row.value_type),
-        })
-        .collect();
+    let definitions = definitions_of(&rows);
     let id = current.as_ref().map(|row| row.id);
     let values = model::apply_changes(
         current.map(Into::into),
@@ -292,34 +296,15 @@ async fn batch_upsert_contacts(
     Json(batch): Json<ContactBatch>,
 ) -> Result<web::Json<BatchResult>, ApiError> {
     let items = db::transaction(&state.pool, move |conn| {
-        let mut items = Vec::with_capacity(batch.contacts.len());
-        for (index, input) in batch.contacts.into_iter().enumerate() {
-            let outcome = validator::Validate::validate(&input)
-                .map_err(crate::extract::validation_problem)
-                // A savepoint per item: one failure leaves the others standing.
-                .and_then(|()| conn.transaction(|conn| upsert(conn, &tenant, input)));
-            items.push(match outcome {
-                Ok((row, created)) => BatchItem {
-                    index,
-                    status: if created {
-                        BatchItemStatus::Created
-                    } else {
-                        BatchItemStatus::Updated
-                    },
-                    id: Some(row.id),
-                    error: None,
-                },
-                Err(ApiError::Internal(cause)) => return Err(ApiError::Internal(cause)),
-                Err(ApiError::Unavailable(cause)) => return Err(ApiError::Unavailable(cause)),
-                Err(error) => BatchItem {
-                    index,
-                    status: BatchItemStatus::Error,
-                    id: None,
-                    error: Some(error.to_problem()),
-                },
-            });
-        }
-        Ok(items)
+        let rows = attributes::queries::list(conn, tenant.id)?;
+        let definitions = definitions_of(&rows);
+        batch::upsert_batch(
+            conn,
+            &tenant,
+            batch.contacts,
+            &definitions,
+            &|conn, input| upsert(conn, &tenant, input),
+        )
     })
     .await?;
     Ok(web::Json(BatchResult { items }))

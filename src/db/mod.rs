@@ -7,12 +7,46 @@ use std::time::Duration;
 
 use actix_web::web;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::r2d2::{self, ManageConnection, Pool, R2D2Connection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::ApiError;
 
-pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub type PgPool = Pool<Manager>;
+
+/// A pooled connection that remembers losing its server, so the pool discards it instead
+/// of handing it out again. (Diesel cannot tell such a connection from a healthy one, and
+/// pinging on every checkout would cost a round trip per request.)
+pub struct PooledPg {
+    pub connection: PgConnection,
+    lost: bool,
+}
+
+pub struct Manager {
+    database_url: String,
+}
+
+impl ManageConnection for Manager {
+    type Connection = PooledPg;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<PooledPg, r2d2::Error> {
+        PgConnection::establish(&self.database_url)
+            .map(|connection| PooledPg {
+                connection,
+                lost: false,
+            })
+            .map_err(r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, pooled: &mut PooledPg) -> Result<(), r2d2::Error> {
+        pooled.connection.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, pooled: &mut PooledPg) -> bool {
+        pooled.lost || pooled.connection.is_broken()
+    }
+}
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -26,10 +60,10 @@ pub fn pool(database_url: &str, size: u32) -> PgPool {
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(CHECKOUT_TIMEOUT)
-        // Diesel cannot tell a connection whose server went away from a healthy one, so
-        // each checkout pings; this is what lets the pool heal after an outage.
-        .test_on_check_out(true)
-        .build_unchecked(ConnectionManager::new(database_url))
+        .test_on_check_out(false)
+        .build_unchecked(Manager {
+            database_url: database_url.to_owned(),
+        })
 }
 
 pub fn run_migrations(connection: &mut PgConnection) -> Result<Vec<String>, String> {
@@ -37,6 +71,14 @@ pub fn run_migrations(connection: &mut PgConnection) -> Result<Vec<String>, Stri
         .run_pending_migrations(MIGRATIONS)
         .map(|applied| applied.iter().map(ToString::to_string).collect())
         .map_err(|error| error.to_string())
+}
+
+/// Checks a pooled connection: any failure means the database is unavailable.
+pub fn ping(pooled: &mut PooledPg) -> Result<(), ApiError> {
+    pooled.connection.ping().map_err(|error| {
+        pooled.lost = true;
+        ApiError::Unavailable(error.to_string())
+    })
 }
 
 /// Runs `work` on a pooled connection on the blocking thread pool.
@@ -48,8 +90,12 @@ where
 {
     let pool = pool.clone();
     web::block(move || {
-        let mut connection = pool.get()?;
-        work(&mut connection).map_err(Into::into)
+        let mut pooled = pool.get()?;
+        let outcome = work(&mut pooled.connection).map_err(Into::into);
+        if matches!(outcome, Err(ApiError::Unavailable(_))) {
+            pooled.lost = true;
+        }
+        outcome
     })
     .await?
 }

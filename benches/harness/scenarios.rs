@@ -1,0 +1,556 @@
+//! Each scenario drives the service over loopback HTTP and, in the same run, a reference
+//! doing the same work directly in PostgreSQL.
+
+use std::process::Command;
+use std::time::Instant;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Nullable, Text};
+use serde_json::{json, Value};
+
+use crate::data::{phone_for, DataSet, API_KEY};
+use crate::report::{median, Row};
+use crate::service::Service;
+use crate::Settings;
+
+pub struct Context<'a> {
+    pub settings: &'a Settings,
+    pub data: &'a DataSet,
+    pub database_url: &'a str,
+    pub conn: &'a mut PgConnection,
+}
+
+impl Context<'_> {
+    async fn call(&self, method: &str, base: &str, path: &str, body: Option<Value>) -> Value {
+        // A client per call: awc's pooled connector does not survive the long synchronous
+        // reference statements that block this thread between calls.
+        let client = awc::Client::builder()
+            .timeout(std::time::Duration::from_secs(600))
+            .finish();
+        let request = client
+            .request(method.parse().expect("method"), format!("{base}{path}"))
+            .insert_header(("Authorization", format!("Bearer {API_KEY}")));
+        let mut response = match body {
+            Some(body) => request.send_json(&body).await,
+            None => request.send().await,
+        }
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let bytes = response
+            .body()
+            .limit(64 * 1024 * 1024)
+            .await
+            .expect("read body");
+        assert!(
+            response.status().is_success(),
+            "{method} {path}: {} {}",
+            response.status(),
+            String::from_utf8_lossy(&bytes)
+        );
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    }
+}
+
+/// Run numbers: a warm-up first (`WARM_UP`, not counted) unless quick, then the measured runs.
+const WARM_UP: usize = usize::MAX;
+
+fn run_numbers(settings: &Settings) -> Vec<usize> {
+    let warm_up = (!settings.quick).then_some(WARM_UP);
+    warm_up.into_iter().chain(0..settings.runs).collect()
+}
+
+fn tool(name: &str) -> String {
+    let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin").join(name))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_owned())
+}
+
+/// `wrk` at 64 connections: requests/s, p50 and p99 in ms.
+fn wrk(url: &str, seconds: u64) -> (f64, f64, f64) {
+    let output = Command::new("wrk")
+        .args([
+            "-t2",
+            "-c64",
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-H",
+            &format!("Authorization: Bearer {API_KEY}"),
+            url,
+        ])
+        .output()
+        .expect("run wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let rate = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    let non_2xx = text.lines().any(|l| l.contains("Non-2xx"));
+    assert!(!non_2xx, "wrk saw errors:\n{text}");
+    let percentile = |p: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(p).map(str::trim).map(str::to_owned))
+            .map_or(0.0, |v| to_ms(&v))
+    };
+    (rate, percentile("50%"), percentile("99%"))
+}
+
+fn to_ms(value: &str) -> f64 {
+    let split = value
+        .find(|c: char| c.is_alphabetic())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().unwrap_or(0.0);
+    match unit {
+        "us" => number / 1000.0,
+        "s" => number * 1000.0,
+        _ => number,
+    }
+}
+
+/// `pgbench` at 64 connections running one statement: transactions/s.
+fn pgbench(database_url: &str, statement: &str, seconds: u64) -> f64 {
+    let script = std::env::temp_dir().join(format!("segments-bench-{}.sql", std::process::id()));
+    std::fs::write(&script, format!("{statement}\n")).expect("write pgbench script");
+    let output = Command::new(tool("pgbench"))
+        .args([
+            "-n",
+            "-c",
+            "64",
+            "-j",
+            "2",
+            "-M",
+            "prepared",
+            "-T",
+            &seconds.to_string(),
+            "-f",
+        ])
+        .arg(&script)
+        .arg(database_url)
+        .output()
+        .expect("run pgbench");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench said:\n{text}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+}
+
+pub async fn api(ctx: &mut Context<'_>) -> Vec<Row> {
+    let service = Service::start(ctx.database_url);
+    let base = service.base.clone();
+    let segment = ctx
+        .call(
+            "POST",
+            &base,
+            "/v1/segments",
+            Some(json!({"name": "bench-api", "channel": "whatsapp"})),
+        )
+        .await;
+    for n in 0..40 {
+        ctx.call(
+            "POST",
+            &base,
+            "/v1/segments",
+            Some(json!({"name": format!("bench-api-{n}"), "channel": "sms"})),
+        )
+        .await;
+    }
+    let segment_id = segment["id"].as_i64().expect("segment id");
+    let contact_id = ctx.data.first_contact_id + ctx.data.contacts / 2;
+    let tenant = ctx.data.tenant_id;
+    let endpoints = [
+        (
+            format!("/v1/segments/{segment_id}"),
+            format!("SELECT id, name, description, kind, channel, filter, recipients, created_at, updated_at FROM segments WHERE tenant_id = {tenant} AND id = {segment_id};"),
+            true,
+        ),
+        (
+            "/v1/segments?per_page=25".to_owned(),
+            format!("SELECT id, name, description, kind, channel, filter, recipients, created_at, updated_at FROM segments WHERE tenant_id = {tenant} ORDER BY created_at DESC, id DESC LIMIT 25;"),
+            false,
+        ),
+        (
+            format!("/v1/contacts/{contact_id}"),
+            format!("SELECT * FROM contacts WHERE tenant_id = {tenant} AND id = {contact_id};"),
+            false,
+        ),
+    ];
+    let seconds = if ctx.settings.quick { 1 } else { 10 };
+    let mut rows = Vec::new();
+    for (path, statement, has_target) in endpoints {
+        let url = format!("{base}{path}");
+        if !ctx.settings.quick {
+            wrk(&url, 2);
+        }
+        let (mut rates, mut p50s, mut p99s, mut references) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..ctx.settings.runs {
+            let (rate, p50, p99) = wrk(&url, seconds);
+            rates.push(rate);
+            p50s.push(p50);
+            p99s.push(p99);
+            references.push(pgbench(ctx.database_url, &statement, seconds));
+        }
+        let (rate, reference, p99) = (
+            median(&mut rates),
+            median(&mut references),
+            median(&mut p99s),
+        );
+        let ratio = rate / reference;
+        rows.push(Row {
+            scenario: "api",
+            metric: format!("GET {path} (64 connections)"),
+            service: rate,
+            reference: Some(reference),
+            unit: "req/s",
+            higher_is_better: true,
+            target: if has_target {
+                ">= 60% of pgbench".into()
+            } else {
+                "-".into()
+            },
+            met: has_target.then_some(ratio >= 0.6),
+        });
+        rows.push(Row {
+            scenario: "api",
+            metric: format!("GET {path} p50 / p99 latency"),
+            service: median(&mut p50s),
+            reference: None,
+            unit: "ms",
+            higher_is_better: false,
+            target: if has_target {
+                format!("p99 < 20 ms (p99 {p99:.1} ms)")
+            } else {
+                format!("(p99 {p99:.1} ms)")
+            },
+            met: has_target.then_some(p99 < 20.0),
+        });
+    }
+    rows.push(rss_row("api", &service));
+    rows
+}
+
+fn rss_row(scenario: &'static str, service: &Service) -> Row {
+    Row {
+        scenario,
+        metric: "service peak RSS".into(),
+        service: service.peak_rss_mib(),
+        reference: None,
+        unit: "MiB",
+        higher_is_better: false,
+        target: "-".into(),
+        met: None,
+    }
+}
+
+const BATCH: i64 = 1000;
+
+/// A CRM batch: half updates of existing contacts, half new ones.
+fn crm_batch(data: &DataSet, first_new: i64, first_existing: i64) -> Vec<BatchRow> {
+    (0..BATCH)
+        .map(|i| {
+            let (index, external_id) = if i % 2 == 0 {
+                let index = (first_existing + i) % data.contacts;
+                (index, format!("crm-{index}"))
+            } else {
+                let index = first_new + i;
+                (index, format!("new-{index}"))
+            };
+            let (phone, e164, country) = phone_for(index, false);
+            (
+                external_id,
+                format!("Batch contact {index}"),
+                phone,
+                e164,
+                country,
+                Some(format!("c{index}@example.com")),
+            )
+        })
+        .collect()
+}
+
+pub async fn contacts_batch(ctx: &mut Context<'_>) -> Vec<Row> {
+    let service = Service::start(ctx.database_url);
+    let base = service.base.clone();
+    let batches: i64 = if ctx.settings.quick { 2 } else { 10 };
+    let data = ctx.data;
+    let (mut service_seconds, mut reference_seconds) = (Vec::new(), Vec::new());
+    for run in run_numbers(ctx.settings) {
+        // New contacts take indexes past the generated ones; service and reference apart.
+        let slot = (run.min(99) as i64) * batches * BATCH;
+        let (service_new, reference_new) = (data.contacts + slot, data.contacts + 2_000_000 + slot);
+        let started = Instant::now();
+        for b in 0..batches {
+            let batch = crm_batch(data, service_new + b * BATCH, slot + b * BATCH);
+            let contacts: Vec<Value> = batch
+                .iter()
+                .map(|(external_id, name, phone, _, _, email)| json!({"external_id": external_id, "name": name, "phone": phone, "email": email}))
+                .collect();
+            let result = ctx
+                .call(
+                    "POST",
+                    &base,
+                    "/v1/contacts/batch",
+                    Some(json!({"contacts": contacts})),
+                )
+                .await;
+            let errors = result["items"].as_array().map_or(0, |items| {
+                items.iter().filter(|i| i["status"] == "error").count()
+            });
+            assert_eq!(errors, 0, "batch items failed: {result}");
+        }
+        let service_time = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for b in 0..batches {
+            let batch = crm_batch(
+                data,
+                reference_new + b * BATCH,
+                data.contacts / 2 + slot + b * BATCH,
+            );
+            reference_upsert(ctx.conn, data.tenant_id, &batch);
+        }
+        let reference_time = started.elapsed().as_secs_f64();
+        if run != WARM_UP {
+            service_seconds.push(service_time);
+            reference_seconds.push(reference_time);
+        }
+    }
+    let contacts = (batches * BATCH) as f64;
+    let service_rate = contacts / median(&mut service_seconds);
+    let reference_rate = contacts / median(&mut reference_seconds);
+    vec![
+        Row {
+            scenario: "contacts-batch",
+            metric: format!("upsert {batches} batches of {BATCH} (half new)"),
+            service: service_rate,
+            reference: Some(reference_rate),
+            unit: "contacts/s",
+            higher_is_better: true,
+            target: ">= 20000 contacts/s".into(),
+            met: Some(service_rate >= 20_000.0),
+        },
+        rss_row("contacts-batch", &service),
+    ]
+}
+
+type BatchRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// What a DBA would run: one upsert statement per batch, phones already normalised.
+fn reference_upsert(conn: &mut PgConnection, tenant_id: i64, batch: &[BatchRow]) {
+    let column =
+        |f: fn(&BatchRow) -> Option<String>| batch.iter().map(f).collect::<Vec<Option<String>>>();
+    diesel::sql_query(
+        "INSERT INTO contacts (tenant_id, external_id, name, phone, phone_e164, phone_country, email)
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+         ON CONFLICT (tenant_id, external_id) DO UPDATE SET
+             name = EXCLUDED.name, phone = EXCLUDED.phone, phone_e164 = EXCLUDED.phone_e164,
+             phone_country = EXCLUDED.phone_country, email = EXCLUDED.email, updated_at = now()",
+    )
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<Array<Nullable<Text>>, _>(column(|r| Some(r.0.clone())))
+    .bind::<Array<Nullable<Text>>, _>(column(|r| Some(r.1.clone())))
+    .bind::<Array<Nullable<Text>>, _>(column(|r| Some(r.2.clone())))
+    .bind::<Array<Nullable<Text>>, _>(column(|r| r.3.clone()))
+    .bind::<Array<Nullable<Text>>, _>(column(|r| r.4.clone()))
+    .bind::<Array<Nullable<Text>>, _>(column(|r| r.5.clone()))
+    .execute(conn)
+    .expect("reference upsert");
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+fn reference_segment(conn: &mut PgConnection, tenant_id: i64, name: &str) -> i64 {
+    diesel::sql_query("INSERT INTO segments (tenant_id, name, kind, channel) VALUES ($1, $2, 'static', 'whatsapp') RETURNING id")
+        .bind::<BigInt, _>(tenant_id)
+        .bind::<Text, _>(name)
+        .get_result::<Id>(conn)
+        .expect("reference segment")
+        .id
+}
+
+fn drop_bench_segments(conn: &mut PgConnection, tenant_id: i64, prefix: &str) {
+    diesel::sql_query("DELETE FROM segments WHERE tenant_id = $1 AND name LIKE $2")
+        .bind::<BigInt, _>(tenant_id)
+        .bind::<Text, _>(format!("{prefix}%"))
+        .execute(conn)
+        .expect("drop bench segments");
+}
+
+pub async fn members_add(ctx: &mut Context<'_>) -> Vec<Row> {
+    let service = Service::start(ctx.database_url);
+    let base = service.base.clone();
+    let total = (ctx.data.contacts / 10).min(100_000);
+    let batch = (total / 10).clamp(1, 10_000);
+    let (tenant, first) = (ctx.data.tenant_id, ctx.data.first_contact_id);
+    drop_bench_segments(ctx.conn, tenant, "bench-add");
+    let ids_of = |run: usize, b: i64| -> Vec<i64> {
+        let start = first
+            + ((run.min(50) as i64) * 13_331) % (ctx.data.contacts - total).max(1)
+            + b * batch;
+        (start..start + batch).collect()
+    };
+    let mut service_seconds = Vec::new();
+    let mut reference_seconds = Vec::new();
+    for run in run_numbers(ctx.settings) {
+        let segment = ctx
+            .call(
+                "POST",
+                &base,
+                "/v1/segments",
+                Some(json!({"name": format!("bench-add-service-{run}"), "channel": "whatsapp"})),
+            )
+            .await;
+        let path = format!("/v1/segments/{}/members", segment["id"]);
+        let started = Instant::now();
+        for b in 0..total / batch {
+            ctx.call(
+                "POST",
+                &base,
+                &path,
+                Some(json!({"contact_ids": ids_of(run, b)})),
+            )
+            .await;
+        }
+        let service_time = started.elapsed().as_secs_f64();
+        let segment_id = reference_segment(ctx.conn, tenant, &format!("bench-add-reference-{run}"));
+        let started = Instant::now();
+        for b in 0..total / batch {
+            ctx.conn
+                .transaction(|conn| {
+                    let added = diesel::sql_query(
+                        "INSERT INTO segment_members (tenant_id, segment_id, contact_id)
+                         SELECT $1, $2, c.id FROM contacts c WHERE c.tenant_id = $1 AND c.id = ANY($3)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind::<BigInt, _>(tenant)
+                    .bind::<BigInt, _>(segment_id)
+                    .bind::<Array<BigInt>, _>(ids_of(run, b))
+                    .execute(conn)?;
+                    diesel::sql_query("UPDATE segments SET recipients = recipients + $3, updated_at = now() WHERE tenant_id = $1 AND id = $2")
+                        .bind::<BigInt, _>(tenant)
+                        .bind::<BigInt, _>(segment_id)
+                        .bind::<BigInt, _>(added as i64)
+                        .execute(conn)
+                })
+                .expect("reference add");
+        }
+        let reference_time = started.elapsed().as_secs_f64();
+        if run != WARM_UP {
+            service_seconds.push(service_time);
+            reference_seconds.push(reference_time);
+        }
+        drop_bench_segments(ctx.conn, tenant, "bench-add");
+    }
+    let (service_time, reference_time) =
+        (median(&mut service_seconds), median(&mut reference_seconds));
+    vec![
+        Row {
+            scenario: "members-add",
+            metric: format!("add {total} contacts in batches of {batch}"),
+            service: total as f64 / service_time,
+            reference: Some(total as f64 / reference_time),
+            unit: "members/s",
+            higher_is_better: true,
+            target: ">= 50% of raw SQL".into(),
+            met: Some(reference_time / service_time >= 0.5),
+        },
+        rss_row("members-add", &service),
+    ]
+}
+
+pub async fn from_search(ctx: &mut Context<'_>) -> Vec<Row> {
+    let service = Service::start(ctx.database_url);
+    let base = service.base.clone();
+    let tenant = ctx.data.tenant_id;
+    drop_bench_segments(ctx.conn, tenant, "bench-search");
+    let mut service_seconds = Vec::new();
+    let mut reference_seconds = Vec::new();
+    let mut matched = 0;
+    for run in run_numbers(ctx.settings) {
+        let segment = ctx
+            .call(
+                "POST",
+                &base,
+                "/v1/segments",
+                Some(json!({"name": format!("bench-search-service-{run}"), "channel": "whatsapp"})),
+            )
+            .await;
+        let started = Instant::now();
+        let report = ctx
+            .call(
+                "POST",
+                &base,
+                &format!("/v1/segments/{}/members/from-search", segment["id"]),
+                Some(json!({"tag": "lead"})),
+            )
+            .await;
+        let service_time = started.elapsed().as_secs_f64();
+        matched = report["added"].as_i64().unwrap_or(0);
+        let segment_id =
+            reference_segment(ctx.conn, tenant, &format!("bench-search-reference-{run}"));
+        let started = Instant::now();
+        ctx.conn
+            .transaction(|conn| {
+                let added = diesel::sql_query(
+                    "INSERT INTO segment_members (tenant_id, segment_id, contact_id)
+                     SELECT $1, $2, id FROM contacts WHERE tenant_id = $1 AND tags @> ARRAY['lead']
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind::<BigInt, _>(tenant)
+                .bind::<BigInt, _>(segment_id)
+                .execute(conn)?;
+                diesel::sql_query("UPDATE segments SET recipients = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2")
+                    .bind::<BigInt, _>(tenant)
+                    .bind::<BigInt, _>(segment_id)
+                    .bind::<BigInt, _>(added as i64)
+                    .execute(conn)
+            })
+            .expect("reference from-search");
+        let reference_time = started.elapsed().as_secs_f64();
+        if run != WARM_UP {
+            service_seconds.push(service_time);
+            reference_seconds.push(reference_time);
+        }
+        drop_bench_segments(ctx.conn, tenant, "bench-search");
+    }
+    let (service_time, reference_time) =
+        (median(&mut service_seconds), median(&mut reference_seconds));
+    vec![
+        Row {
+            scenario: "from-search",
+            metric: format!("add all {matched} contacts tagged `lead`"),
+            service: service_time,
+            reference: Some(reference_time),
+            unit: "s",
+            higher_is_better: false,
+            target: ">= 50% of raw SQL".into(),
+            met: Some(reference_time / service_time >= 0.5),
+        },
+        rss_row("from-search", &service),
+    ]
+}
