@@ -1,5 +1,9 @@
 //! Who is calling: a tenant's API key, or the admin token.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
@@ -63,6 +67,82 @@ impl FromRequest for Caller {
             tenant.map(Caller).ok_or(ApiError::Unauthorized)
         })
     }
+}
+
+/// The channel on which every change to keys or tenants is announced (`NOTIFY`), so every
+/// replica empties its [`KeyCache`] at once.
+pub const CHANGES_CHANNEL: &str = "segments_auth_changed";
+
+/// How long a cached key is trusted even if a change announcement were lost.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Tenants by API key hash, so authenticating a request costs no database round trip.
+/// Emptied on every change to keys or tenants: by this process directly, and by every
+/// replica when PostgreSQL relays the change (see [`listen_for_changes`]).
+#[derive(Default)]
+pub struct KeyCache {
+    entries: RwLock<HashMap<Vec<u8>, (TenantRow, Instant)>>,
+}
+
+impl KeyCache {
+    pub fn get(&self, key_hash: &[u8]) -> Option<TenantRow> {
+        let entries = self.entries.read().ok()?;
+        let (tenant, cached_at) = entries.get(key_hash)?;
+        (cached_at.elapsed() < CACHE_TTL).then(|| tenant.clone())
+    }
+
+    pub fn insert(&self, key_hash: Vec<u8>, tenant: TenantRow) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.insert(key_hash, (tenant, Instant::now()));
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
+    }
+}
+
+/// Empties `cache` whenever another process announces a key or tenant change, for as long
+/// as the process runs; while the database is unreachable nothing is cached at all.
+pub fn listen_for_changes(database_url: String, cache: std::sync::Arc<KeyCache>) {
+    use diesel::prelude::*;
+    std::thread::spawn(move || loop {
+        let listening = PgConnection::establish(&database_url)
+            .ok()
+            .and_then(|mut connection| {
+                diesel::sql_query(format!("LISTEN {CHANGES_CHANNEL}"))
+                    .execute(&mut connection)
+                    .ok()?;
+                Some(connection)
+            });
+        // Entries cached while not listening could miss a revocation.
+        cache.clear();
+        let Some(mut connection) = listening else {
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        };
+        let mut last_ping = Instant::now();
+        'listening: loop {
+            for notification in connection.notifications_iter() {
+                cache.clear();
+                if notification.is_err() {
+                    break 'listening;
+                }
+            }
+            if last_ping.elapsed() > Duration::from_secs(5) {
+                if diesel::sql_query("SELECT 1")
+                    .execute(&mut connection)
+                    .is_err()
+                {
+                    break 'listening;
+                }
+                last_ping = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
 }
 
 /// A request carrying the configured admin token.

@@ -24,7 +24,7 @@ pub struct Config {
     pub json_limit: usize,
 
     /// Database connections kept by the pool.
-    #[arg(long, env = "SEGMENTS_DB_POOL_SIZE", default_value_t = 16)]
+    #[arg(long, env = "SEGMENTS_DB_POOL_SIZE", default_value_t = 8)]
     pub db_pool_size: u32,
 
     /// Where the embedded PostgreSQL and its development credentials live.

@@ -37,6 +37,19 @@ pub struct AppState {
     pub pool: PgPool,
     pub config: Config,
     pub metrics: Metrics,
+    pub keys: std::sync::Arc<auth::KeyCache>,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Self {
+        let url = config.database_url.clone().unwrap_or_default();
+        Self {
+            pool: db::pool(&url, config.db_pool_size),
+            config,
+            metrics: Metrics::new(),
+            keys: Default::default(),
+        }
+    }
 }
 
 /// Every route, registered so that the OpenAPI document cannot miss one.

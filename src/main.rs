@@ -7,8 +7,7 @@ use clap::{Parser, Subcommand};
 use diesel::{Connection, PgConnection};
 use segments::config::Config;
 use segments::db::{self, embedded::EmbeddedPostgres};
-use segments::ops::Metrics;
-use segments::{build_app, openapi_document, phone, telemetry, AppState};
+use segments::{auth, build_app, openapi_document, phone, telemetry, AppState};
 
 #[derive(Parser)]
 #[command(version, about = "Audiences for bulk messaging campaigns.")]
@@ -116,11 +115,8 @@ async fn serve(config: Config) -> std::io::Result<()> {
     let url = config.database_url.clone().unwrap_or_default();
     let bind = config.bind.clone();
     let workers = config.workers;
-    let state = web::Data::new(AppState {
-        pool: db::pool(&url, config.db_pool_size),
-        config,
-        metrics: Metrics::new(),
-    });
+    let state = web::Data::new(AppState::new(config));
+    auth::listen_for_changes(url, state.keys.clone());
     let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(30);
     if let Some(workers) = workers {
         server = server.workers(workers);

@@ -150,6 +150,7 @@ fn pgbench(database_url: &str, statement: &str, seconds: u64) -> f64 {
 }
 
 pub async fn api(ctx: &mut Context<'_>) -> Vec<Row> {
+    drop_bench_segments(ctx.conn, ctx.data.tenant_id, "bench-api");
     let service = Service::start(ctx.database_url);
     let base = service.base.clone();
     let segment = ctx
@@ -284,6 +285,11 @@ fn crm_batch(data: &DataSet, first_new: i64, first_existing: i64) -> Vec<BatchRo
 }
 
 pub async fn contacts_batch(ctx: &mut Context<'_>) -> Vec<Row> {
+    // Contacts an earlier run created would turn this run's inserts into updates.
+    diesel::sql_query("DELETE FROM contacts WHERE tenant_id = $1 AND external_id LIKE 'new-%'")
+        .bind::<BigInt, _>(ctx.data.tenant_id)
+        .execute(ctx.conn)
+        .expect("remove contacts of earlier runs");
     let service = Service::start(ctx.database_url);
     let base = service.base.clone();
     let batches: i64 = if ctx.settings.quick { 2 } else { 10 };

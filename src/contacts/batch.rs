@@ -186,16 +186,21 @@ fn find_existing(
         .filter_map(|i| i.input.external_id.clone())
         .collect();
     let phones: Vec<String> = items.iter().filter_map(|i| i.phone_e164.clone()).collect();
-    let rows: Vec<(i64, Option<String>, Option<String>)> = contacts::table
-        .filter(contacts::tenant_id.eq(tenant_id))
-        .filter(
-            contacts::external_id
-                .eq_any(&external_ids)
-                .or(contacts::phone_e164.eq_any(&phones)),
-        )
-        .select((contacts::id, contacts::external_id, contacts::phone_e164))
-        .for_update()
-        .load(conn)?;
+    // Two index scans rather than one OR, which the planner serves worse. No row locks:
+    // a concurrent change to the same contacts makes the writes below fail on a unique
+    // key, and the batch then goes one by one.
+    let by = |query: contacts::BoxedQuery<'static, diesel::pg::Pg>| {
+        query.select((contacts::id, contacts::external_id, contacts::phone_e164))
+    };
+    let of_tenant = || {
+        contacts::table
+            .filter(contacts::tenant_id.eq(tenant_id))
+            .into_boxed()
+    };
+    let rows: Vec<(i64, Option<String>, Option<String>)> =
+        by(of_tenant().filter(contacts::external_id.eq_any(external_ids)))
+            .union_all(by(of_tenant().filter(contacts::phone_e164.eq_any(phones))))
+            .load(conn)?;
     let mut existing = Existing {
         by_external_id: HashMap::new(),
         by_phone: HashMap::new(),

@@ -96,7 +96,13 @@ async fn update_tenant(
         default_region: input.default_region,
         require_privacy_consent: input.require_privacy_consent,
     };
-    let tenant = db::run(&state.pool, move |conn| queries::update(conn, id, &changes)).await?;
+    let tenant = db::transaction(&state.pool, move |conn| {
+        let tenant = queries::update(conn, id, &changes)?;
+        queries::announce_change(conn)?;
+        Ok(tenant)
+    })
+    .await?;
+    state.keys.clear();
     Ok(web::Json(tenant.into()))
 }
 
@@ -140,13 +146,15 @@ async fn revoke_api_key(
     path: Path<ApiKeyPath>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiKeyPath { id, key_id } = path.0;
-    let deleted = db::run(&state.pool, move |conn| {
-        queries::delete_api_key(conn, id, key_id)
+    db::transaction(&state.pool, move |conn| {
+        if queries::delete_api_key(conn, id, key_id)? == 0 {
+            return Err(ApiError::NotFound("API key"));
+        }
+        Ok(queries::announce_change(conn)?)
     })
     .await?;
-    if deleted == 0 {
-        return Err(ApiError::NotFound("API key"));
-    }
+    // This process forgets at once; other replicas when the announcement reaches them.
+    state.keys.clear();
     Ok(HttpResponse::NoContent().finish())
 }
 

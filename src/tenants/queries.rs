@@ -99,6 +99,14 @@ pub fn delete_api_key(conn: &mut PgConnection, tenant_id: i64, key_id: i64) -> Q
     .execute(conn)
 }
 
+/// Tells every replica to forget its cached keys and tenants (delivered at commit).
+pub fn announce_change(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_notify($1, '')")
+        .bind::<diesel::sql_types::Text, _>(crate::auth::CHANGES_CHANNEL)
+        .execute(conn)
+        .map(drop)
+}
+
 #[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]

@@ -12,7 +12,6 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use segments::config::Config;
 use segments::db::embedded::EmbeddedPostgres;
-use segments::ops::Metrics;
 use segments::{build_app, db, AppState};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -203,15 +202,27 @@ pub async fn spawn_app() -> TestApp<
     impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>,
 > {
     let database = TestDatabase::new();
-    let mut config = Config::for_database(&database.url);
-    config.admin_token = Some(ADMIN_TOKEN.to_owned());
-    let state = web::Data::new(AppState {
-        pool: db::pool(&database.url, 4),
-        config,
-        metrics: Metrics::new(),
-    });
-    let service = actix_test::init_service(build_app(state)).await;
+    let service = app_on(&database.url).await;
     TestApp { service, database }
+}
+
+/// Another instance of the application on the same database, as a second replica behind a
+/// load balancer would be; it listens for key and tenant changes as `main` does.
+pub async fn replica_of<S>(
+    app: &TestApp<S>,
+) -> impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
+    let replica = app_on(&app.database.url).await;
+    replica
+}
+
+async fn app_on(
+    url: &str,
+) -> impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
+    let mut config = Config::for_database(url);
+    config.admin_token = Some(ADMIN_TOKEN.to_owned());
+    let state = web::Data::new(AppState::new(config));
+    segments::auth::listen_for_changes(url.to_owned(), state.keys.clone());
+    actix_test::init_service(build_app(state)).await
 }
 
 impl<S, B> TestApp<S>

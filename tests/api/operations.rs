@@ -2,8 +2,7 @@ use actix_web::http::Method;
 use actix_web::test as actix_test;
 use actix_web::web;
 use segments::config::Config;
-use segments::ops::Metrics;
-use segments::{build_app, db, AppState};
+use segments::{build_app, AppState};
 use serde_json::json;
 
 use crate::harness::spawn_app;
@@ -54,11 +53,7 @@ async fn metrics_count_requests_by_route_pattern() {
 async fn without_a_database_requests_answer_503_with_retry_after() {
     // Nothing listens on port 1: the pool never gets a connection.
     let url = "postgres://nobody@127.0.0.1:1/none";
-    let state = web::Data::new(AppState {
-        pool: db::pool(url, 1),
-        config: Config::for_database(url),
-        metrics: Metrics::new(),
-    });
+    let state = web::Data::new(AppState::new(Config::for_database(url)));
     let app = actix_test::init_service(build_app(state)).await;
     let response = actix_test::call_service(
         &app,
@@ -93,11 +88,7 @@ async fn without_a_database_requests_answer_503_with_retry_after() {
 #[actix_web::test]
 async fn without_an_admin_token_the_admin_api_does_not_exist() {
     let url = "postgres://nobody@127.0.0.1:1/none";
-    let state = web::Data::new(AppState {
-        pool: db::pool(url, 1),
-        config: Config::for_database(url),
-        metrics: Metrics::new(),
-    });
+    let state = web::Data::new(AppState::new(Config::for_database(url)));
     let app = actix_test::init_service(build_app(state)).await;
     let request = actix_test::TestRequest::post()
         .uri("/v1/admin/tenants")

@@ -179,3 +179,46 @@ async fn tenant_routes_need_a_valid_key() {
         .await
         .expect_problem(401, "unauthorized");
 }
+
+#[actix_web::test]
+async fn a_revoked_key_stops_working_on_every_replica() {
+    use actix_web::test::{call_service, TestRequest};
+    let app = spawn_app().await;
+    let (id, _) = app.tenant(json!({})).await;
+    let created = app
+        .post(
+            &format!("/v1/admin/tenants/{id}/api-keys"),
+            ADMIN_TOKEN,
+            json!({}),
+        )
+        .await
+        .expect(201);
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let replica = crate::harness::replica_of(&app).await;
+    let ask_replica = || {
+        TestRequest::get()
+            .uri("/v1/tenant")
+            .insert_header(("Authorization", format!("Bearer {key}")))
+            .to_request()
+    };
+    // The replica caches the key on first use.
+    assert_eq!(call_service(&replica, ask_replica()).await.status(), 200);
+    app.delete(
+        &format!("/v1/admin/tenants/{id}/api-keys/{}", created["id"]),
+        ADMIN_TOKEN,
+    )
+    .await
+    .expect(204);
+    let started = std::time::Instant::now();
+    loop {
+        let status = call_service(&replica, ask_replica()).await.status();
+        if status == 401 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "the replica still accepts a revoked key"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
