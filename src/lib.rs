@@ -9,6 +9,7 @@ pub mod dev;
 pub mod eligibility;
 pub mod error;
 pub mod extract;
+pub mod filter;
 pub mod members;
 pub mod openapi;
 pub mod ops;

@@ -110,6 +110,24 @@ fn migrate_and_serve(
     serve(config.clone()).map_err(|e| format!("server error: {e}"))
 }
 
+/// Lists show a dynamic segment's cached member count: recount those older than 30 s
+/// every 15 s, so none is ever older than a minute.
+fn keep_dynamic_counts_fresh(pool: db::PgPool) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(std::time::Duration::from_secs(15));
+        loop {
+            ticks.tick().await;
+            let refreshed = db::run(&pool, |conn| {
+                segments::segments::dynamic::refresh_stale(conn, 30)
+            })
+            .await;
+            if let Err(error) = refreshed {
+                tracing::warn!(%error, "could not recount dynamic segments");
+            }
+        }
+    });
+}
+
 #[actix_web::main]
 async fn serve(config: Config) -> std::io::Result<()> {
     let url = config.database_url.clone().unwrap_or_default();
@@ -117,6 +135,7 @@ async fn serve(config: Config) -> std::io::Result<()> {
     let workers = config.workers;
     let state = web::Data::new(AppState::new(config));
     auth::listen_for_changes(url, state.keys.clone());
+    keep_dynamic_counts_fresh(state.pool.clone());
     let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(30);
     if let Some(workers) = workers {
         server = server.workers(workers);

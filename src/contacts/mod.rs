@@ -310,7 +310,7 @@ async fn batch_upsert_contacts(
     Ok(web::Json(BatchResult { items }))
 }
 
-/// The segments a contact is a member of.
+/// The segments a contact is a member of, static and dynamic.
 #[utoipa::path(
     tag = "contacts",
     params(("id" = i64, Path, description = "Contact id")),
@@ -323,14 +323,16 @@ async fn list_contact_segments(
     path: Path<ContactPath>,
 ) -> Result<web::Json<SegmentList>, ApiError> {
     let id = path.0.id;
-    let rows = db::run(&state.pool, move |conn| {
+    let items = db::run(&state.pool, move |conn| {
         queries::get(conn, tenant.id, id).map_err(|e| ApiError::from(e).or_not_found("contact"))?;
-        Ok::<_, ApiError>(segment_queries::of_contact(conn, tenant.id, id)?)
+        let mut rows = segment_queries::of_contact(conn, tenant.id, id)?;
+        rows.extend(crate::segments::dynamic::containing(conn, tenant.id, id)?);
+        rows.into_iter()
+            .map(|row| crate::segments::present(conn, tenant.id, row))
+            .collect::<Result<Vec<_>, _>>()
     })
     .await?;
-    Ok(web::Json(SegmentList {
-        items: rows.into_iter().map(Into::into).collect(),
-    }))
+    Ok(web::Json(SegmentList { items }))
 }
 
 pub fn configure(config: &mut ServiceConfig) {

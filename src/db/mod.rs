@@ -175,11 +175,14 @@ where
 
 /// `%` and `_` in user search text match themselves, not any text.
 pub fn like_pattern(search: &str) -> String {
-    let escaped = search
-        .replace('\\', "\\\\")
+    format!("%{}%", escape_like(search))
+}
+
+/// `text` with LIKE's wildcards and escape character taken literally.
+pub fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
         .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
+        .replace('_', "\\_")
 }
 
 #[cfg(test)]

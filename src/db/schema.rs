@@ -64,6 +64,7 @@ diesel::table! {
         recipients -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        recipients_computed_at -> Nullable<Timestamptz>,
     }
 }
 

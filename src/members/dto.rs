@@ -44,6 +44,9 @@ pub struct SearchSelection {
     pub tag: Option<String>,
     /// Only opted-out (true) or reachable (false) contacts.
     pub opted_out: Option<bool>,
+    /// Only contacts this filter matches (the language of dynamic segments).
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -19,8 +19,9 @@ use crate::contacts::Contact;
 use crate::db::schema::contacts;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, Path, Query};
+use crate::filter::sql::SqlCondition;
 use crate::pagination::{Page, PageParams};
-use crate::segments::SegmentPath;
+use crate::segments::{dynamic, SegmentPath};
 use crate::{db, AppState};
 
 const NOT_FOUND: &str = "No such segment.";
@@ -36,6 +37,28 @@ fn ids_source(
             .filter(contacts::id.eq_any(ids.clone()))
             .into_boxed()
     }
+}
+
+fn read_only(segment_id: i64) -> ApiError {
+    ApiError::conflict(
+        "dynamic_segment_read_only",
+        format!(
+            "Segment {segment_id} is dynamic: its members follow its filter and cannot be written."
+        ),
+    )
+}
+
+/// A dynamic segment's filter, compiled; `None` for a static segment.
+fn dynamic_condition(
+    conn: &mut diesel::PgConnection,
+    tenant_id: i64,
+    segment: &crate::segments::queries::SegmentRow,
+) -> Result<Option<SqlCondition>, ApiError> {
+    let Some(filter) = &segment.filter else {
+        return Ok(None);
+    };
+    let node = dynamic::parse_filter(conn, tenant_id, filter, "filter", Some(segment.id))?;
+    Ok(Some(dynamic::compile(tenant_id, &node)))
 }
 
 fn single_report(mut reports: Vec<(i64, MembershipReport)>) -> MembershipReport {
@@ -105,7 +128,14 @@ async fn add_segment_members_from_search(
         tenant.default_region.as_deref(),
     );
     let reports = db::retrying_transaction(&state.pool, move |conn| {
-        let source = || filtered(tenant.id, &filters);
+        let condition = match &input.filter {
+            Some(filter) => {
+                let node = dynamic::parse_filter(conn, tenant.id, filter, "filter", None)?;
+                dynamic::compile(tenant.id, &node)
+            }
+            None => crate::filter::sql::SqlCondition::always(),
+        };
+        let source = || filtered(tenant.id, &filters).filter(condition.clone());
         write::add_members(conn, &tenant, &[segment_id], &source, None)
     })
     .await?;
@@ -210,17 +240,26 @@ async fn list_segment_members(
         tenant.default_region.as_deref(),
     );
     let (rows, total) = db::run(&state.pool, move |conn| {
-        crate::segments::queries::get(conn, tenant.id, segment_id)
+        let segment = crate::segments::queries::get(conn, tenant.id, segment_id)
             .map_err(|e| ApiError::from(e).or_not_found("segment"))?;
-        let source = || filtered(tenant.id, &filters);
-        Ok::<_, ApiError>(queries::list_members(
-            conn,
-            tenant.id,
-            segment_id,
-            &source,
-            page.limit(),
-            page.offset(),
-        )?)
+        let rows = match dynamic_condition(conn, tenant.id, &segment)? {
+            Some(condition) => {
+                let source = || filtered(tenant.id, &filters).filter(condition.clone());
+                queries::list_matching(conn, &source, page.limit(), page.offset())?
+            }
+            None => {
+                let source = || filtered(tenant.id, &filters);
+                queries::list_members(
+                    conn,
+                    tenant.id,
+                    segment_id,
+                    &source,
+                    page.limit(),
+                    page.offset(),
+                )?
+            }
+        };
+        Ok::<_, ApiError>(rows)
     })
     .await?;
     let members: Vec<Member> = rows
@@ -255,8 +294,11 @@ async fn list_segment_candidates(
         tenant.default_region.as_deref(),
     );
     let (rows, total) = db::run(&state.pool, move |conn| {
-        crate::segments::queries::get(conn, tenant.id, segment_id)
+        let segment = crate::segments::queries::get(conn, tenant.id, segment_id)
             .map_err(|e| ApiError::from(e).or_not_found("segment"))?;
+        if segment.filter.is_some() {
+            return Err(read_only(segment_id));
+        }
         let source = || filtered(tenant.id, &filters);
         Ok::<_, ApiError>(queries::list_candidates(
             conn,
@@ -295,15 +337,30 @@ async fn export_segment_members(
     })
     .await
     .map_err(|e| e.or_not_found("segment"))?;
+    let condition = db::run(&state.pool, move |conn| {
+        let segment = crate::segments::queries::get(conn, tenant.id, segment_id)
+            .map_err(|e| ApiError::from(e).or_not_found("segment"))?;
+        dynamic_condition(conn, tenant.id, &segment)
+    })
+    .await?;
     let pool = state.pool.clone();
     let header = stream::once(async { Ok::<_, ApiError>(web::Bytes::from(export::header())) });
     // State: the last contact id sent, or None once the end was reached.
     let rows = stream::try_unfold(Some(0_i64), move |after| {
-        let pool = pool.clone();
+        let (pool, condition) = (pool.clone(), condition.clone());
         async move {
             let Some(after) = after else { return Ok(None) };
-            let batch = db::run(&pool, move |conn| {
-                queries::members_after(conn, tenant.id, segment_id, after, EXPORT_BATCH)
+            let batch = db::run(&pool, move |conn| match condition {
+                Some(condition) => {
+                    let source = move || {
+                        contacts::table
+                            .filter(contacts::tenant_id.eq(tenant.id))
+                            .filter(condition.clone())
+                            .into_boxed()
+                    };
+                    queries::matching_after(conn, &source, after, EXPORT_BATCH)
+                }
+                None => queries::members_after(conn, tenant.id, segment_id, after, EXPORT_BATCH),
             })
             .await?;
             if batch.is_empty() {
@@ -353,7 +410,7 @@ mod export {
         writer.into_inner().unwrap_or_default()
     }
 
-    pub fn rows(batch: &[(ContactRow, DateTime<Utc>)]) -> Result<Vec<u8>, ApiError> {
+    pub fn rows(batch: &[(ContactRow, Option<DateTime<Utc>>)]) -> Result<Vec<u8>, ApiError> {
         let mut writer = csv::Writer::from_writer(Vec::with_capacity(batch.len() * 128));
         for (row, added_at) in batch {
             let text = |value: &Option<String>| value.clone().unwrap_or_default();
@@ -371,7 +428,9 @@ mod export {
                     row.privacy_consent.to_string(),
                     row.tags.join("|"),
                     row.attributes.to_string(),
-                    added_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    added_at
+                        .map(|at| at.to_rfc3339_opts(SecondsFormat::Secs, true))
+                        .unwrap_or_default(),
                 ])
                 .map_err(ApiError::internal)?;
         }

@@ -30,12 +30,12 @@ pub fn lock_static_segments(
     let locked = queries::lock_segments(conn, tenant.id, &unique)?;
     ids.iter()
         .map(|id| {
-            let segment = locked.iter().find(|s| s.id == *id).ok_or(ApiError::NotFound("segment"))?;
+            let segment = locked
+                .iter()
+                .find(|s| s.id == *id)
+                .ok_or(ApiError::NotFound("segment"))?;
             if SegmentKind::from_db(&segment.kind) == SegmentKind::Dynamic {
-                return Err(ApiError::conflict(
-                    "dynamic_segment_read_only",
-                    format!("Segment {id} is dynamic: its members follow its filter and cannot be written."),
-                ));
+                return Err(super::read_only(*id));
             }
             Ok(segment.clone())
         })

@@ -78,9 +78,13 @@ pub struct Segment {
     /// The filter as a person would read it; "No filters" when there is none.
     #[schema(example = "No filters")]
     pub filter_summary: String,
-    /// Number of members.
+    /// Number of members. Exact at all times for a static segment; for a dynamic one,
+    /// counted at `recipients_computed_at`: fresh on the segment's own GET, at most 60 s
+    /// old in lists.
     #[schema(example = 0)]
     pub recipients: i64,
+    /// When a dynamic segment's `recipients` was counted; null for a static segment.
+    pub recipients_computed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     /// Moves on every change to the segment, its members included.
     pub updated_at: DateTime<Utc>,
@@ -97,6 +101,7 @@ impl From<SegmentRow> for Segment {
             filter: row.filter,
             filter_summary: NO_FILTERS.to_owned(),
             recipients: row.recipients,
+            recipients_computed_at: row.recipients_computed_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -120,8 +125,9 @@ pub struct CreateSegment {
     pub kind: SegmentKind,
     /// Fixed at creation.
     pub channel: Channel,
-    /// Required for a dynamic segment, refused for a static one.
-    #[schema(value_type = Option<Object>)]
+    /// Required for a dynamic segment, refused for a static one. See the filter language
+    /// in the description of `POST /v1/segments/preview`.
+    #[schema(value_type = Option<Object>, example = json!({"all": [{"field": "attributes.city", "op": "eq", "value": "Milan"}]}))]
     pub filter: Option<Value>,
 }
 
@@ -227,6 +233,26 @@ fn valid_sort(text: &str) -> Result<(), ValidationError> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SegmentList {
     pub items: Vec<Segment>,
+}
+
+/// A filter to try before saving a segment.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    pub channel: Channel,
+    #[schema(value_type = Object, example = json!({"all": [{"field": "attributes.city", "op": "eq", "value": "Milan"}, {"field": "attributes.premium", "op": "eq", "value": true}]}))]
+    pub filter: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preview {
+    /// Contacts the filter matches now.
+    #[schema(example = 1250)]
+    pub count: i64,
+    /// The first 10 of them, by id.
+    pub sample: Vec<crate::contacts::Contact>,
+    #[schema(example = "City equals Milan AND Premium customer is true")]
+    pub filter_summary: String,
 }
 
 #[cfg(test)]

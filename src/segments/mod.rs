@@ -1,9 +1,11 @@
 //! Segments: reusable audiences, static or dynamic, for one channel.
 
 mod dto;
+pub mod dynamic;
 pub mod queries;
 
 use actix_web::{delete, get, patch, post, web, HttpResponse};
+use diesel::PgConnection;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use dto::*;
@@ -33,7 +35,20 @@ fn map_write_error(name: Option<String>) -> impl FnOnce(diesel::result::Error) -
     }
 }
 
-/// List segments: search by name, filter by kind and channel, sort, page.
+/// The segment as the API shows it, its filter read back as a sentence.
+pub fn present(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    row: queries::SegmentRow,
+) -> Result<Segment, ApiError> {
+    let summary = dynamic::summarize(conn, tenant_id, row.filter.as_ref(), row.id)?;
+    let mut segment = Segment::from(row);
+    segment.filter_summary = summary;
+    Ok(segment)
+}
+
+/// List segments: search by name, filter by kind and channel, sort, page. A dynamic
+/// segment's `recipients` here is at most 60 s old (see `recipients_computed_at`).
 #[utoipa::path(
     tag = "segments",
     params(SegmentListParams, PageParams),
@@ -59,14 +74,21 @@ async fn list_segments(
         kind: params.kind.map(|kind| kind.as_str().to_owned()),
         channel: params.channel.map(|channel| channel.as_str().to_owned()),
     };
-    let (rows, total) = db::run(&state.pool, move |conn| {
-        queries::list(conn, tenant.id, &filters, sort, page.limit(), page.offset())
+    let (items, total) = db::run(&state.pool, move |conn| {
+        let (rows, total) =
+            queries::list(conn, tenant.id, &filters, sort, page.limit(), page.offset())?;
+        let items = rows
+            .into_iter()
+            .map(|row| present(conn, tenant.id, row))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, ApiError>((items, total))
     })
     .await?;
-    Ok(web::Json(Page::new(rows, &page, total)))
+    Ok(web::Json(Page::new(items, &page, total)))
 }
 
-/// Create a segment. A static segment starts empty.
+/// Create a segment. A static segment starts empty; a dynamic one's members are the
+/// contacts its `filter` matches, counted at once.
 #[utoipa::path(
     tag = "segments",
     request_body = CreateSegment,
@@ -81,40 +103,50 @@ async fn create_segment(
     state: web::Data<AppState>,
     Json(input): Json<CreateSegment>,
 ) -> Result<HttpResponse, ApiError> {
-    match (input.kind, &input.filter) {
-        (SegmentKind::Static, Some(_)) => {
-            return Err(ApiError::invalid_field(
-                "filter",
-                "not_allowed",
-                "a static segment has no filter",
-            ));
+    let segment = db::transaction(&state.pool, move |conn| {
+        let node = match (input.kind, &input.filter) {
+            (SegmentKind::Static, Some(_)) => {
+                return Err(ApiError::invalid_field(
+                    "filter",
+                    "not_allowed",
+                    "a static segment has no filter",
+                ));
+            }
+            (SegmentKind::Dynamic, None) => {
+                return Err(ApiError::invalid_field(
+                    "filter",
+                    "required",
+                    "a dynamic segment needs a filter",
+                ));
+            }
+            (SegmentKind::Dynamic, Some(filter)) => Some(dynamic::parse_filter(
+                conn, tenant.id, filter, "filter", None,
+            )?),
+            (SegmentKind::Static, None) => None,
+        };
+        let name = input.name.clone();
+        let new_segment = queries::NewSegment {
+            tenant_id: tenant.id,
+            name: input.name,
+            description: input.description,
+            kind: input.kind.as_str().to_owned(),
+            channel: input.channel.as_str().to_owned(),
+            filter: input.filter,
+        };
+        let id = queries::insert(conn, &new_segment)
+            .map_err(map_write_error(Some(name)))?
+            .id;
+        if let Some(node) = node {
+            dynamic::refresh_count(conn, tenant.id, id, &node)?;
         }
-        (SegmentKind::Dynamic, _) => {
-            return Err(ApiError::invalid_field(
-                "kind",
-                "dynamic_segments_unavailable",
-                "dynamic segments are not available yet on this server",
-            ));
-        }
-        (SegmentKind::Static, None) => {}
-    }
-    let name = input.name.clone();
-    let segment = queries::NewSegment {
-        tenant_id: tenant.id,
-        name: input.name,
-        description: input.description,
-        kind: input.kind.as_str().to_owned(),
-        channel: input.channel.as_str().to_owned(),
-        filter: input.filter,
-    };
-    let row = db::run(&state.pool, move |conn| {
-        queries::insert(conn, &segment).map_err(map_write_error(Some(name)))
+        let row = queries::get(conn, tenant.id, id)?;
+        present(conn, tenant.id, row)
     })
     .await?;
-    Ok(HttpResponse::Created().json(Segment::from(row)))
+    Ok(HttpResponse::Created().json(segment))
 }
 
-/// Read a segment.
+/// Read a segment. A dynamic segment's `recipients` is counted now.
 #[utoipa::path(
     tag = "segments",
     params(("id" = i64, Path, description = "Segment id")),
@@ -127,10 +159,18 @@ async fn get_segment(
     path: Path<SegmentPath>,
 ) -> Result<web::Json<Segment>, ApiError> {
     let id = path.0.id;
-    let row = db::run(&state.pool, move |conn| queries::get(conn, tenant.id, id))
-        .await
-        .map_err(|e| e.or_not_found("segment"))?;
-    Ok(web::Json(row.into()))
+    let segment = db::run(&state.pool, move |conn| {
+        let mut row = queries::get(conn, tenant.id, id)
+            .map_err(|e| ApiError::from(e).or_not_found("segment"))?;
+        if let Some(filter) = &row.filter {
+            let node = dynamic::parse_filter(conn, tenant.id, filter, "filter", Some(id))?;
+            let (recipients, at) = dynamic::refresh_count(conn, tenant.id, id, &node)?;
+            (row.recipients, row.recipients_computed_at) = (recipients, Some(at));
+        }
+        present(conn, tenant.id, row)
+    })
+    .await?;
+    Ok(web::Json(segment))
 }
 
 /// Rename a segment, change its description, or (dynamic only) its filter. `kind` and
@@ -154,32 +194,52 @@ async fn update_segment(
 ) -> Result<web::Json<Segment>, ApiError> {
     let id = path.0.id;
     let name = input.name.clone();
-    let row = db::transaction(&state.pool, move |conn| {
+    let segment = db::transaction(&state.pool, move |conn| {
         let current = queries::get(conn, tenant.id, id)
             .map_err(|e| ApiError::from(e).or_not_found("segment"))?;
-        if input.filter.is_some() && SegmentKind::from_db(&current.kind) == SegmentKind::Static {
-            return Err(ApiError::invalid_field(
+        let node = match &input.filter {
+            Some(_) if SegmentKind::from_db(&current.kind) == SegmentKind::Static => {
+                return Err(ApiError::invalid_field(
+                    "filter",
+                    "not_allowed",
+                    "a static segment has no filter",
+                ));
+            }
+            Some(filter) => Some(dynamic::parse_filter(
+                conn,
+                tenant.id,
+                filter,
                 "filter",
-                "not_allowed",
-                "a static segment has no filter",
-            ));
-        }
+                Some(id),
+            )?),
+            None => None,
+        };
         let changes = queries::SegmentChanges {
             name: input.name,
             description: input.description,
             filter: input.filter.map(Some),
         };
-        queries::update(conn, tenant.id, id, &changes).map_err(map_write_error(name))
+        queries::update(conn, tenant.id, id, &changes).map_err(map_write_error(name))?;
+        if let Some(node) = node {
+            dynamic::refresh_count(conn, tenant.id, id, &node)?;
+        }
+        let row = queries::get(conn, tenant.id, id)?;
+        present(conn, tenant.id, row)
     })
     .await?;
-    Ok(web::Json(row.into()))
+    Ok(web::Json(segment))
 }
 
-/// Delete a segment. Its contacts stay; campaigns stop naming it.
+/// Delete a segment. Its contacts stay; campaigns stop naming it. Refused (409
+/// `segment_in_use`) while a dynamic segment's filter names it.
 #[utoipa::path(
     tag = "segments",
     params(("id" = i64, Path, description = "Segment id")),
-    responses((status = 204, description = "Deleted."), (status = 404, description = "No such segment.", body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such segment.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`segment_in_use`: a dynamic segment's filter names it.", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[delete("/segments/{id}")]
 async fn delete_segment(
@@ -188,20 +248,85 @@ async fn delete_segment(
     path: Path<SegmentPath>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.0.id;
-    let deleted = db::run(&state.pool, move |conn| {
-        queries::delete(conn, tenant.id, id)
+    db::transaction(&state.pool, move |conn| {
+        if let Some(user) = queries::named_by_a_filter(conn, tenant.id, id)? {
+            return Err(ApiError::conflict(
+                "segment_in_use",
+                format!(
+                    "Segment {user} uses this segment in its filter; change that filter first."
+                ),
+            ));
+        }
+        if queries::delete(conn, tenant.id, id)? {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound("segment"))
+        }
     })
     .await?;
-    if !deleted {
-        return Err(ApiError::NotFound("segment"));
-    }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Try a filter before saving it: how many contacts it matches now, the first 10, and how
+/// it reads.
+///
+/// **The filter language.** A node is a group (`{"all": [nodes]}`, `{"any": [nodes]}`,
+/// `{"not": node}`) or a condition `{"field", "op", "value"}`. Fields: `name`, `email`,
+/// `phone` (the validated E.164 number), `phone_country`, `tags`, `created_at`,
+/// `opted_out`, `privacy_consent`, `attributes.<key>` of a defined attribute, and
+/// `segment` (membership of another segment of the tenant, static or dynamic).
+/// Operators by type: text `eq neq in not_in contains not_contains starts_with exists
+/// not_exists`; number `eq neq gt gte lt lte between in exists not_exists`; boolean `eq
+/// exists not_exists`; date (`YYYY-MM-DD`) `eq before after between in_last_days
+/// not_in_last_days in_next_days anniversary_this_month anniversary_today exists
+/// not_exists`; tags `contains not_contains contains_any contains_all is_empty`; segment
+/// `in not_in` with a segment id.
+///
+/// Negative operators and `not` match exactly the contacts their positive form does not,
+/// including those that lack the value. Text `eq`, `neq`, `in`, `not_in` compare exactly;
+/// `contains`, `not_contains`, `starts_with` ignore case and take `%` and `_` literally.
+/// `between` includes both ends. Relative dates (`in_last_days`, `not_in_last_days`,
+/// `in_next_days`) and anniversaries use the database's current date in UTC, today
+/// included; a 29 February anniversary falls on 28 February in other years. At most 5
+/// levels deep and 50 conditions; a segment may not include itself through others. Every
+/// refusal is a 422 naming the JSON path of the offending node.
+#[utoipa::path(
+    tag = "segments",
+    request_body = PreviewRequest,
+    responses((status = 200, body = Preview))
+)]
+#[post("/segments/preview")]
+async fn preview_segment(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+    Json(input): Json<PreviewRequest>,
+) -> Result<web::Json<Preview>, ApiError> {
+    const SAMPLE: i64 = 10;
+    let preview = db::run(&state.pool, move |conn| {
+        use diesel::prelude::*;
+        let node = dynamic::parse_filter(conn, tenant.id, &input.filter, "filter", None)?;
+        let matching = dynamic::matching(tenant.id, dynamic::compile(tenant.id, &node));
+        let count = matching().count().get_result(conn)?;
+        let sample: Vec<crate::contacts::queries::ContactRow> = matching()
+            .order(crate::db::schema::contacts::id)
+            .limit(SAMPLE)
+            .select(crate::contacts::queries::ContactRow::as_select())
+            .load(conn)?;
+        Ok::<_, ApiError>(Preview {
+            count,
+            sample: sample.into_iter().map(Into::into).collect(),
+            filter_summary: crate::filter::summary::summarize(&node),
+        })
+    })
+    .await?;
+    Ok(web::Json(preview))
 }
 
 pub fn configure(config: &mut ServiceConfig) {
     config
         .service(list_segments)
         .service(create_segment)
+        .service(preview_segment)
         .service(get_segment)
         .service(update_segment)
         .service(delete_segment);

@@ -20,6 +20,7 @@ pub struct SegmentRow {
     pub recipients: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub recipients_computed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Insertable)]
@@ -162,4 +163,29 @@ pub fn of_contact(
         .order((segments::name, segments::id))
         .select(SegmentRow::as_select())
         .load(conn)
+}
+
+/// A dynamic segment whose filter names segment `id`, if any.
+pub fn named_by_a_filter(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+) -> QueryResult<Option<i64>> {
+    #[derive(QueryableByName)]
+    struct User {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    diesel::sql_query(
+        "SELECT id FROM segments
+         WHERE tenant_id = $1 AND kind = 'dynamic' AND id <> $2
+           AND jsonb_path_exists(filter, '$.** ? (@.field == \"segment\" && @.value == $id)',
+                                 jsonb_build_object('id', $2))
+         LIMIT 1",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(tenant_id)
+    .bind::<diesel::sql_types::BigInt, _>(id)
+    .get_result::<User>(conn)
+    .optional()
+    .map(|user| user.map(|u| u.id))
 }

@@ -2,6 +2,7 @@
 
 mod attributes;
 mod contacts;
+mod dynamic;
 mod errors;
 mod harness;
 mod members;

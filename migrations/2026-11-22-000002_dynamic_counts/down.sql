@@ -1,0 +1,2 @@
+DROP INDEX segments_dynamic_idx;
+ALTER TABLE segments DROP COLUMN recipients_computed_at;
