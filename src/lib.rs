@@ -7,6 +7,7 @@ pub mod contacts;
 pub mod db;
 pub mod dev;
 pub mod eligibility;
+pub mod endpoints;
 pub mod error;
 pub mod extract;
 pub mod filter;

@@ -64,6 +64,29 @@ impl SqlCondition {
     pub fn always() -> Self {
         Self::of("TRUE")
     }
+
+    /// Matches the contacts any of `conditions` matches.
+    pub fn any(conditions: Vec<SqlCondition>) -> Self {
+        let mut any = Self::of("(FALSE");
+        for condition in conditions {
+            any = any.sql(" OR ").append(condition);
+        }
+        any.sql(")")
+    }
+
+    /// Matches the contacts this does not.
+    pub fn negated(self) -> Self {
+        negate(self)
+    }
+
+    /// Contacts that are members of one of the tenant's static segments of `channel`.
+    pub fn static_member_on_channel(tenant_id: i64, channel: &str) -> Self {
+        Self::of("EXISTS (SELECT 1 FROM segment_members m JOIN segments s ON s.tenant_id = m.tenant_id AND s.id = m.segment_id WHERE m.tenant_id = ")
+            .value(Part::Integer(tenant_id))
+            .sql(" AND m.contact_id = contacts.id AND s.channel = ")
+            .value(Part::Text(channel.to_owned()))
+            .sql(")")
+    }
 }
 
 impl Expression for SqlCondition {

@@ -9,6 +9,7 @@ use diesel::sql_types::{BigInt, Bool};
 use crate::contacts::queries::ContactRow;
 use crate::db::schema::{contacts, segment_members, segments, tenants};
 use crate::eligibility::{ContactFacts, Requirements};
+use crate::filter::sql::SqlCondition;
 use crate::segments::queries::SegmentRow;
 
 /// A set of the tenant's contacts, rebuilt for each statement that reads it.
@@ -62,26 +63,16 @@ pub fn existing_ids(conn: &mut PgConnection, source: ContactSource) -> QueryResu
     source().select(contacts::id).load(conn)
 }
 
-/// Eligible contacts of `source` that hold no endpoint on `channel` yet.
+/// Eligible contacts of `source` that are not in `holders` (see [`crate::endpoints`]).
 pub fn new_endpoints(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    channel: &str,
     source: ContactSource,
     requirements: Requirements,
+    holders: SqlCondition,
 ) -> QueryResult<i64> {
-    let already_on_channel = segment_members::table
-        .inner_join(
-            segments::table.on(segments::tenant_id
-                .eq(segment_members::tenant_id)
-                .and(segments::id.eq(segment_members::segment_id))),
-        )
-        .filter(segment_members::tenant_id.eq(tenant_id))
-        .filter(segment_members::contact_id.eq(contacts::id))
-        .filter(segments::channel.eq(channel.to_owned()));
     source()
         .filter(eligible(requirements))
-        .filter(not(exists(already_on_channel)))
+        .filter(holders.negated())
         .count()
         .get_result(conn)
 }

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 
 use diesel::PgConnection;
-use serde_json::{Map, Value};
 
 use super::dto::{MembershipReport, Rejection, Warning, MAX_LISTED};
 use super::queries::{self, ContactSource};
@@ -12,7 +11,7 @@ use crate::eligibility::{Requirements, Verdict, CONTACT_NOT_FOUND, NO_VALIDATED_
 use crate::error::ApiError;
 use crate::segments::queries::SegmentRow;
 use crate::segments::{Channel, SegmentKind};
-use crate::tenants::{queries as tenant_queries, TenantRow};
+use crate::tenants::TenantRow;
 
 /// Locks and returns the static segments named, in the order named; 404 for a missing
 /// one, 409 for a dynamic one.
@@ -144,25 +143,15 @@ fn check_endpoint_limit(
     }
     let mut requested = 0;
     for segment in channels {
-        requested +=
-            queries::new_endpoints(conn, tenant.id, &segment.channel, source, rules(segment))?;
+        let holders = crate::endpoints::holders(conn, tenant.id, &segment.channel, None)?;
+        requested += queries::new_endpoints(conn, source, rules(segment), holders)?;
     }
     if requested == 0 {
         return Ok(());
     }
-    let used = tenant_queries::endpoints_used(conn, tenant.id)?;
+    let used = crate::endpoints::used(conn, tenant.id)?;
     if used + requested <= limit {
         return Ok(());
     }
-    let mut extra = Map::new();
-    extra.insert("used".into(), Value::from(used));
-    extra.insert("limit".into(), Value::from(limit));
-    extra.insert("requested".into(), Value::from(requested));
-    Err(ApiError::Unprocessable {
-        code: "endpoint_limit_exceeded",
-        detail: format!(
-            "This write would add {requested} endpoints to the {used} in use, past the limit of {limit}; nothing was added."
-        ),
-        extra,
-    })
+    Err(crate::endpoints::limit_exceeded(used, limit, requested))
 }

@@ -119,9 +119,20 @@ async fn create_segment(
                     "a dynamic segment needs a filter",
                 ));
             }
-            (SegmentKind::Dynamic, Some(filter)) => Some(dynamic::parse_filter(
-                conn, tenant.id, filter, "filter", None,
-            )?),
+            (SegmentKind::Dynamic, Some(filter)) => {
+                let node = dynamic::parse_filter(conn, tenant.id, filter, "filter", None)?;
+                if tenant.endpoint_limit.is_some() {
+                    crate::members::queries::lock_tenant(conn, tenant.id)?;
+                    crate::endpoints::check_dynamic_filter(
+                        conn,
+                        &tenant,
+                        input.channel.as_str(),
+                        None,
+                        &node,
+                    )?;
+                }
+                Some(node)
+            }
             (SegmentKind::Static, None) => None,
         };
         let name = input.name.clone();
@@ -205,13 +216,20 @@ async fn update_segment(
                     "a static segment has no filter",
                 ));
             }
-            Some(filter) => Some(dynamic::parse_filter(
-                conn,
-                tenant.id,
-                filter,
-                "filter",
-                Some(id),
-            )?),
+            Some(filter) => {
+                let node = dynamic::parse_filter(conn, tenant.id, filter, "filter", Some(id))?;
+                if tenant.endpoint_limit.is_some() {
+                    crate::members::queries::lock_tenant(conn, tenant.id)?;
+                    crate::endpoints::check_dynamic_filter(
+                        conn,
+                        &tenant,
+                        &current.channel,
+                        Some(id),
+                        &node,
+                    )?;
+                }
+                Some(node)
+            }
             None => None,
         };
         let changes = queries::SegmentChanges {

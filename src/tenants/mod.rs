@@ -167,7 +167,7 @@ async fn get_current_tenant(
 ) -> Result<web::Json<CurrentTenant>, ApiError> {
     let tenant_id = tenant.id;
     let endpoints_used = db::run(&state.pool, move |conn| {
-        queries::endpoints_used(conn, tenant_id)
+        crate::endpoints::used(conn, tenant_id)
     })
     .await?;
     let endpoint_limit = tenant.endpoint_limit;

@@ -106,24 +106,3 @@ pub fn announce_change(conn: &mut PgConnection) -> QueryResult<()> {
         .execute(conn)
         .map(drop)
 }
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    count: i64,
-}
-
-/// Distinct (contact, channel) pairs over all of the tenant's segments.
-pub fn endpoints_used(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<i64> {
-    diesel::sql_query(
-        "SELECT count(*) AS count FROM (
-             SELECT DISTINCT m.contact_id, s.channel
-             FROM segment_members m
-             JOIN segments s ON s.tenant_id = m.tenant_id AND s.id = m.segment_id
-             WHERE m.tenant_id = $1
-         ) AS endpoints",
-    )
-    .bind::<diesel::sql_types::BigInt, _>(tenant_id)
-    .get_result::<Count>(conn)
-    .map(|row| row.count)
-}

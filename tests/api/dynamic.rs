@@ -743,3 +743,60 @@ fn random_condition(rng: &mut StdRng, segment_id: i64) -> (&'static str, &'stati
         ),
     }
 }
+
+#[actix_web::test]
+async fn dynamic_segments_count_towards_the_endpoint_limit() {
+    let app = spawn_app().await;
+    let (_, key) = app.tenant(json!({"endpoint_limit": 3})).await;
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let tags = if n < 3 { json!(["lead"]) } else { json!([]) };
+        ids.push(id(&app
+            .contact(
+                &key,
+                json!({"name": format!("C{n}"), "phone": format!("333 000 000{n}"), "tags": tags}),
+            )
+            .await));
+    }
+    let leads = json!({"field": "tags", "op": "contains", "value": "lead"});
+    app.post(
+        "/v1/segments",
+        &key,
+        json!({"name": "Leads", "channel": "whatsapp", "kind": "dynamic", "filter": leads}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(
+        app.get("/v1/tenant", &key).await.expect(200)["usage"]["endpoints_used"],
+        3
+    );
+    // The same contacts on the same channel are no new endpoints; the fourth one is.
+    let wa = app.segment(&key, "WA", "whatsapp").await;
+    app.post(
+        &format!("/v1/segments/{}/members", id(&wa)),
+        &key,
+        json!({"contact_ids": &ids[..3]}),
+    )
+    .await
+    .expect(200);
+    let problem = app
+        .post(
+            &format!("/v1/segments/{}/members", id(&wa)),
+            &key,
+            json!({"contact_ids": [ids[3]]}),
+        )
+        .await
+        .expect_problem(422, "endpoint_limit_exceeded");
+    assert_eq!(
+        (problem["used"].as_i64(), problem["requested"].as_i64()),
+        (Some(3), Some(1))
+    );
+    // A dynamic segment on another channel would add endpoints too.
+    app.post(
+        "/v1/segments",
+        &key,
+        json!({"name": "Leads by SMS", "channel": "sms", "kind": "dynamic", "filter": leads}),
+    )
+    .await
+    .expect_problem(422, "endpoint_limit_exceeded");
+}
