@@ -3,7 +3,8 @@
 //! medians, the service/reference ratio and the service's peak RSS.
 //!
 //! `cargo bench --bench harness -- [SCENARIO ...] [--contacts N] [--runs N] [--quick]`
-//! Scenarios: api, contacts-batch, members-add, from-search (default: all).
+//! Scenarios: api, contacts-batch, members-add, from-search, dynamic-count, segments-list
+//! (default: all).
 
 mod data;
 mod report;
@@ -34,7 +35,14 @@ pub struct Settings {
 }
 
 const DATABASE: &str = "segments_bench";
-const ALL: &[&str] = &["api", "contacts-batch", "members-add", "from-search"];
+const ALL: &[&str] = &[
+    "api",
+    "contacts-batch",
+    "members-add",
+    "from-search",
+    "dynamic-count",
+    "segments-list",
+];
 
 #[actix_web::main]
 async fn main() {
@@ -69,6 +77,8 @@ async fn main() {
             "api" => scenarios::api(&mut ctx).await,
             "contacts-batch" => scenarios::contacts_batch(&mut ctx).await,
             "members-add" => scenarios::members_add(&mut ctx).await,
+            "dynamic-count" => scenarios::dynamic_count(&mut ctx).await,
+            "segments-list" => scenarios::segments_list(&mut ctx).await,
             _ => scenarios::from_search(&mut ctx).await,
         });
     }

@@ -560,3 +560,119 @@ pub async fn from_search(ctx: &mut Context<'_>) -> Vec<Row> {
         rss_row("from-search", &service),
     ]
 }
+
+/// The filter the dynamic scenarios use: three conditions on typed attributes.
+fn three_conditions() -> Value {
+    json!({"all": [
+        {"field": "attributes.city", "op": "eq", "value": "Milan"},
+        {"field": "attributes.premium", "op": "eq", "value": true},
+        {"field": "attributes.score", "op": "gt", "value": 50}
+    ]})
+}
+
+pub async fn dynamic_count(ctx: &mut Context<'_>) -> Vec<Row> {
+    let tenant = ctx.data.tenant_id;
+    drop_bench_segments(ctx.conn, tenant, "bench-dynamic");
+    let service = Service::start(ctx.database_url);
+    let base = service.base.clone();
+    let segment = ctx
+        .call("POST", &base, "/v1/segments", Some(json!({"name": "bench-dynamic-count", "channel": "whatsapp", "kind": "dynamic", "filter": three_conditions()})))
+        .await;
+    let path = format!("/v1/segments/{}", segment["id"]);
+    let (mut service_seconds, mut reference_seconds) = (Vec::new(), Vec::new());
+    let mut counted = 0;
+    for run in run_numbers(ctx.settings) {
+        let started = Instant::now();
+        let read = ctx.call("GET", &base, &path, None).await;
+        let service_time = started.elapsed().as_secs_f64();
+        counted = read["recipients"].as_i64().unwrap_or(0);
+        let started = Instant::now();
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = BigInt)]
+            count: i64,
+        }
+        let reference: Count = diesel::sql_query(
+            "SELECT count(*) AS count FROM contacts
+             WHERE tenant_id = $1 AND attributes @> '{\"city\": \"Milan\", \"premium\": true}'
+               AND (attributes ->> 'score')::float8 > 50",
+        )
+        .bind::<BigInt, _>(tenant)
+        .get_result(ctx.conn)
+        .expect("reference count");
+        let reference_time = started.elapsed().as_secs_f64();
+        assert_eq!(
+            reference.count, counted,
+            "the service and the reference disagree"
+        );
+        if run != WARM_UP {
+            service_seconds.push(service_time);
+            reference_seconds.push(reference_time);
+        }
+    }
+    let (service_time, reference_time) =
+        (median(&mut service_seconds), median(&mut reference_seconds));
+    vec![
+        Row {
+            scenario: "dynamic-count",
+            metric: format!(
+                "count a 3-condition filter ({counted} of {}), GET /v1/segments/{{id}}",
+                ctx.data.contacts
+            ),
+            service: service_time * 1000.0,
+            reference: Some(reference_time * 1000.0),
+            unit: "ms",
+            higher_is_better: false,
+            target: "<= 1.2x raw SQL".into(),
+            met: Some(service_time <= 1.2 * reference_time),
+        },
+        rss_row("dynamic-count", &service),
+    ]
+}
+
+pub async fn segments_list(ctx: &mut Context<'_>) -> Vec<Row> {
+    let tenant = ctx.data.tenant_id;
+    drop_bench_segments(ctx.conn, tenant, "bench-");
+    let service = Service::start(ctx.database_url);
+    let base = service.base.clone();
+    for n in 0..25 {
+        let body = if n % 3 == 0 {
+            json!({"name": format!("bench-list-{n}"), "channel": "whatsapp", "kind": "dynamic", "filter": three_conditions()})
+        } else {
+            json!({"name": format!("bench-list-{n}"), "channel": "sms"})
+        };
+        ctx.call("POST", &base, "/v1/segments", Some(body)).await;
+    }
+    let url = format!("{base}/v1/segments?per_page=25");
+    let seconds = if ctx.settings.quick { 1 } else { 10 };
+    if !ctx.settings.quick {
+        wrk(&url, 2);
+    }
+    let (mut rates, mut p50s, mut p99s) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ctx.settings.runs {
+        let (rate, p50, p99) = wrk(&url, seconds);
+        rates.push(rate);
+        p50s.push(p50);
+        p99s.push(p99);
+    }
+    let (p50, p99) = (median(&mut p50s), median(&mut p99s));
+    let rows = vec![
+        Row {
+            scenario: "segments-list",
+            metric: "GET /v1/segments?per_page=25, 9 of 25 dynamic: p50 latency (64 connections)"
+                .into(),
+            service: p50,
+            reference: None,
+            unit: "ms",
+            higher_is_better: false,
+            target: format!(
+                "p50 < 50 ms ({:.0} req/s, p99 {p99:.1} ms)",
+                median(&mut rates)
+            ),
+            met: Some(p50 < 50.0),
+        },
+        rss_row("segments-list", &service),
+    ];
+    drop_bench_segments(ctx.conn, tenant, "bench-list");
+    rows
+}
