@@ -100,32 +100,44 @@ pub fn insert_eligible(
         .execute(conn)
 }
 
-pub fn count_eligible(
+/// How the contacts of `source` fare under the rule, counted in one pass.
+pub struct Tally {
+    pub eligible: i64,
+    pub refused: i64,
+    /// Eligible, but without a validated phone.
+    pub eligible_without_phone: i64,
+}
+
+pub fn tally(
     conn: &mut PgConnection,
     source: ContactSource,
     requirements: Requirements,
-) -> QueryResult<i64> {
-    source()
-        .filter(eligible(requirements))
-        .count()
-        .get_result(conn)
+) -> QueryResult<Tally> {
+    use diesel::dsl::{case_when, count};
+    let (eligible_count, refused, eligible_without_phone) = source()
+        .select((
+            count(case_when(eligible(requirements), contacts::id)),
+            count(case_when(not(eligible(requirements)), contacts::id)),
+            count(case_when(
+                eligible(requirements).and(contacts::phone_e164.is_null()),
+                contacts::id,
+            )),
+        ))
+        .get_result::<(i64, i64, i64)>(conn)?;
+    Ok(Tally {
+        eligible: eligible_count,
+        refused,
+        eligible_without_phone,
+    })
 }
 
-/// The first `limit` refused contacts of `source` with the facts that explain why, and
-/// how many were refused in all.
+/// The first `limit` refused contacts of `source`, with the facts that explain why.
 pub fn refused(
     conn: &mut PgConnection,
     source: ContactSource,
     requirements: Requirements,
     limit: i64,
-) -> QueryResult<(Vec<(i64, ContactFacts)>, i64)> {
-    let total = source()
-        .filter(not(eligible(requirements)))
-        .count()
-        .get_result(conn)?;
-    if total == 0 {
-        return Ok((Vec::new(), 0));
-    }
+) -> QueryResult<Vec<(i64, ContactFacts)>> {
     let rows: Vec<(i64, bool, bool, bool)> = source()
         .filter(not(eligible(requirements)))
         .order(contacts::id)
@@ -137,7 +149,7 @@ pub fn refused(
             contacts::privacy_consent,
         ))
         .load(conn)?;
-    let facts = rows
+    Ok(rows
         .into_iter()
         .map(|(id, phone, email, consent)| {
             (
@@ -149,33 +161,23 @@ pub fn refused(
                 },
             )
         })
-        .collect();
-    Ok((facts, total))
+        .collect())
 }
 
-/// Eligible contacts of `source` without a validated phone: the first `limit`, and how many.
+/// The first `limit` eligible contacts of `source` without a validated phone.
 pub fn eligible_without_phone(
     conn: &mut PgConnection,
     source: ContactSource,
     requirements: Requirements,
     limit: i64,
-) -> QueryResult<(Vec<i64>, i64)> {
-    let query = || {
-        source()
-            .filter(eligible(requirements))
-            .filter(contacts::phone_e164.is_null())
-    };
-    let total = query().count().get_result(conn)?;
-    let ids = if total == 0 {
-        Vec::new()
-    } else {
-        query()
-            .order(contacts::id)
-            .limit(limit)
-            .select(contacts::id)
-            .load(conn)?
-    };
-    Ok((ids, total))
+) -> QueryResult<Vec<i64>> {
+    source()
+        .filter(eligible(requirements))
+        .filter(contacts::phone_e164.is_null())
+        .order(contacts::id)
+        .limit(limit)
+        .select(contacts::id)
+        .load(conn)
 }
 
 /// Removes the listed members; returns how many were members.

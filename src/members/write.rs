@@ -63,19 +63,24 @@ pub fn add_members(
     if let Some(limit) = tenant.endpoint_limit {
         check_endpoint_limit(conn, tenant, limit, &segments, source, &rules)?;
     }
-    let missing: Vec<i64> = match named_ids {
-        Some(named) => {
-            let found: BTreeSet<i64> = queries::existing_ids(conn, source)?.into_iter().collect();
-            named.difference(&found).copied().collect()
-        }
-        None => Vec::new(),
-    };
     let mut reports = Vec::with_capacity(segments.len());
+    let mut missing: Option<Vec<i64>> = None;
     for segment in &segments {
         let requirements = rules(segment);
         let added = queries::insert_eligible(conn, segment.id, source, requirements)? as i64;
-        let eligible = queries::count_eligible(conn, source, requirements)?;
-        let (refused, refused_total) = queries::refused(conn, source, requirements, MAX_LISTED)?;
+        let tally = queries::tally(conn, source, requirements)?;
+        // Ids named that matched no contact of the tenant: looked up only when some did not.
+        let missing = match (named_ids, &missing) {
+            (_, Some(missing)) => missing.clone(),
+            (Some(named), None) if (named.len() as i64) > tally.eligible + tally.refused => {
+                let found: BTreeSet<i64> =
+                    queries::existing_ids(conn, source)?.into_iter().collect();
+                missing
+                    .insert(named.difference(&found).copied().collect())
+                    .clone()
+            }
+            _ => Vec::new(),
+        };
         let mut rejected: Vec<Rejection> = missing
             .iter()
             .map(|id| Rejection {
@@ -84,38 +89,42 @@ pub fn add_members(
                 message: CONTACT_NOT_FOUND.message.into(),
             })
             .collect();
-        rejected.extend(refused.into_iter().filter_map(|(contact_id, facts)| {
-            match requirements.verdict(facts) {
-                Verdict::Rejected(issue) => Some(Rejection {
-                    contact_id,
-                    code: issue.code.into(),
-                    message: issue.message.into(),
-                }),
-                _ => None,
-            }
-        }));
+        if tally.refused > 0 {
+            let refused = queries::refused(conn, source, requirements, MAX_LISTED)?;
+            rejected.extend(refused.into_iter().filter_map(|(contact_id, facts)| {
+                match requirements.verdict(facts) {
+                    Verdict::Rejected(issue) => Some(Rejection {
+                        contact_id,
+                        code: issue.code.into(),
+                        message: issue.message.into(),
+                    }),
+                    _ => None,
+                }
+            }));
+        }
         rejected.truncate(MAX_LISTED as usize);
         let mut warnings = Vec::new();
-        if requirements.warn_without_phone {
-            let (contact_ids, count) =
-                queries::eligible_without_phone(conn, source, requirements, MAX_LISTED)?;
-            if count > 0 {
-                warnings.push(Warning {
-                    code: NO_VALIDATED_MOBILE_WARNING.code.into(),
-                    message: NO_VALIDATED_MOBILE_WARNING.message.into(),
-                    contact_ids,
-                    count,
-                });
-            }
+        if requirements.warn_without_phone && tally.eligible_without_phone > 0 {
+            warnings.push(Warning {
+                code: NO_VALIDATED_MOBILE_WARNING.code.into(),
+                message: NO_VALIDATED_MOBILE_WARNING.message.into(),
+                contact_ids: queries::eligible_without_phone(
+                    conn,
+                    source,
+                    requirements,
+                    MAX_LISTED,
+                )?,
+                count: tally.eligible_without_phone,
+            });
         }
         let recipients = queries::adjust_recipients(conn, tenant.id, segment.id, added)?;
         reports.push((
             segment.id,
             MembershipReport {
                 added,
-                already_members: eligible - added,
+                already_members: tally.eligible - added,
                 rejected,
-                rejected_total: refused_total + missing.len() as i64,
+                rejected_total: tally.refused + missing.len() as i64,
                 warnings,
                 recipients,
             },
