@@ -240,8 +240,7 @@ async fn list_segment_members(
         tenant.default_region.as_deref(),
     );
     let (rows, total) = db::run(&state.pool, move |conn| {
-        let segment = crate::segments::queries::get(conn, tenant.id, segment_id)
-            .map_err(|e| ApiError::from(e).or_not_found("segment"))?;
+        let segment = crate::segments::queries::find(conn, tenant.id, segment_id)?;
         let rows = match dynamic_condition(conn, tenant.id, &segment)? {
             Some(condition) => {
                 let source = || filtered(tenant.id, &filters).filter(condition.clone());
@@ -294,8 +293,7 @@ async fn list_segment_candidates(
         tenant.default_region.as_deref(),
     );
     let (rows, total) = db::run(&state.pool, move |conn| {
-        let segment = crate::segments::queries::get(conn, tenant.id, segment_id)
-            .map_err(|e| ApiError::from(e).or_not_found("segment"))?;
+        let segment = crate::segments::queries::find(conn, tenant.id, segment_id)?;
         if segment.filter.is_some() {
             return Err(read_only(segment_id));
         }
@@ -338,8 +336,7 @@ async fn export_segment_members(
     .await
     .map_err(|e| e.or_not_found("segment"))?;
     let condition = db::run(&state.pool, move |conn| {
-        let segment = crate::segments::queries::get(conn, tenant.id, segment_id)
-            .map_err(|e| ApiError::from(e).or_not_found("segment"))?;
+        let segment = crate::segments::queries::find(conn, tenant.id, segment_id)?;
         dynamic_condition(conn, tenant.id, &segment)
     })
     .await?;

@@ -171,8 +171,7 @@ async fn get_segment(
 ) -> Result<web::Json<Segment>, ApiError> {
     let id = path.0.id;
     let segment = db::run(&state.pool, move |conn| {
-        let mut row = queries::get(conn, tenant.id, id)
-            .map_err(|e| ApiError::from(e).or_not_found("segment"))?;
+        let mut row = queries::find(conn, tenant.id, id)?;
         if let Some(filter) = &row.filter {
             let node = dynamic::parse_filter(conn, tenant.id, filter, "filter", Some(id))?;
             let (recipients, at) = dynamic::refresh_count(conn, tenant.id, id, &node)?;
@@ -206,8 +205,7 @@ async fn update_segment(
     let id = path.0.id;
     let name = input.name.clone();
     let segment = db::transaction(&state.pool, move |conn| {
-        let current = queries::get(conn, tenant.id, id)
-            .map_err(|e| ApiError::from(e).or_not_found("segment"))?;
+        let current = queries::find(conn, tenant.id, id)?;
         let node = match &input.filter {
             Some(_) if SegmentKind::from_db(&current.kind) == SegmentKind::Static => {
                 return Err(ApiError::invalid_field(

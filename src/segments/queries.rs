@@ -113,6 +113,15 @@ pub fn list(
     Ok((rows, total))
 }
 
+/// The segment, or a 404 naming it.
+pub fn find(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+) -> Result<SegmentRow, crate::error::ApiError> {
+    get(conn, tenant_id, id).map_err(|e| crate::error::ApiError::from(e).or_not_found("segment"))
+}
+
 pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<SegmentRow> {
     segments::table
         .find((tenant_id, id))
