@@ -1,7 +1,9 @@
 //! Segments: audiences for bulk messaging campaigns.
 
 pub mod attributes;
+pub mod audience;
 pub mod auth;
+pub mod campaigns;
 pub mod config;
 pub mod contacts;
 pub mod db;
@@ -62,7 +64,9 @@ fn routes(config: &mut ServiceConfig) {
             .configure(attributes::configure)
             .configure(contacts::configure)
             .configure(members::configure)
-            .configure(segments::configure),
+            .configure(segments::configure)
+            .configure(campaigns::configure)
+            .configure(audience::configure),
     );
 }
 

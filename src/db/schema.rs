@@ -77,6 +77,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    campaigns (tenant_id, id) {
+        tenant_id -> Int8,
+        id -> Int8,
+        name -> Text,
+        channel -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    campaign_segments (tenant_id, campaign_id, segment_id) {
+        tenant_id -> Int8,
+        campaign_id -> Int8,
+        segment_id -> Int8,
+        excluded -> Bool,
+        position -> Int4,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -85,4 +106,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     attribute_definitions,
     segments,
     segment_members,
+    campaigns,
+    campaign_segments,
 );

@@ -31,6 +31,7 @@ enum Part {
     Day(NaiveDate),
     Json(Value),
     Texts(Vec<String>),
+    Integers(Vec<i64>),
     Flag(bool),
 }
 
@@ -79,6 +80,25 @@ impl SqlCondition {
         negate(self)
     }
 
+    /// Contacts whose nullable `column` (a trusted column name) has a value.
+    pub fn column_is_set(column: &str) -> Self {
+        Self::of(column).sql(" IS NOT NULL")
+    }
+
+    /// Contacts whose boolean `column` (a trusted column name) is true.
+    pub fn column_is_true(column: &str) -> Self {
+        Self::of(column)
+    }
+
+    /// Contacts that are members of one of these static segments.
+    pub fn static_member_of(tenant_id: i64, segment_ids: Vec<i64>) -> Self {
+        Self::of("contacts.id IN (SELECT m.contact_id FROM segment_members m WHERE m.tenant_id = ")
+            .value(Part::Integer(tenant_id))
+            .sql(" AND m.segment_id = ANY(")
+            .value(Part::Integers(segment_ids))
+            .sql("))")
+    }
+
     /// Contacts that are members of one of the tenant's static segments of `channel`.
     pub fn static_member_on_channel(tenant_id: i64, channel: &str) -> Self {
         Self::of("EXISTS (SELECT 1 FROM segment_members m JOIN segments s ON s.tenant_id = m.tenant_id AND s.id = m.segment_id WHERE m.tenant_id = ")
@@ -94,6 +114,8 @@ impl Expression for SqlCondition {
 }
 
 impl<QS> AppearsOnTable<QS> for SqlCondition {}
+
+impl<QS> diesel::SelectableExpression<QS> for SqlCondition {}
 
 impl ValidGrouping<()> for SqlCondition {
     type IsAggregate = is_aggregate::Never;
@@ -120,6 +142,7 @@ impl QueryFragment<Pg> for SqlCondition {
                 Part::Day(value) => out.push_bind_param::<Date, _>(value)?,
                 Part::Json(value) => out.push_bind_param::<Jsonb, _>(value)?,
                 Part::Texts(values) => out.push_bind_param::<Array<Text>, _>(values)?,
+                Part::Integers(values) => out.push_bind_param::<Array<BigInt>, _>(values)?,
                 Part::Flag(value) => out.push_bind_param::<Bool, _>(value)?,
             }
         }

@@ -1,6 +1,7 @@
 //! The API through HTTP, in process, against PostgreSQL: one database per test.
 
 mod attributes;
+mod campaigns;
 mod contacts;
 mod dynamic;
 mod errors;

@@ -1,0 +1,2 @@
+DROP TABLE campaign_segments;
+DROP TABLE campaigns;

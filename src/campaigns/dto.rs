@@ -1,0 +1,74 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+use super::queries::CampaignWithSegments;
+use crate::extract::{trimmed, trimmed_some};
+use crate::segments::Channel;
+
+/// A campaign: the segments whose members it reaches, and those it leaves out.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Campaign {
+    #[schema(example = 3)]
+    pub id: i64,
+    #[schema(example = "Spring hiring day")]
+    pub name: String,
+    pub channel: Channel,
+    #[schema(example = json!([7, 8]))]
+    pub segment_ids: Vec<i64>,
+    #[schema(example = json!([9]))]
+    pub exclude_segment_ids: Vec<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<CampaignWithSegments> for Campaign {
+    fn from(row: CampaignWithSegments) -> Self {
+        Self {
+            id: row.campaign.id,
+            name: row.campaign.name,
+            channel: Channel::from_db(&row.campaign.channel),
+            segment_ids: row.segment_ids,
+            exclude_segment_ids: row.exclude_segment_ids,
+            created_at: row.campaign.created_at,
+            updated_at: row.campaign.updated_at,
+        }
+    }
+}
+
+/// Every segment named must exist in the tenant and have the campaign's channel.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCampaign {
+    #[serde(deserialize_with = "trimmed")]
+    #[validate(length(min = 1, max = 200))]
+    #[schema(example = "Spring hiring day", min_length = 1, max_length = 200)]
+    pub name: String,
+    pub channel: Channel,
+    /// 1 to 100 segments whose members the campaign reaches.
+    #[validate(length(min = 1, max = 100, message = "must list 1 to 100 segment ids"))]
+    #[schema(example = json!([7, 8]), min_items = 1, max_items = 100)]
+    pub segment_ids: Vec<i64>,
+    /// Up to 100 segments whose members are left out.
+    #[serde(default)]
+    #[validate(length(max = 100, message = "must list at most 100 segment ids"))]
+    #[schema(example = json!([9]), max_items = 100)]
+    pub exclude_segment_ids: Vec<i64>,
+}
+
+/// Fields left out keep their value; the channel is fixed.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCampaign {
+    #[serde(default, deserialize_with = "trimmed_some")]
+    #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    #[validate(length(min = 1, max = 100, message = "must list 1 to 100 segment ids"))]
+    #[schema(min_items = 1, max_items = 100)]
+    pub segment_ids: Option<Vec<i64>>,
+    #[validate(length(max = 100, message = "must list at most 100 segment ids"))]
+    #[schema(max_items = 100)]
+    pub exclude_segment_ids: Option<Vec<i64>>,
+}
