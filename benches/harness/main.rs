@@ -3,8 +3,8 @@
 //! medians, the service/reference ratio and the service's peak RSS.
 //!
 //! `cargo bench --bench harness -- [SCENARIO ...] [--contacts N] [--runs N] [--quick]`
-//! Scenarios: api, contacts-batch, members-add, from-search, dynamic-count, segments-list
-//! (default: all).
+//! Scenarios: api, contacts-batch, members-add, from-search, dynamic-count, segments-list,
+//! audience-summary, audience-stream (default: all).
 
 mod data;
 mod report;
@@ -42,6 +42,8 @@ const ALL: &[&str] = &[
     "from-search",
     "dynamic-count",
     "segments-list",
+    "audience-summary",
+    "audience-stream",
 ];
 
 #[actix_web::main]
@@ -79,6 +81,8 @@ async fn main() {
             "members-add" => scenarios::members_add(&mut ctx).await,
             "dynamic-count" => scenarios::dynamic_count(&mut ctx).await,
             "segments-list" => scenarios::segments_list(&mut ctx).await,
+            "audience-summary" => scenarios::audience_summary(&mut ctx).await,
+            "audience-stream" => scenarios::audience_stream(&mut ctx).await,
             _ => scenarios::from_search(&mut ctx).await,
         });
     }

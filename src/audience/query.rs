@@ -63,7 +63,7 @@ impl Audience {
         exclude_segment_ids: &[i64],
     ) -> Result<Self, ApiError> {
         let mut errors = Vec::new();
-        let included = conditions(
+        let (static_ids, dynamic) = members(
             conn,
             tenant.id,
             channel,
@@ -71,7 +71,8 @@ impl Audience {
             "segment_ids",
             &mut errors,
         )?;
-        let excluded = conditions(
+        let included = SqlCondition::in_union(tenant.id, static_ids, dynamic);
+        let (static_ids, mut dynamic) = members(
             conn,
             tenant.id,
             channel,
@@ -79,6 +80,10 @@ impl Audience {
             "exclude_segment_ids",
             &mut errors,
         )?;
+        if !static_ids.is_empty() {
+            dynamic.push(SqlCondition::static_member_of(tenant.id, static_ids));
+        }
+        let excluded = SqlCondition::any(dynamic);
         for (index, id) in exclude_segment_ids.iter().enumerate() {
             if segment_ids.contains(id) {
                 errors.push(FieldError::new(
@@ -182,16 +187,15 @@ impl Counts {
     }
 }
 
-/// The union of the segments' members as one condition: static segments by membership,
-/// dynamic ones by their filters.
-fn conditions(
+/// The segments' members: the static segments' ids, and the dynamic ones' compiled filters.
+fn members(
     conn: &mut PgConnection,
     tenant_id: i64,
     channel: Channel,
     ids: &[i64],
     field: &str,
     errors: &mut Vec<FieldError>,
-) -> Result<SqlCondition, ApiError> {
+) -> Result<(Vec<i64>, Vec<SqlCondition>), ApiError> {
     let mut static_ids = Vec::new();
     let mut parts = Vec::new();
     for (index, id) in ids.iter().enumerate() {
@@ -228,8 +232,5 @@ fn conditions(
             None => static_ids.push(segment.id),
         }
     }
-    if !static_ids.is_empty() {
-        parts.push(SqlCondition::static_member_of(tenant_id, static_ids));
-    }
-    Ok(SqlCondition::any(parts))
+    Ok((static_ids, parts))
 }

@@ -90,13 +90,46 @@ impl SqlCondition {
         Self::of(column)
     }
 
-    /// Contacts that are members of one of these static segments.
+    /// Contacts that are members of one of these static segments, probed per contact
+    /// through the (tenant_id, contact_id) index: for conditions evaluated row by row.
     pub fn static_member_of(tenant_id: i64, segment_ids: Vec<i64>) -> Self {
-        Self::of("contacts.id IN (SELECT m.contact_id FROM segment_members m WHERE m.tenant_id = ")
+        Self::of("EXISTS (SELECT 1 FROM segment_members m WHERE m.tenant_id = ")
             .value(Part::Integer(tenant_id))
-            .sql(" AND m.segment_id = ANY(")
+            .sql(" AND m.contact_id = contacts.id AND m.segment_id = ANY(")
             .value(Part::Integers(segment_ids))
             .sql("))")
+    }
+
+    /// Contacts in the union of static segments and dynamic filters, as one `IN` over a
+    /// `UNION ALL`: used as a top-level condition, PostgreSQL answers it with one hash
+    /// semi-join instead of probing every contact.
+    pub fn in_union(tenant_id: i64, static_ids: Vec<i64>, dynamic: Vec<SqlCondition>) -> Self {
+        let mut union = Self::of("contacts.id IN (");
+        let mut first = true;
+        if !static_ids.is_empty() {
+            union = union
+                .sql("SELECT m.contact_id FROM segment_members m WHERE m.tenant_id = ")
+                .value(Part::Integer(tenant_id))
+                .sql(" AND m.segment_id = ANY(")
+                .value(Part::Integers(static_ids))
+                .sql(")");
+            first = false;
+        }
+        if !dynamic.is_empty() {
+            if !first {
+                union = union.sql(" UNION ALL ");
+            }
+            union = union
+                .sql("SELECT contacts.id FROM contacts WHERE contacts.tenant_id = ")
+                .value(Part::Integer(tenant_id))
+                .sql(" AND ")
+                .append(Self::any(dynamic));
+            first = false;
+        }
+        if first {
+            return Self::of("FALSE");
+        }
+        union.sql(")")
     }
 
     /// Contacts that are members of one of the tenant's static segments of `channel`.
