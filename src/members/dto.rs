@@ -126,3 +126,17 @@ pub struct MemberListParams {
     #[validate(length(max = 200))]
     pub search: Option<String>,
 }
+
+impl MemberListParams {
+    pub fn filters(
+        &self,
+        tenant: &crate::tenants::TenantRow,
+    ) -> crate::contacts::queries::ContactFilters {
+        crate::contacts::queries::ContactFilters::new(
+            self.search.as_deref(),
+            None,
+            None,
+            tenant.default_region.as_deref(),
+        )
+    }
+}

@@ -19,7 +19,6 @@ use crate::contacts::Contact;
 use crate::db::schema::contacts;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, Path, Query};
-use crate::filter::sql::SqlCondition;
 use crate::pagination::{Page, PageParams};
 use crate::segments::{dynamic, SegmentPath};
 use crate::{db, AppState};
@@ -46,19 +45,6 @@ fn read_only(segment_id: i64) -> ApiError {
             "Segment {segment_id} is dynamic: its members follow its filter and cannot be written."
         ),
     )
-}
-
-/// A dynamic segment's filter, compiled; `None` for a static segment.
-fn dynamic_condition(
-    conn: &mut diesel::PgConnection,
-    tenant_id: i64,
-    segment: &crate::segments::queries::SegmentRow,
-) -> Result<Option<SqlCondition>, ApiError> {
-    let Some(filter) = &segment.filter else {
-        return Ok(None);
-    };
-    let node = dynamic::parse_filter(conn, tenant_id, filter, "filter", Some(segment.id))?;
-    Ok(Some(dynamic::compile(tenant_id, &node)))
 }
 
 fn single_report(mut reports: Vec<(i64, MembershipReport)>) -> MembershipReport {
@@ -233,15 +219,10 @@ async fn list_segment_members(
     Query(page): Query<PageParams>,
 ) -> Result<web::Json<Page<Member>>, ApiError> {
     let segment_id = path.0.id;
-    let filters = ContactFilters::new(
-        params.search.as_deref(),
-        None,
-        None,
-        tenant.default_region.as_deref(),
-    );
+    let filters = params.filters(&tenant);
     let (rows, total) = db::run(&state.pool, move |conn| {
         let segment = crate::segments::queries::find(conn, tenant.id, segment_id)?;
-        let rows = match dynamic_condition(conn, tenant.id, &segment)? {
+        let rows = match dynamic::condition_of(conn, tenant.id, &segment)? {
             Some(condition) => {
                 let source = || filtered(tenant.id, &filters).filter(condition.clone());
                 queries::list_matching(conn, &source, page.limit(), page.offset())?
@@ -286,12 +267,7 @@ async fn list_segment_candidates(
     Query(page): Query<PageParams>,
 ) -> Result<web::Json<Page<Contact>>, ApiError> {
     let segment_id = path.0.id;
-    let filters = ContactFilters::new(
-        params.search.as_deref(),
-        None,
-        None,
-        tenant.default_region.as_deref(),
-    );
+    let filters = params.filters(&tenant);
     let (rows, total) = db::run(&state.pool, move |conn| {
         let segment = crate::segments::queries::find(conn, tenant.id, segment_id)?;
         if segment.filter.is_some() {
@@ -337,7 +313,7 @@ async fn export_segment_members(
     .map_err(|e| e.or_not_found("segment"))?;
     let condition = db::run(&state.pool, move |conn| {
         let segment = crate::segments::queries::find(conn, tenant.id, segment_id)?;
-        dynamic_condition(conn, tenant.id, &segment)
+        dynamic::condition_of(conn, tenant.id, &segment)
     })
     .await?;
     let pool = state.pool.clone();

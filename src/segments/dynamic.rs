@@ -71,6 +71,19 @@ pub fn summarize(
     }
 }
 
+/// A dynamic segment's filter, compiled; `None` for a static segment.
+pub fn condition_of(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    segment: &queries::SegmentRow,
+) -> Result<Option<SqlCondition>, ApiError> {
+    let Some(filter) = &segment.filter else {
+        return Ok(None);
+    };
+    let node = parse_filter(conn, tenant_id, filter, "filter", Some(segment.id))?;
+    Ok(Some(compile(tenant_id, &node)))
+}
+
 pub fn compile(tenant_id: i64, node: &Node) -> SqlCondition {
     Compiler {
         tenant_id,
