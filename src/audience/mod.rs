@@ -204,10 +204,14 @@ async fn list_audience(
 }
 
 /// Recipients fetched per database round trip while streaming.
-const STREAM_BATCH: i64 = 5000;
+const STREAM_BATCH: usize = 5000;
 
-/// Streams every recipient, encoded by `encode`, in keyset batches pulled as the client
-/// reads: memory stays flat and a slow client slows the database reads down.
+/// Encoded batches waiting for a slow client; beyond this the database reads pause.
+const STREAM_BUFFER: usize = 2;
+
+/// Streams every recipient, encoded by `encode`, from one database cursor read a batch at
+/// a time on a blocking thread. The bounded channel is the backpressure: memory stays flat
+/// and a slow client slows the reads; a client that goes away ends the transaction.
 async fn stream_audience(
     state: web::Data<AppState>,
     tenant: TenantRow,
@@ -220,34 +224,41 @@ async fn stream_audience(
         campaign_audience(conn, &tenant, id)
     })
     .await?;
+    let (sender, receiver) =
+        tokio::sync::mpsc::channel::<Result<web::Bytes, ApiError>>(STREAM_BUFFER);
     let pool = state.pool.clone();
-    let batches = stream::try_unfold(Some(0_i64), move |after| {
-        let (pool, audience) = (pool.clone(), audience.clone());
-        async move {
-            let Some(after) = after else { return Ok(None) };
+    actix_web::rt::spawn(async move {
+        let failures = sender.clone();
+        let read = db::transaction(&pool, move |conn| {
             let channel = audience.channel();
-            let batch = db::run(&pool, move |conn| {
-                audience.recipients_after(conn, after, STREAM_BATCH)
-            })
-            .await?;
-            if batch.is_empty() {
-                return Ok(None);
+            audience.open_cursor(conn)?;
+            loop {
+                let batch = Audience::fetch(conn, STREAM_BATCH)?;
+                let done = batch.len() < STREAM_BATCH;
+                let recipients: Vec<AudienceRecipient> = batch
+                    .into_iter()
+                    .map(|r| AudienceRecipient::new(r, channel))
+                    .collect();
+                let bytes = web::Bytes::from(encode(&recipients)?);
+                if sender.blocking_send(Ok(bytes)).is_err() || done {
+                    return Ok(());
+                }
             }
-            let next = (batch.len() as i64 == STREAM_BATCH)
-                .then(|| batch.last().map(|r| r.contact_id))
-                .flatten();
-            let recipients: Vec<AudienceRecipient> = batch
-                .into_iter()
-                .map(|r| AudienceRecipient::new(r, channel))
-                .collect();
-            Ok::<_, ApiError>(Some((web::Bytes::from(encode(&recipients)?), next)))
+        })
+        .await;
+        if let Err(error) = read {
+            tracing::warn!(%error, "audience stream cut short");
+            let _ = failures.send(Err(error)).await;
         }
     });
     let head =
         stream::once(async move { Ok::<_, ApiError>(web::Bytes::from_static(header.as_bytes())) });
+    let body = stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    });
     Ok(HttpResponse::Ok()
         .content_type(content_type)
-        .streaming(futures_util::StreamExt::chain(head, batches)))
+        .streaming(futures_util::StreamExt::chain(head, body)))
 }
 
 /// The whole audience, one JSON object per line (`{"contact_id", "name", "address"}`), in

@@ -2,13 +2,16 @@
 //! dynamic filters), minus the excluded ones, each contact once, minus the opted out, the
 //! unreachable on the channel and, where the tenant requires it, those without consent.
 //! Everything is evaluated in PostgreSQL, one statement per question.
+//!
+//! Whole-audience questions (the summary, the stream) join contacts to the `UNION` of the
+//! members, which PostgreSQL builds once by hashing or sorting; a page walks contacts in
+//! id order and tests each row, so it stops as soon as the page is full.
 
-use diesel::dsl::{case_when, count, count_star, not};
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
 
-use crate::db::schema::contacts;
 use crate::error::{ApiError, FieldError};
-use crate::filter::sql::SqlCondition;
+use crate::filter::sql::{SqlCondition, Statement};
 use crate::segments::queries::SegmentRow;
 use crate::segments::{dynamic, Channel};
 use crate::tenants::TenantRow;
@@ -17,7 +20,8 @@ use crate::tenants::TenantRow;
 pub struct Audience {
     tenant_id: i64,
     channel: Channel,
-    included: SqlCondition,
+    static_ids: Vec<i64>,
+    dynamic: Vec<SqlCondition>,
     excluded: SqlCondition,
     consent_required: bool,
 }
@@ -31,6 +35,9 @@ pub struct Counts {
     pub no_consent: i64,
     pub no_address: i64,
 }
+
+type CountsRow = (BigInt, BigInt, BigInt, BigInt, BigInt);
+type RecipientRow = (BigInt, Text, Nullable<Text>, Nullable<Text>);
 
 /// One recipient.
 #[derive(Debug, Clone, Queryable)]
@@ -52,6 +59,9 @@ impl Recipient {
     }
 }
 
+/// The cursor a stream reads the audience through; one per transaction.
+const CURSOR: &str = "audience_recipients";
+
 impl Audience {
     /// Checks that every segment named exists in the tenant and has the channel (422
     /// naming the offending entry otherwise), and builds the audience's conditions.
@@ -71,7 +81,7 @@ impl Audience {
             "segment_ids",
             &mut errors,
         )?;
-        let included = SqlCondition::in_union(tenant.id, static_ids, dynamic);
+        let (included_static, included_dynamic) = (static_ids, dynamic);
         let (static_ids, mut dynamic) = members(
             conn,
             tenant.id,
@@ -99,7 +109,8 @@ impl Audience {
         Ok(Self {
             tenant_id: tenant.id,
             channel,
-            included,
+            static_ids: included_static,
+            dynamic: included_dynamic,
             excluded,
             consent_required: tenant.require_privacy_consent,
         })
@@ -120,28 +131,81 @@ impl Audience {
         }
     }
 
-    fn members(&self) -> contacts::BoxedQuery<'static, diesel::pg::Pg> {
-        contacts::table
-            .filter(contacts::tenant_id.eq(self.tenant_id))
-            .filter(self.included.clone())
-            .into_boxed()
+    /// The ids of the included segments' members, each once, as a subquery.
+    fn member_ids(&self) -> Statement<()> {
+        let mut union = Statement::new("");
+        let mut first = true;
+        if !self.static_ids.is_empty() {
+            union = union
+                .sql("SELECT m.contact_id AS id FROM segment_members m WHERE m.tenant_id = ")
+                .integer(self.tenant_id)
+                .sql(" AND m.segment_id = ANY(")
+                .integers(self.static_ids.clone())
+                .sql(")");
+            first = false;
+        }
+        if !self.dynamic.is_empty() {
+            if !first {
+                union = union.sql(" UNION ");
+            }
+            union = union
+                .sql("SELECT contacts.id FROM contacts WHERE contacts.tenant_id = ")
+                .integer(self.tenant_id)
+                .sql(" AND ")
+                .condition(SqlCondition::any(self.dynamic.clone()));
+            first = false;
+        }
+        if first {
+            return Statement::new("SELECT NULL::bigint AS id WHERE FALSE");
+        }
+        union
+    }
+
+    /// `select`, then `FROM` the members joined to their contacts.
+    fn over_members<Row>(&self, select: Statement<Row>) -> Statement<Row> {
+        select
+            .sql(" FROM (")
+            .statement(self.member_ids())
+            .sql(") AS audience JOIN contacts ON contacts.tenant_id = ")
+            .integer(self.tenant_id)
+            .sql(" AND contacts.id = audience.id")
+    }
+
+    /// The reason a member is left out: 0 for none, else the first that applies.
+    fn exclusion_reason(&self) -> SqlCondition {
+        SqlCondition::when_first(vec![
+            self.excluded.clone(),
+            SqlCondition::column_is_true("contacts.opted_out"),
+            self.consent().negated(),
+            self.address().negated(),
+        ])
+    }
+
+    fn eligible(&self) -> SqlCondition {
+        SqlCondition::all(vec![
+            self.excluded.clone().negated(),
+            SqlCondition::column_is_true("contacts.opted_out").negated(),
+            self.consent(),
+            self.address(),
+        ])
     }
 
     /// Each excluded contact is counted once, under the first reason in this order:
     /// exclusion segment, opted out, no consent, no address.
     pub fn counts(&self, conn: &mut PgConnection) -> QueryResult<Counts> {
-        let kept = not(self.excluded.clone());
-        let reachable = kept.clone().and(contacts::opted_out.eq(false));
-        let consenting = reachable.clone().and(self.consent());
-        let (total_unique, by_exclusion, opted_out, no_consent, no_address) = self
-            .members()
-            .select((
-                count_star(),
-                count(case_when(self.excluded.clone(), contacts::id)),
-                count(case_when(kept.and(contacts::opted_out), contacts::id)),
-                count(case_when(reachable.and(not(self.consent())), contacts::id)),
-                count(case_when(consenting.and(not(self.address())), contacts::id)),
-            ))
+        let reasons = self.over_members(
+            Statement::<()>::new("SELECT ")
+                .condition(self.exclusion_reason())
+                .sql(" AS reason"),
+        );
+        let (total_unique, by_exclusion, opted_out, no_consent, no_address) =
+            Statement::<CountsRow>::new(
+                "SELECT count(*), count(*) FILTER (WHERE reason = 1), \
+                 count(*) FILTER (WHERE reason = 2), count(*) FILTER (WHERE reason = 3), \
+                 count(*) FILTER (WHERE reason = 4) FROM (",
+            )
+            .statement(reasons)
+            .sql(") AS reasons")
             .get_result::<(i64, i64, i64, i64, i64)>(conn)?;
         Ok(Counts {
             total_unique,
@@ -152,6 +216,10 @@ impl Audience {
         })
     }
 
+    fn recipient_columns() -> Statement<RecipientRow> {
+        Statement::new("SELECT contacts.id, contacts.name, contacts.phone_e164, contacts.email")
+    }
+
     /// Up to `limit` recipients after contact id `after`, in contact id order.
     pub fn recipients_after(
         &self,
@@ -159,21 +227,45 @@ impl Audience {
         after: i64,
         limit: i64,
     ) -> QueryResult<Vec<Recipient>> {
-        self.members()
-            .filter(not(self.excluded.clone()))
-            .filter(contacts::opted_out.eq(false))
-            .filter(self.consent())
-            .filter(self.address())
-            .filter(contacts::id.gt(after))
-            .order(contacts::id)
-            .limit(limit)
-            .select((
-                contacts::id,
-                contacts::name,
-                contacts::phone_e164,
-                contacts::email,
-            ))
+        let mut included = self.dynamic.clone();
+        if !self.static_ids.is_empty() {
+            included.push(SqlCondition::static_member_of(
+                self.tenant_id,
+                self.static_ids.clone(),
+            ));
+        }
+        Self::recipient_columns()
+            .sql(" FROM contacts WHERE contacts.tenant_id = ")
+            .integer(self.tenant_id)
+            .sql(" AND contacts.id > ")
+            .integer(after)
+            .sql(" AND ")
+            .condition(SqlCondition::any(included))
+            .sql(" AND ")
+            .condition(self.eligible())
+            .sql(" ORDER BY contacts.id LIMIT ")
+            .integer(limit)
             .load(conn)
+    }
+
+    /// Opens a cursor over every recipient in contact id order, read with
+    /// [`Audience::fetch`]: one statement for the whole audience, read a batch at a time.
+    /// Must run inside a transaction.
+    pub fn open_cursor(&self, conn: &mut PgConnection) -> QueryResult<()> {
+        let select = self
+            .over_members(Self::recipient_columns())
+            .sql(" WHERE ")
+            .condition(self.eligible())
+            .sql(" ORDER BY contacts.id");
+        Statement::<()>::new(&format!("DECLARE {CURSOR} NO SCROLL CURSOR FOR "))
+            .statement(select)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// The next `count` recipients from the cursor; fewer at the end.
+    pub fn fetch(conn: &mut PgConnection, count: usize) -> QueryResult<Vec<Recipient>> {
+        Statement::<RecipientRow>::new(&format!("FETCH {count} FROM {CURSOR}")).load(conn)
     }
 
     pub fn channel(&self) -> Channel {

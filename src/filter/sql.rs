@@ -9,10 +9,12 @@
 use chrono::NaiveDate;
 use diesel::expression::{is_aggregate, ValidGrouping};
 use diesel::pg::Pg;
+use diesel::query_builder::Query;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Bool, Date, Double, Jsonb, Nullable, Text};
-use diesel::{AppearsOnTable, Expression, QueryResult};
+use diesel::{AppearsOnTable, Expression, PgConnection, QueryResult, RunQueryDsl};
 use serde_json::{json, Value};
+use std::marker::PhantomData;
 
 use super::{Condition, Field, FlagColumn, Node, SegmentRef, Test, TextColumn};
 use crate::attributes::AttributeType;
@@ -75,6 +77,28 @@ impl SqlCondition {
         any.sql(")")
     }
 
+    /// Matches the contacts all of `conditions` match.
+    pub fn all(conditions: Vec<SqlCondition>) -> Self {
+        let mut all = Self::of("(TRUE");
+        for condition in conditions {
+            all = all.sql(" AND ").append(condition);
+        }
+        all.sql(")")
+    }
+
+    /// Not a condition but an integer: the 1-based position of the first of `conditions`
+    /// a contact matches, 0 when it matches none.
+    pub fn when_first(conditions: Vec<SqlCondition>) -> Self {
+        let mut case = Self::of("(CASE");
+        for (index, condition) in conditions.into_iter().enumerate() {
+            case = case
+                .sql(" WHEN ")
+                .append(condition)
+                .sql(&format!(" THEN {}", index + 1));
+        }
+        case.sql(" ELSE 0 END)")
+    }
+
     /// Matches the contacts this does not.
     pub fn negated(self) -> Self {
         negate(self)
@@ -98,38 +122,6 @@ impl SqlCondition {
             .sql(" AND m.contact_id = contacts.id AND m.segment_id = ANY(")
             .value(Part::Integers(segment_ids))
             .sql("))")
-    }
-
-    /// Contacts in the union of static segments and dynamic filters, as one `IN` over a
-    /// `UNION ALL`: used as a top-level condition, PostgreSQL answers it with one hash
-    /// semi-join instead of probing every contact.
-    pub fn in_union(tenant_id: i64, static_ids: Vec<i64>, dynamic: Vec<SqlCondition>) -> Self {
-        let mut union = Self::of("contacts.id IN (");
-        let mut first = true;
-        if !static_ids.is_empty() {
-            union = union
-                .sql("SELECT m.contact_id FROM segment_members m WHERE m.tenant_id = ")
-                .value(Part::Integer(tenant_id))
-                .sql(" AND m.segment_id = ANY(")
-                .value(Part::Integers(static_ids))
-                .sql(")");
-            first = false;
-        }
-        if !dynamic.is_empty() {
-            if !first {
-                union = union.sql(" UNION ALL ");
-            }
-            union = union
-                .sql("SELECT contacts.id FROM contacts WHERE contacts.tenant_id = ")
-                .value(Part::Integer(tenant_id))
-                .sql(" AND ")
-                .append(Self::any(dynamic));
-            first = false;
-        }
-        if first {
-            return Self::of("FALSE");
-        }
-        union.sql(")")
     }
 
     /// Contacts that are members of one of the tenant's static segments of `channel`.
@@ -182,6 +174,68 @@ impl QueryFragment<Pg> for SqlCondition {
         Ok(())
     }
 }
+
+/// A whole statement built from trusted SQL text and bound conditions and values, whose
+/// rows have the SQL type `Row`: for queries Diesel's DSL cannot shape, such as a join to
+/// a `UNION` subquery.
+pub struct Statement<Row> {
+    body: SqlCondition,
+    row: PhantomData<Row>,
+}
+
+impl<Row> Statement<Row> {
+    /// Starts with trusted SQL text.
+    pub fn new(text: &str) -> Self {
+        Self {
+            body: SqlCondition::of(text),
+            row: PhantomData,
+        }
+    }
+
+    /// Appends trusted SQL text.
+    pub fn sql(mut self, text: &str) -> Self {
+        self.body = self.body.sql(text);
+        self
+    }
+
+    pub fn condition(mut self, condition: SqlCondition) -> Self {
+        self.body = self.body.append(condition);
+        self
+    }
+
+    /// Appends another statement's text and values, as a subquery.
+    pub fn statement<Other>(mut self, other: Statement<Other>) -> Self {
+        self.body = self.body.append(other.body);
+        self
+    }
+
+    pub fn integer(mut self, value: i64) -> Self {
+        self.body = self.body.value(Part::Integer(value));
+        self
+    }
+
+    pub fn integers(mut self, values: Vec<i64>) -> Self {
+        self.body = self.body.value(Part::Integers(values));
+        self
+    }
+}
+
+impl<Row> QueryId for Statement<Row> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Row> QueryFragment<Pg> for Statement<Row> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.body.walk_ast(out)
+    }
+}
+
+impl<Row> Query for Statement<Row> {
+    type SqlType = Row;
+}
+
+impl<Row> RunQueryDsl<PgConnection> for Statement<Row> {}
 
 /// Compiles filters for one tenant.
 pub struct Compiler {
