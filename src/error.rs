@@ -2,12 +2,12 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 /// One offending input field of a validation error.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FieldError {
     /// Where the problem is: a dotted path into the request (`contacts[3].phone`,
     /// `filter.all[0].op`) or the name of a query or path parameter.
@@ -29,7 +29,7 @@ impl FieldError {
 }
 
 /// An RFC 9457 problem document, as every 4xx and 5xx answer carries it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem: `urn:segments:problem:<code>`.
     #[schema(example = "urn:segments:problem:validation_failed")]

@@ -38,7 +38,7 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let payload = payload.take();
         Box::pin(async move {
             if !content_type_ok {
                 return Err(ApiError::UnsupportedMediaType(
@@ -48,24 +48,35 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
             if declared_length.is_some_and(|length| length > limit) {
                 return Err(ApiError::PayloadTooLarge { limit });
             }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|error| {
-                    ApiError::bad_request(
-                        "unreadable_body",
-                        format!("Could not read the body: {error}"),
-                    )
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge { limit });
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_limited(payload, limit).await?;
             let value = parse_json::<T>(&body)?;
             value.validate().map_err(validation_problem)?;
             Ok(Json(value))
         })
     }
+}
+
+/// Reads a body into memory, refusing it (413) as soon as it passes `limit` bytes rather
+/// than after buffering it all.
+pub async fn read_limited<S, E>(mut body: S, limit: usize) -> Result<web::Bytes, ApiError>
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|error| {
+            ApiError::bad_request(
+                "unreadable_body",
+                format!("Could not read the body: {error}"),
+            )
+        })?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes.freeze())
 }
 
 /// Syntax errors are 400; well-formed JSON of the wrong shape is 422 with the field path.

@@ -13,6 +13,7 @@ pub mod endpoints;
 pub mod error;
 pub mod extract;
 pub mod filter;
+pub mod imports;
 pub mod members;
 pub mod openapi;
 pub mod ops;
@@ -63,6 +64,7 @@ fn routes(config: &mut ServiceConfig) {
             .configure(tenants::configure)
             .configure(attributes::configure)
             .configure(contacts::configure)
+            .configure(imports::configure)
             .configure(members::configure)
             .configure(segments::configure)
             .configure(campaigns::configure)

@@ -62,6 +62,36 @@ pub fn check_value(value_type: AttributeType, value: &Value) -> Result<(), Strin
     }
 }
 
+/// A value as written in a spreadsheet cell, read as `value_type`: numbers with `.` or a
+/// decimal `,`, booleans as true/false, yes/no or 1/0 in any case, dates YYYY-MM-DD.
+pub fn from_cell(value_type: AttributeType, cell: &str) -> Result<Value, String> {
+    let value = match value_type {
+        AttributeType::Text => Value::String(cell.to_owned()),
+        AttributeType::Number => {
+            let spelled = if cell.contains('.') {
+                cell.to_owned()
+            } else {
+                cell.replacen(',', ".", 1)
+            };
+            spelled
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or_else(|| "must be a number".to_owned())?
+        }
+        AttributeType::Boolean => match cell.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Value::Bool(true),
+            "false" | "no" | "0" => Value::Bool(false),
+            _ => return Err("must be true or false (yes/no, 1/0)".to_owned()),
+        },
+        AttributeType::Date => Value::String(cell.to_owned()),
+    };
+    check_value(value_type, &value)?;
+    Ok(value)
+}
+
 pub fn parse_date(text: &str) -> Option<NaiveDate> {
     (text.len() == 10)
         .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
@@ -130,6 +160,26 @@ mod tests {
         assert!(parse_date("2023-02-29").is_none());
         assert!(parse_date("2024-2-9").is_none());
         assert!(parse_date("29/02/2024").is_none());
+    }
+
+    #[test]
+    fn cells_are_read_as_their_attribute_type() {
+        assert_eq!(from_cell(AttributeType::Number, "4,5"), Ok(json!(4.5)));
+        assert_eq!(
+            from_cell(AttributeType::Number, "1200.25"),
+            Ok(json!(1200.25))
+        );
+        assert!(from_cell(AttributeType::Number, "high").is_err());
+        assert!(from_cell(AttributeType::Number, "NaN").is_err());
+        assert_eq!(from_cell(AttributeType::Boolean, "Yes"), Ok(json!(true)));
+        assert_eq!(from_cell(AttributeType::Boolean, "0"), Ok(json!(false)));
+        assert!(from_cell(AttributeType::Boolean, "maybe").is_err());
+        assert_eq!(
+            from_cell(AttributeType::Date, "2024-02-29"),
+            Ok(json!("2024-02-29"))
+        );
+        assert!(from_cell(AttributeType::Date, "29/02/2024").is_err());
+        assert_eq!(from_cell(AttributeType::Text, "Milan"), Ok(json!("Milan")));
     }
 
     #[test]

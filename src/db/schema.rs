@@ -98,6 +98,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    imports (tenant_id, id) {
+        tenant_id -> Int8,
+        id -> Int8,
+        segment_id -> Int8,
+        status -> Text,
+        bytes_total -> Int8,
+        bytes_read -> Int8,
+        rows_read -> Int8,
+        report -> Nullable<Jsonb>,
+        error -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -108,4 +124,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     segment_members,
     campaigns,
     campaign_segments,
+    imports,
 );

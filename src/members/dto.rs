@@ -58,7 +58,7 @@ pub struct Rejection {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Warning {
     #[schema(example = "no_validated_mobile")]
     pub code: String,

@@ -38,7 +38,7 @@ fn ids_source(
     }
 }
 
-fn read_only(segment_id: i64) -> ApiError {
+pub fn read_only(segment_id: i64) -> ApiError {
     ApiError::conflict(
         "dynamic_segment_read_only",
         format!(

@@ -6,6 +6,7 @@ mod contacts;
 mod dynamic;
 mod errors;
 mod harness;
+mod imports;
 mod members;
 mod openapi;
 mod operations;
