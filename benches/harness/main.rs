@@ -8,6 +8,7 @@
 
 mod data;
 mod report;
+mod import;
 mod scenarios;
 mod service;
 
@@ -44,6 +45,7 @@ const ALL: &[&str] = &[
     "segments-list",
     "audience-summary",
     "audience-stream",
+    "csv-import",
 ];
 
 #[actix_web::main]
@@ -83,6 +85,7 @@ async fn main() {
             "segments-list" => scenarios::segments_list(&mut ctx).await,
             "audience-summary" => scenarios::audience_summary(&mut ctx).await,
             "audience-stream" => scenarios::audience_stream(&mut ctx).await,
+            "csv-import" => import::csv_import(&mut ctx).await,
             _ => scenarios::from_search(&mut ctx).await,
         });
     }

@@ -51,9 +51,9 @@ impl Context<'_> {
 }
 
 /// Run numbers: a warm-up first (`WARM_UP`, not counted) unless quick, then the measured runs.
-const WARM_UP: usize = usize::MAX;
+pub const WARM_UP: usize = usize::MAX;
 
-fn run_numbers(settings: &Settings) -> Vec<usize> {
+pub fn run_numbers(settings: &Settings) -> Vec<usize> {
     let warm_up = (!settings.quick).then_some(WARM_UP);
     warm_up.into_iter().chain(0..settings.runs).collect()
 }
@@ -245,7 +245,7 @@ pub async fn api(ctx: &mut Context<'_>) -> Vec<Row> {
     rows
 }
 
-fn rss_row(scenario: &'static str, service: &Service) -> Row {
+pub fn rss_row(scenario: &'static str, service: &Service) -> Row {
     Row {
         scenario,
         metric: "service peak RSS".into(),
@@ -390,7 +390,7 @@ struct Id {
     id: i64,
 }
 
-fn reference_segment(conn: &mut PgConnection, tenant_id: i64, name: &str) -> i64 {
+pub fn reference_segment(conn: &mut PgConnection, tenant_id: i64, name: &str) -> i64 {
     diesel::sql_query("INSERT INTO segments (tenant_id, name, kind, channel) VALUES ($1, $2, 'static', 'whatsapp') RETURNING id")
         .bind::<BigInt, _>(tenant_id)
         .bind::<Text, _>(name)
@@ -399,7 +399,7 @@ fn reference_segment(conn: &mut PgConnection, tenant_id: i64, name: &str) -> i64
         .id
 }
 
-fn drop_bench_segments(conn: &mut PgConnection, tenant_id: i64, prefix: &str) {
+pub fn drop_bench_segments(conn: &mut PgConnection, tenant_id: i64, prefix: &str) {
     diesel::sql_query("DELETE FROM segments WHERE tenant_id = $1 AND name LIKE $2")
         .bind::<BigInt, _>(tenant_id)
         .bind::<Text, _>(format!("{prefix}%"))
