@@ -30,6 +30,7 @@ every offending field in `errors`. Lists page with `?page=&per_page=` (1 to 500,
         (name = "campaigns", description = "Campaigns and their audiences: who a send reaches, and why the others are left out."),
         (name = "operations", description = "Health, readiness and metrics for operators."),
     ),
+    servers((url = "/", description = "The service that serves this document")),
     components(schemas(Problem)),
 )]
 pub struct ApiDoc;
@@ -125,7 +126,9 @@ fn add_shared(operation: &mut Operation, security: Option<&str>) {
             );
         }
     }
-    if let Some(scheme) = security {
-        operation.security = Some(vec![SecurityRequirement::new(scheme, Vec::<String>::new())]);
-    }
+    // Operations without credentials say so (`[{}]`) rather than leave it unstated.
+    operation.security = Some(vec![match security {
+        Some(scheme) => SecurityRequirement::new(scheme, Vec::<String>::new()),
+        None => SecurityRequirement::default(),
+    }]);
 }

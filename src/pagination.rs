@@ -40,6 +40,8 @@ impl PageParams {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
+    /// Item schemas stay named components, so generated clients get named types.
+    #[schema(inline = false)]
     pub items: Vec<T>,
     #[schema(example = 1)]
     pub page: u32,

@@ -16,7 +16,9 @@ use serde_json::{json, Map, Value};
 
 use crate::data::{phone_for, API_KEY};
 use crate::report::{median, Row};
-use crate::scenarios::{drop_bench_segments, reference_segment, rss_row, run_numbers, Context, WARM_UP};
+use crate::scenarios::{
+    drop_bench_segments, reference_segment, rss_row, run_numbers, Context, WARM_UP,
+};
 use crate::service::Service;
 
 /// A row of the file, and what the reference stages for it (`None`: invalid).
@@ -67,7 +69,12 @@ fn file_rows(ctx: &mut Context<'_>, rows: i64, tag: &str) -> Vec<FileRow> {
     for k in 0..new {
         let index = 5_000_000 + k;
         let (spelled, e164, country) = phone_for(index, false);
-        all.push(row(spelled, e164.expect("valid"), country.expect("valid"), format!("Imported {index}")));
+        all.push(row(
+            spelled,
+            e164.expect("valid"),
+            country.expect("valid"),
+            format!("Imported {index}"),
+        ));
     }
     for k in 0..invalid {
         all.push(FileRow {
@@ -140,11 +147,12 @@ pub async fn csv_import(ctx: &mut Context<'_>) -> Vec<Row> {
         #[diesel(sql_type = BigInt)]
         id: i64,
     }
-    let last_contact: i64 = diesel::sql_query("SELECT coalesce(max(id), 0) AS id FROM contacts WHERE tenant_id = $1")
-        .bind::<BigInt, _>(tenant)
-        .get_result::<Last>(ctx.conn)
-        .expect("last contact")
-        .id;
+    let last_contact: i64 =
+        diesel::sql_query("SELECT coalesce(max(id), 0) AS id FROM contacts WHERE tenant_id = $1")
+            .bind::<BigInt, _>(tenant)
+            .get_result::<Last>(ctx.conn)
+            .expect("last contact")
+            .id;
     let service = Service::start(ctx.database_url);
     let rss_before = service.peak_rss_mib();
     let (mut service_seconds, mut reference_seconds) = (Vec::new(), Vec::new());
@@ -165,21 +173,36 @@ pub async fn csv_import(ctx: &mut Context<'_>) -> Vec<Row> {
             .finish();
         let started = Instant::now();
         let mut response = client
-            .post(format!("{}/v1/segments/{service_segment}/import", service.base))
+            .post(format!(
+                "{}/v1/segments/{service_segment}/import",
+                service.base
+            ))
             .insert_header(("Authorization", format!("Bearer {API_KEY}")))
             .insert_header(("Content-Type", "text/csv"))
             .send_body(csv)
             .await
             .expect("upload the file");
-        let body = response.body().limit(64 * 1024 * 1024).await.expect("read the report");
+        let body = response
+            .body()
+            .limit(64 * 1024 * 1024)
+            .await
+            .expect("read the report");
         let service_time = started.elapsed().as_secs_f64();
-        assert!(response.status().is_success(), "{}", String::from_utf8_lossy(&body));
+        assert!(
+            response.status().is_success(),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
         report = serde_json::from_slice(&body).expect("a report");
 
         let started = Instant::now();
         let added = reference(ctx.conn, tenant, reference_segment_id, &reference_file);
         let reference_time = started.elapsed().as_secs_f64();
-        assert_eq!(report["added"].as_i64(), Some(added), "service and reference disagree: {report}");
+        assert_eq!(
+            report["added"].as_i64(),
+            Some(added),
+            "service and reference disagree: {report}"
+        );
         assert_eq!(report["rows"].as_i64(), Some(rows));
         undo(ctx, last_contact, service_segment);
         undo(ctx, last_contact, reference_segment_id);
@@ -188,7 +211,8 @@ pub async fn csv_import(ctx: &mut Context<'_>) -> Vec<Row> {
             reference_seconds.push(reference_time);
         }
     }
-    let (service_time, reference_time) = (median(&mut service_seconds), median(&mut reference_seconds));
+    let (service_time, reference_time) =
+        (median(&mut service_seconds), median(&mut reference_seconds));
     let growth = service.peak_rss_mib() - rss_before;
     vec![
         Row {

@@ -7,8 +7,8 @@
 //! audience-summary, audience-stream (default: all).
 
 mod data;
-mod report;
 mod import;
+mod report;
 mod scenarios;
 mod service;
 

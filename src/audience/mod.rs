@@ -85,6 +85,7 @@ impl AudienceRecipient {
 pub struct AudiencePage {
     pub items: Vec<AudienceRecipient>,
     /// Pass as `after` for the next page; null at the end.
+    #[schema(required = true)]
     pub next_after: Option<i64>,
 }
 

@@ -137,7 +137,9 @@ impl Audience {
         let mut first = true;
         if !self.static_ids.is_empty() {
             union = union
-                .sql("SELECT m.contact_id AS id FROM segment_members m WHERE m.tenant_id = ")
+                // DISTINCT: a contact in two static segments is one member even when
+                // no dynamic branch follows to make the UNION remove the repeat.
+                .sql("SELECT DISTINCT m.contact_id AS id FROM segment_members m WHERE m.tenant_id = ")
                 .integer(self.tenant_id)
                 .sql(" AND m.segment_id = ANY(")
                 .integers(self.static_ids.clone())

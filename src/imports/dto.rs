@@ -36,6 +36,7 @@ pub struct ImportParams {
     pub default_region: Option<String>,
     /// How existing contacts (matched by validated phone) are updated. Opt-out and consent
     /// are never changed by an import.
+    #[param(inline)]
     pub update: Option<UpdateParam>,
 }
 

@@ -330,3 +330,58 @@ async fn campaigns_name_only_existing_segments_of_their_channel() {
     app.delete(&path, &key).await.expect(204);
     app.get(&path, &key).await.expect_problem(404, "not_found");
 }
+
+#[actix_web::test]
+async fn a_contact_in_two_static_segments_is_one_recipient() {
+    let app = spawn_app().await;
+    let key = app.tenant_key().await;
+    let both = app
+        .contact(&key, json!({"name": "Both", "phone": "333 123 4567"}))
+        .await;
+    let one = app
+        .contact(&key, json!({"name": "One", "phone": "333 123 4568"}))
+        .await;
+    let mut segment_ids = Vec::new();
+    for (name, members) in [("A", vec![id(&both), id(&one)]), ("B", vec![id(&both)])] {
+        let segment = app.segment(&key, name, "whatsapp").await;
+        app.post(
+            &format!("/v1/segments/{}/members", id(&segment)),
+            &key,
+            json!({ "contact_ids": members }),
+        )
+        .await
+        .expect(200);
+        segment_ids.push(id(&segment));
+    }
+    let campaign = app
+        .post(
+            "/v1/campaigns",
+            &key,
+            json!({"name": "Static only", "channel": "whatsapp", "segment_ids": segment_ids}),
+        )
+        .await
+        .expect(201);
+    let base = format!("/v1/campaigns/{}", id(&campaign));
+    let summary = app
+        .get(&format!("{base}/audience/summary"), &key)
+        .await
+        .expect(200);
+    assert_eq!(
+        (
+            summary["total_unique"].as_i64(),
+            summary["eligible"].as_i64()
+        ),
+        (Some(2), Some(2))
+    );
+    let stream = app.get(&format!("{base}/audience.ndjson"), &key).await;
+    let ids: Vec<i64> = stream
+        .text
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["contact_id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ids, [id(&both), id(&one)]);
+}
