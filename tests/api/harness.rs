@@ -134,6 +134,26 @@ impl TestDatabase {
     pub fn connection(&self) -> PgConnection {
         PgConnection::establish(&self.url).expect("connect to the test database")
     }
+
+    /// Refuses (`false`) or allows new connections to this database; refusing also ends
+    /// the open ones: for the service, the database is gone.
+    pub fn set_reachable(&self, reachable: bool) {
+        let mut admin = PgConnection::establish(server_url()).expect("connect to the server");
+        diesel::sql_query(format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS {reachable}",
+            self.name
+        ))
+        .execute(&mut admin)
+        .expect("change ALLOW_CONNECTIONS");
+        if !reachable {
+            diesel::sql_query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            )
+            .bind::<diesel::sql_types::Text, _>(&self.name)
+            .execute(&mut admin)
+            .expect("end the open connections");
+        }
+    }
 }
 
 impl Drop for TestDatabase {

@@ -1,0 +1,392 @@
+//! Tenant isolation, swept over the OpenAPI document: every operation that takes a resource
+//! id is called with tenant B's key on tenant A's ids. A new operation fails this test
+//! until it is added here.
+
+use std::collections::BTreeSet;
+
+use actix_web::http::Method;
+use actix_web::test::TestRequest;
+use serde_json::{json, Value};
+
+use crate::harness::{spawn_app, Reply, TestApp};
+
+fn id(value: &Value) -> i64 {
+    value["id"].as_i64().unwrap()
+}
+
+/// Tenant A's resources, by the path parameter that names them.
+struct Resources {
+    contact: i64,
+    segment: i64,
+    campaign: i64,
+    import: i64,
+}
+
+async fn tenant_a<S, B>(app: &TestApp<S>, key: &str) -> Resources
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    app.post(
+        "/v1/attributes",
+        key,
+        json!({"key": "city", "label": "City", "type": "text"}),
+    )
+    .await
+    .expect(201);
+    let contact = app
+        .contact(
+            key,
+            json!({"name": "A's contact", "phone": "333 123 4567", "external_id": "crm-1", "attributes": {"city": "Milan"}}),
+        )
+        .await;
+    let segment = app.segment(key, "A's segment", "whatsapp").await;
+    app.post(
+        &format!("/v1/segments/{}/members", id(&segment)),
+        key,
+        json!({"contact_ids": [id(&contact)]}),
+    )
+    .await
+    .expect(200);
+    let campaign = app
+        .post(
+            "/v1/campaigns",
+            key,
+            json!({"name": "A's campaign", "channel": "whatsapp", "segment_ids": [id(&segment)]}),
+        )
+        .await
+        .expect(201);
+    let job = app
+        .send(
+            TestRequest::post()
+                .uri(&format!("/v1/segments/{}/import", id(&segment)))
+                .insert_header(("Authorization", format!("Bearer {key}")))
+                .insert_header(("Content-Type", "text/csv"))
+                .insert_header(("Prefer", "respond-async"))
+                .set_payload("phone\n3331234568\n")
+                .to_request(),
+        )
+        .await
+        .expect(202);
+    for _ in 0..100 {
+        let polled = app
+            .get(&format!("/v1/imports/{}", id(&job)), key)
+            .await
+            .expect(200);
+        if polled["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Resources {
+        contact: id(&contact),
+        segment: id(&segment),
+        campaign: id(&campaign),
+        import: id(&job),
+    }
+}
+
+/// Everything tenant A can read, to compare before and after.
+async fn snapshot<S, B>(app: &TestApp<S>, key: &str, a: &Resources) -> Vec<Value>
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let mut reads = vec![
+        "/v1/contacts".to_owned(),
+        "/v1/segments".to_owned(),
+        "/v1/campaigns".to_owned(),
+        "/v1/attributes".to_owned(),
+        format!("/v1/segments/{}/members", a.segment),
+        format!("/v1/campaigns/{}/audience/summary", a.campaign),
+        format!("/v1/imports/{}", a.import),
+    ];
+    reads.push(format!("/v1/contacts/{}", a.contact));
+    let mut values = Vec::new();
+    for path in reads {
+        values.push(app.get(&path, key).await.expect(200));
+    }
+    values
+}
+
+#[actix_web::test]
+async fn another_tenant_gets_404_on_every_operation_and_changes_nothing() {
+    let app = spawn_app().await;
+    let key_a = app.tenant_key().await;
+    let key_b = app.tenant_key().await;
+    let a = tenant_a(&app, &key_a).await;
+    let b_contact = app
+        .contact(
+            &key_b,
+            json!({"name": "B's contact", "phone": "333 765 4321"}),
+        )
+        .await;
+    let before = snapshot(&app, &key_a, &a).await;
+
+    // (method, path in the document, concrete path, body, expected status)
+    let csv = || Body::Csv("phone\n3339999999\n");
+    let calls: Vec<(Method, &str, String, Body, u16)> = vec![
+        (
+            Method::DELETE,
+            "/v1/attributes/{key}",
+            "/v1/attributes/city".into(),
+            Body::None,
+            404,
+        ),
+        (
+            Method::GET,
+            "/v1/campaigns/{id}",
+            format!("/v1/campaigns/{}", a.campaign),
+            Body::None,
+            404,
+        ),
+        (
+            Method::PATCH,
+            "/v1/campaigns/{id}",
+            format!("/v1/campaigns/{}", a.campaign),
+            Body::Json(json!({"name": "hijacked"})),
+            404,
+        ),
+        (
+            Method::DELETE,
+            "/v1/campaigns/{id}",
+            format!("/v1/campaigns/{}", a.campaign),
+            Body::None,
+            404,
+        ),
+        (
+            Method::GET,
+            "/v1/campaigns/{id}/audience",
+            format!("/v1/campaigns/{}/audience", a.campaign),
+            Body::None,
+            404,
+        ),
+        (
+            Method::GET,
+            "/v1/campaigns/{id}/audience.csv",
+            format!("/v1/campaigns/{}/audience.csv", a.campaign),
+            Body::None,
+            404,
+        ),
+        (
+            Method::GET,
+            "/v1/campaigns/{id}/audience.ndjson",
+            format!("/v1/campaigns/{}/audience.ndjson", a.campaign),
+            Body::None,
+            404,
+        ),
+        (
+            Method::GET,
+            "/v1/campaigns/{id}/audience/summary",
+            format!("/v1/campaigns/{}/audience/summary", a.campaign),
+            Body::None,
+            404,
+        ),
+        (
+            Method::GET,
+            "/v1/contacts/{id}",
+            format!("/v1/contacts/{}", a.contact),
+            Body::None,
+            404,
+        ),
+        (
+            Method::PATCH,
+            "/v1/contacts/{id}",
+            format!("/v1/contacts/{}", a.contact),
+            Body::Json(json!({"name": "hijacked", "opted_out": true})),
+            404,
+        ),
+        (
+            Method::DELETE,
+            "/v1/contacts/{id}",
+            format!("/v1/contacts/{}", a.contact),
+            Body::None,
+            404,
+        ),
+        (
+            Method::GET,
+            "/v1/contacts/{id}/segments",
+            format!("/v1/contacts/{}/segments", a.contact),
+            Body::None,
+            404,
+        ),
+        // An upsert by external id writes B's own contact, never A's.
+        (
+            Method::PUT,
+            "/v1/contacts/by-external-id/{external_id}",
+            "/v1/contacts/by-external-id/crm-1".into(),
+            Body::Json(json!({"name": "B's own"})),
+            201,
+        ),
+        (
+            Method::GET,
+            "/v1/imports/{id}",
+            format!("/v1/imports/{}", a.import),
+            Body::None,
+            404,
+        ),
+        (
+            Method::GET,
+            "/v1/segments/{id}",
+            format!("/v1/segments/{}", a.segment),
+            Body::None,
+            404,
+        ),
+        (
+            Method::PATCH,
+            "/v1/segments/{id}",
+            format!("/v1/segments/{}", a.segment),
+            Body::Json(json!({"name": "hijacked"})),
+            404,
+        ),
+        (
+            Method::DELETE,
+            "/v1/segments/{id}",
+            format!("/v1/segments/{}", a.segment),
+            Body::None,
+            404,
+        ),
+        (
+            Method::GET,
+            "/v1/segments/{id}/candidates",
+            format!("/v1/segments/{}/candidates", a.segment),
+            Body::None,
+            404,
+        ),
+        (
+            Method::POST,
+            "/v1/segments/{id}/import",
+            format!("/v1/segments/{}/import", a.segment),
+            csv(),
+            404,
+        ),
+        (
+            Method::GET,
+            "/v1/segments/{id}/members",
+            format!("/v1/segments/{}/members", a.segment),
+            Body::None,
+            404,
+        ),
+        (
+            Method::POST,
+            "/v1/segments/{id}/members",
+            format!("/v1/segments/{}/members", a.segment),
+            Body::Json(json!({"contact_ids": [id(&b_contact)]})),
+            404,
+        ),
+        (
+            Method::DELETE,
+            "/v1/segments/{id}/members",
+            format!("/v1/segments/{}/members", a.segment),
+            Body::Json(json!({"contact_ids": [a.contact]})),
+            404,
+        ),
+        (
+            Method::GET,
+            "/v1/segments/{id}/members.csv",
+            format!("/v1/segments/{}/members.csv", a.segment),
+            Body::None,
+            404,
+        ),
+        (
+            Method::POST,
+            "/v1/segments/{id}/members/from-search",
+            format!("/v1/segments/{}/members/from-search", a.segment),
+            Body::Json(json!({})),
+            404,
+        ),
+        // Ids in bodies: A's segment is unknown to B.
+        (
+            Method::POST,
+            "/v1/segments/memberships",
+            "/v1/segments/memberships".into(),
+            Body::Json(json!({"segment_ids": [a.segment], "contact_ids": [a.contact]})),
+            404,
+        ),
+        (
+            Method::POST,
+            "/v1/audiences/resolve",
+            "/v1/audiences/resolve".into(),
+            Body::Json(json!({"channel": "whatsapp", "segment_ids": [a.segment]})),
+            422,
+        ),
+        (
+            Method::POST,
+            "/v1/campaigns",
+            "/v1/campaigns".into(),
+            Body::Json(json!({"name": "B", "channel": "whatsapp", "segment_ids": [a.segment]})),
+            422,
+        ),
+    ];
+    for (method, _, path, body, status) in &calls {
+        let reply = send(&app, method.clone(), path, &key_b, body).await;
+        assert_eq!(
+            reply.status.as_u16(),
+            *status,
+            "{method} {path} with another tenant's key: {}",
+            reply.text
+        );
+    }
+
+    // Every operation of the document that names a resource is covered.
+    let document = serde_json::to_value(segments::openapi_document()).unwrap();
+    let named: BTreeSet<String> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path.contains('{') && !path.starts_with("/v1/admin"))
+        .flat_map(|(path, operations)| {
+            operations
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    let swept: BTreeSet<String> = calls
+        .iter()
+        .map(|(method, path, ..)| format!("{method} {path}"))
+        .collect();
+    let missing: Vec<_> = named.difference(&swept).collect();
+    assert!(missing.is_empty(), "not swept: {missing:?}");
+
+    assert_eq!(snapshot(&app, &key_a, &a).await, before, "tenant A changed");
+}
+
+enum Body {
+    None,
+    Json(Value),
+    Csv(&'static str),
+}
+
+async fn send<S, B>(app: &TestApp<S>, method: Method, path: &str, key: &str, body: &Body) -> Reply
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    match body {
+        Body::None => app.call(method, path, Some(key), None).await,
+        Body::Json(value) => app.call(method, path, Some(key), Some(value.clone())).await,
+        Body::Csv(text) => {
+            let request = TestRequest::default()
+                .method(method)
+                .uri(path)
+                .insert_header(("Authorization", format!("Bearer {key}")))
+                .insert_header(("Content-Type", "text/csv"))
+                .set_payload(*text);
+            app.send(request.to_request()).await
+        }
+    }
+}
