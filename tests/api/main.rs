@@ -8,6 +8,7 @@ mod errors;
 mod harness;
 mod imports;
 mod isolation;
+mod limits;
 mod members;
 mod openapi;
 mod operations;
