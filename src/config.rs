@@ -27,6 +27,12 @@ pub struct Config {
     #[arg(long, env = "SEGMENTS_DB_POOL_SIZE", default_value_t = 8)]
     pub db_pool_size: u32,
 
+    /// Longest a single SQL statement may run, in seconds, before PostgreSQL cancels it and
+    /// the client gets 503 `query_timeout` (0: no limit). A query a client abandoned stops
+    /// here at the latest.
+    #[arg(long, env = "SEGMENTS_STATEMENT_TIMEOUT", default_value_t = 60)]
+    pub statement_timeout_secs: u64,
+
     /// Where the embedded PostgreSQL and its development credentials live.
     #[arg(long, env = "SEGMENTS_DATA_DIR", default_value = ".data")]
     pub data_dir: PathBuf,
@@ -55,6 +61,7 @@ impl Config {
             admin_token: None,
             json_limit: 1024 * 1024,
             db_pool_size: 4,
+            statement_timeout_secs: 60,
             data_dir: PathBuf::from(".data"),
             workers: None,
             log_format: LogFormat::Text,

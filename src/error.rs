@@ -83,6 +83,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// PostgreSQL cancelled a statement that ran past the statement timeout.
+    #[error("statement timeout: {0}")]
+    TimedOut(String),
     /// PostgreSQL aborted the transaction to break a deadlock; [`crate::db::transaction`]
     /// runs it again.
     #[error("deadlock: {0}")]
@@ -143,6 +146,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "database_unavailable",
+            Self::TimedOut(_) => "query_timeout",
             Self::Deadlock(_) | Self::Internal(_) => "internal_error",
         }
     }
@@ -157,6 +161,10 @@ impl ApiError {
             Self::Unauthorized => "Send a valid key as `Authorization: Bearer <key>`.".to_owned(),
             Self::Unavailable(_) => {
                 "The database is unavailable; retry in a few seconds.".to_owned()
+            }
+            Self::TimedOut(_) => {
+                "The database took too long to answer; retry later or narrow the request."
+                    .to_owned()
             }
             Self::Deadlock(_) | Self::Internal(_) => {
                 "An unexpected error occurred; it has been logged.".to_owned()
@@ -202,7 +210,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Deadlock(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -213,12 +221,13 @@ impl ResponseError for ApiError {
                 tracing::error!(%cause, "request failed")
             }
             Self::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            Self::TimedOut(cause) => tracing::warn!(%cause, "statement timed out"),
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
         response.content_type("application/problem+json");
         match self {
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::TimedOut(_) => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
             }
             Self::Unauthorized => {
@@ -237,6 +246,13 @@ impl From<diesel::result::Error> for ApiError {
             Error::NotFound => Self::NotFound("resource"),
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 Self::Unavailable(info.message().to_owned())
+            }
+            Error::DatabaseError(_, ref info)
+                if info
+                    .message()
+                    .contains("canceling statement due to statement timeout") =>
+            {
+                Self::TimedOut(info.message().to_owned())
             }
             Error::DatabaseError(_, ref info) if info.message().contains("deadlock detected") => {
                 Self::Deadlock(info.message().to_owned())

@@ -49,7 +49,7 @@ impl AppState {
     pub fn new(config: Config) -> Self {
         let url = config.database_url.clone().unwrap_or_default();
         Self {
-            pool: db::pool(&url, config.db_pool_size),
+            pool: db::pool(&url, config.db_pool_size, config.statement_timeout_secs),
             config,
             metrics: Metrics::new(),
             keys: Default::default(),

@@ -53,6 +53,7 @@ pub struct PooledPg {
 
 pub struct Manager {
     database_url: String,
+    statement_timeout_secs: u64,
 }
 
 impl ManageConnection for Manager {
@@ -60,12 +61,18 @@ impl ManageConnection for Manager {
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<PooledPg, r2d2::Error> {
-        PgConnection::establish(&self.database_url)
-            .map(|connection| PooledPg {
-                connection,
-                lost: false,
-            })
-            .map_err(r2d2::Error::ConnectionError)
+        let mut connection =
+            PgConnection::establish(&self.database_url).map_err(r2d2::Error::ConnectionError)?;
+        diesel::sql_query(format!(
+            "SET statement_timeout = '{}s'",
+            self.statement_timeout_secs
+        ))
+        .execute(&mut connection)
+        .map_err(r2d2::Error::QueryError)?;
+        Ok(PooledPg {
+            connection,
+            lost: false,
+        })
     }
 
     fn is_valid(&self, pooled: &mut PooledPg) -> Result<(), r2d2::Error> {
@@ -84,7 +91,7 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Builds the pool without connecting, so the service starts (and answers `/readyz` 503)
 /// while the database is still down.
-pub fn pool(database_url: &str, size: u32) -> PgPool {
+pub fn pool(database_url: &str, size: u32, statement_timeout_secs: u64) -> PgPool {
     let connections = Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
@@ -92,6 +99,7 @@ pub fn pool(database_url: &str, size: u32) -> PgPool {
         .test_on_check_out(false)
         .build_unchecked(Manager {
             database_url: database_url.to_owned(),
+            statement_timeout_secs,
         });
     PgPool {
         connections,

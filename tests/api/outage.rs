@@ -112,3 +112,24 @@ async fn an_outage_answers_503_and_loses_no_acknowledged_write() {
         acknowledged.len()
     );
 }
+
+#[actix_web::test]
+async fn a_statement_past_the_timeout_is_cancelled_and_answers_503() {
+    use crate::harness::TestDatabase;
+    use actix_web::ResponseError;
+    let database = TestDatabase::new();
+    let mut config = segments::config::Config::for_database(&database.url);
+    config.statement_timeout_secs = 1;
+    let state = segments::AppState::new(config);
+    let started = Instant::now();
+    let outcome = segments::db::run(&state.pool, |conn| {
+        diesel::sql_query("SELECT pg_sleep(5)").execute(conn)
+    })
+    .await;
+    let error = outcome.expect_err("cancelled by PostgreSQL");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let response = error.error_response();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers().get("retry-after").unwrap(), "5");
+    assert_eq!(error.to_problem().code, "query_timeout");
+}
