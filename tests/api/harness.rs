@@ -212,6 +212,21 @@ impl Reply {
     }
 }
 
+/// Any in-process application, whatever its body type: keeps helper signatures short.
+pub trait App:
+    Service<Request, Response = ServiceResponse<Self::Body>, Error = actix_web::Error>
+{
+    type Body: MessageBody;
+}
+
+impl<S, B> App for S
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    type Body = B;
+}
+
 /// The real application, in process, on a private database.
 pub struct TestApp<S> {
     pub service: S,

@@ -2,7 +2,7 @@ use actix_web::test::TestRequest;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::harness::{spawn_app, Reply, TestApp};
+use crate::harness::{spawn_app, App, Reply, TestApp};
 
 fn id(value: &Value) -> i64 {
     value["id"].as_i64().unwrap()
@@ -16,21 +16,13 @@ fn upload(segment: i64, key: &str, query: &str, content_type: &str, body: Vec<u8
         .set_payload(body)
 }
 
-async fn import_csv<S, B>(
+async fn import_csv<S: App>(
     app: &TestApp<S>,
     segment: i64,
     key: &str,
     query: &str,
     csv: &[u8],
-) -> Reply
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
+) -> Reply {
     app.send(upload(segment, key, query, "text/csv", csv.to_vec()).to_request())
         .await
 }
