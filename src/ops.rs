@@ -124,19 +124,31 @@ pub struct Health {
     status: &'static str,
 }
 
-/// Liveness: the process is up.
-#[utoipa::path(tag = "operations", responses((status = 200, body = Health)))]
+/// Liveness: the process is up
+///
+/// Answers 200 `{"status": "ok"}` while the process serves requests, whatever the state
+/// of the database (see `/readyz` for that). Takes no credentials; meant for a
+/// container's liveness probe.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "The process is up.", body = Health))
+)]
 #[get("/healthz")]
 async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok" })
 }
 
-/// Readiness: the database answers. 503 while it does not; recovers by itself.
+/// Readiness: the database answers
+///
+/// 200 when a pooled database connection is available within 2 seconds and answers; 503
+/// (`database_unavailable`, with `Retry-After`) while it does not. Recovers by itself
+/// once the database is back. Takes no credentials; meant for a load balancer's
+/// readiness probe.
 #[utoipa::path(
     tag = "operations",
     responses(
-        (status = 200, body = Health),
-        (status = 503, description = "The database is unreachable.", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The database answers: the service can take traffic.", body = Health),
+        (status = 503, description = "`database_unavailable`: the database is unreachable; retry after `Retry-After` seconds.", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/readyz")]
@@ -150,8 +162,17 @@ async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiErro
     Ok(web::Json(Health { status: "ok" }))
 }
 
-/// Prometheus metrics: requests by route and status, latency histogram, pool usage.
-#[utoipa::path(tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
+/// Prometheus metrics
+///
+/// The Prometheus text format (0.0.4): `http_requests_total` by method, route pattern
+/// and status, the `http_request_duration_seconds` histogram by method and route, and
+/// the database pool's `db_pool_connections`, `db_pool_idle_connections` and
+/// `db_pool_max_connections`. Routes are labelled by pattern (`/v1/segments/{id}`),
+/// never by raw path. Takes no credentials.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "The metrics, in the Prometheus text format.", content_type = "text/plain", body = String))
+)]
 #[get("/metrics")]
 async fn prometheus_metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let metrics = &state.metrics;

@@ -18,8 +18,11 @@ use crate::{db, AppState};
 /// Most attribute definitions one tenant may have.
 pub const MAX_DEFINITIONS: i64 = 100;
 
+/// A custom attribute's value type: `text` (a string of at most 1000 characters),
+/// `number`, `boolean`, or `date` (`YYYY-MM-DD`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(example = "text")]
 pub enum AttributeType {
     Text,
     Number,
@@ -76,6 +79,7 @@ fn valid_key(key: &str) -> Result<(), validator::ValidationError> {
     }
 }
 
+/// A custom attribute definition: contacts carry values of its type under `key`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Attribute {
     #[schema(example = "city")]
@@ -83,6 +87,7 @@ pub struct Attribute {
     #[schema(example = "City")]
     pub label: String,
     pub r#type: AttributeType,
+    #[schema(example = "2026-01-15T09:30:00Z")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -107,8 +112,14 @@ struct AttributePath {
     key: String,
 }
 
-/// List the tenant's attribute definitions, by key.
-#[utoipa::path(tag = "attributes", responses((status = 200, body = AttributeList)))]
+/// List attribute definitions
+///
+/// Every custom attribute the tenant has defined (at most 100), ordered by key, not
+/// paged.
+#[utoipa::path(
+    tag = "attributes",
+    responses((status = 200, description = "The tenant's attribute definitions.", body = AttributeList))
+)]
 #[get("/attributes")]
 async fn list_attributes(
     Caller(tenant): Caller,
@@ -120,13 +131,19 @@ async fn list_attributes(
     }))
 }
 
-/// Define a custom attribute. Its type is fixed: contact values are checked against it.
+/// Define a custom attribute
+///
+/// Contacts then carry values under `key` in their `attributes`, and filters can name
+/// it as `attributes.<key>`. The type is fixed: every contact value is checked against
+/// it (422 naming the attribute on a mismatch), and a key with no definition is
+/// refused. A tenant may define at most 100 attributes.
 #[utoipa::path(
     tag = "attributes",
     request_body = CreateAttribute,
     responses(
-        (status = 201, body = Attribute),
+        (status = 201, description = "The attribute, defined.", body = Attribute),
         (status = 409, description = "`attribute_exists`: the key is already defined.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (e.g. `invalid_key`), or `too_many_attributes`: the tenant has 100 already.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/attributes")]
@@ -160,14 +177,16 @@ async fn create_attribute(
     Ok(HttpResponse::Created().json(Attribute::from(row)))
 }
 
-/// Delete an attribute definition and every contact's value for it. Refused while a
-/// dynamic segment's filter names it.
+/// Delete an attribute definition
+///
+/// Every contact's value for it goes too. Refused with 409 `attribute_in_use` while a
+/// dynamic segment's filter names it: change that filter first.
 #[utoipa::path(
     tag = "attributes",
     params(("key" = String, Path, description = "Attribute key")),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 404, description = "No such attribute.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such attribute.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`attribute_in_use`: a dynamic segment's filter names it.", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -24,12 +24,17 @@ use crate::{db, AppState};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Excluded {
     /// Members of an exclusion segment.
+    #[schema(example = 40)]
     pub by_exclusion: i64,
+    /// Opted out of messaging.
+    #[schema(example = 12)]
     pub opted_out: i64,
     /// Without privacy consent, on a tenant that requires it.
+    #[schema(example = 0)]
     pub no_consent: i64,
     /// Without an address for the channel: a validated phone for WhatsApp and SMS, an
     /// email for email.
+    #[schema(example = 18)]
     pub no_address: i64,
 }
 
@@ -37,6 +42,7 @@ pub struct Excluded {
 /// `eligible` + every `excluded` count = `total_unique`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AudienceSummary {
+    /// Contacts the campaign reaches.
     #[schema(example = 1180)]
     pub eligible: i64,
     /// Distinct members of the included segments.
@@ -60,6 +66,7 @@ impl From<Counts> for AudienceSummary {
     }
 }
 
+/// One contact the campaign reaches, with its address on the campaign's channel.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AudienceRecipient {
     #[schema(example = 42)]
@@ -81,11 +88,12 @@ impl AudienceRecipient {
     }
 }
 
+/// A keyset page of recipients, in contact id order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AudiencePage {
     pub items: Vec<AudienceRecipient>,
     /// Pass as `after` for the next page; null at the end.
-    #[schema(required = true)]
+    #[schema(required = true, example = 42)]
     pub next_after: Option<i64>,
 }
 
@@ -94,6 +102,7 @@ pub struct AudiencePage {
 pub struct KeysetParams {
     /// The `next_after` of the previous page; absent for the first.
     #[validate(range(min = 0))]
+    #[param(minimum = 0, example = 42)]
     pub after: Option<i64>,
     /// Recipients per page, 1 to 10,000 (default 1,000).
     #[validate(range(min = 1, max = 10000))]
@@ -101,13 +110,17 @@ pub struct KeysetParams {
     pub limit: Option<i64>,
 }
 
+/// Segments to resolve as an audience without saving a campaign. Every segment named
+/// must exist in the tenant and have `channel`.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     pub channel: Channel,
+    /// 1 to 100 segments whose members the audience reaches.
     #[validate(length(min = 1, max = 100, message = "must list 1 to 100 segment ids"))]
     #[schema(example = json!([7, 8]), min_items = 1, max_items = 100)]
     pub segment_ids: Vec<i64>,
+    /// Up to 100 segments whose members are left out. Default none.
     #[serde(default)]
     #[validate(length(max = 100, message = "must list at most 100 segment ids"))]
     #[schema(example = json!([9]), max_items = 100)]
@@ -130,13 +143,24 @@ fn campaign_audience(
     )
 }
 
-const NOT_FOUND: &str = "No such campaign.";
+const NOT_FOUND: &str = "`not_found`: no such campaign.";
 
-/// The campaign's audience summary: how many it reaches, and why the others are left out.
+/// Summarise a campaign's audience
+///
+/// How many contacts the campaign reaches now, and why the others are left out. The
+/// audience is the union of the members of `segment_ids` (each contact once), minus the
+/// members of `exclude_segment_ids`, minus contacts that are opted out, lack privacy
+/// consent on a tenant that requires it, or have no address for the channel (a validated
+/// phone for WhatsApp and SMS, an email for email). Each excluded contact is counted once,
+/// under the first reason in that order, so `eligible` plus the `excluded` counts equals
+/// `total_unique`. Dynamic segments are evaluated at this moment.
 #[utoipa::path(
     tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),
-    responses((status = 200, body = AudienceSummary), (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, description = "The audience's counts.", body = AudienceSummary),
+        (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[get("/campaigns/{id}/audience/summary")]
 async fn get_audience_summary(
@@ -153,8 +177,19 @@ async fn get_audience_summary(
     Ok(web::Json(counts.into()))
 }
 
-/// The summary for segments not saved as a campaign.
-#[utoipa::path(tag = "campaigns", request_body = ResolveRequest, responses((status = 200, body = AudienceSummary)))]
+/// Summarise an audience without a campaign
+///
+/// The same counts as a campaign's audience summary, for a channel and segments given
+/// in the request: nothing is saved. Repeated ids count once. Every segment must exist
+/// in the tenant and have the channel.
+#[utoipa::path(
+    tag = "campaigns",
+    request_body = ResolveRequest,
+    responses(
+        (status = 200, description = "The audience's counts.", body = AudienceSummary),
+        (status = 422, description = "`validation_failed`: a segment named does not exist (`segment_not_found`), has another channel (`channel_mismatch`), or is both included and excluded (`included_and_excluded`); each entry names its place, e.g. `segment_ids[1]`.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[post("/audiences/resolve")]
 async fn resolve_audience(
     Caller(tenant): Caller,
@@ -173,11 +208,20 @@ async fn resolve_audience(
     Ok(web::Json(counts.into()))
 }
 
-/// A page of recipients in contact id order (keyset: pass `next_after` as `after`).
+/// List a campaign's recipients, a keyset page at a time
+///
+/// The eligible contacts (see the audience summary for who is left out), each once, in
+/// contact id order, with the address to send to: the E.164 phone for WhatsApp and SMS,
+/// the email for email. Start without `after`; pass each answer's `next_after` as
+/// `after` for the next page, until it is null. `limit` is 1 to 10,000 (default 1,000).
+/// For the whole audience in one response, use `audience.ndjson`.
 #[utoipa::path(
     tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id"), KeysetParams),
-    responses((status = 200, body = AudiencePage), (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, description = "A page of recipients.", body = AudiencePage),
+        (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[get("/campaigns/{id}/audience")]
 async fn list_audience(
@@ -262,8 +306,12 @@ async fn stream_audience(
         .streaming(futures_util::StreamExt::chain(head, body)))
 }
 
-/// The whole audience, one JSON object per line (`{"contact_id", "name", "address"}`), in
-/// contact id order, streamed with constant memory.
+/// Stream a campaign's whole audience as NDJSON
+///
+/// Every recipient, one JSON object per line (`{"contact_id", "name", "address"}`, as in
+/// the paged list), in contact id order, streamed with constant memory whatever the
+/// audience's size. A failure midway aborts the transfer (the chunked body never ends
+/// properly), so a response that completes holds the whole audience.
 #[utoipa::path(
     tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),
@@ -296,7 +344,10 @@ async fn stream_audience_ndjson(
     .await
 }
 
-/// The whole audience as CSV (`contact_id,name,address`), for people, streamed.
+/// Stream a campaign's whole audience as CSV
+///
+/// For people and spreadsheets: a `contact_id,name,address` header, then one recipient
+/// per row in contact id order, streamed with constant memory.
 #[utoipa::path(
     tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),

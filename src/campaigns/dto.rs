@@ -19,7 +19,9 @@ pub struct Campaign {
     pub segment_ids: Vec<i64>,
     #[schema(example = json!([9]))]
     pub exclude_segment_ids: Vec<i64>,
+    #[schema(example = "2026-03-02T10:00:00Z")]
     pub created_at: DateTime<Utc>,
+    #[schema(example = "2026-03-02T10:00:00Z")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -63,12 +65,18 @@ pub struct CreateCampaign {
 pub struct UpdateCampaign {
     #[serde(default, deserialize_with = "trimmed_some")]
     #[validate(length(min = 1, max = 200))]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        example = "Spring hiring day (Milan)",
+        min_length = 1,
+        max_length = 200
+    )]
     pub name: Option<String>,
+    /// Replaces the included segments: 1 to 100.
     #[validate(length(min = 1, max = 100, message = "must list 1 to 100 segment ids"))]
-    #[schema(min_items = 1, max_items = 100)]
+    #[schema(example = json!([7, 8, 10]), min_items = 1, max_items = 100)]
     pub segment_ids: Option<Vec<i64>>,
+    /// Replaces the excluded segments: up to 100; `[]` excludes none.
     #[validate(length(max = 100, message = "must list at most 100 segment ids"))]
-    #[schema(max_items = 100)]
+    #[schema(example = json!([]), max_items = 100)]
     pub exclude_segment_ids: Option<Vec<i64>>,
 }

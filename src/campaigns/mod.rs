@@ -61,10 +61,17 @@ fn save_segments(
     )?)
 }
 
-const NOT_FOUND: &str = "No such campaign.";
+const NOT_FOUND: &str = "`not_found`: no such campaign.";
 
-/// List campaigns, newest first.
-#[utoipa::path(tag = "campaigns", params(PageParams), responses((status = 200, body = Page<Campaign>)))]
+/// List campaigns
+///
+/// The tenant's campaigns, newest first, paged with `page` and `per_page` (1 to 500,
+/// default 25). A page past the end has no items.
+#[utoipa::path(
+    tag = "campaigns",
+    params(PageParams),
+    responses((status = 200, description = "A page of campaigns.", body = Page<Campaign>))
+)]
 #[get("/campaigns")]
 async fn list_campaigns(
     Caller(tenant): Caller,
@@ -79,9 +86,21 @@ async fn list_campaigns(
     Ok(web::Json(Page::new(rows, &page, total)))
 }
 
-/// Create a campaign. Every segment must exist in the tenant and have the campaign's
-/// channel; a segment cannot be both included and excluded (422 naming the entry).
-#[utoipa::path(tag = "campaigns", request_body = CreateCampaign, responses((status = 201, body = Campaign)))]
+/// Create a campaign
+///
+/// A campaign names the segments whose members it reaches (`segment_ids`) and those whose
+/// members it leaves out (`exclude_segment_ids`). Every segment must exist in the tenant
+/// and have the campaign's channel; a segment cannot be both included and excluded.
+/// Repeated ids count once. The channel is fixed at creation. Read who it reaches with
+/// `GET /v1/campaigns/{id}/audience/summary`.
+#[utoipa::path(
+    tag = "campaigns",
+    request_body = CreateCampaign,
+    responses(
+        (status = 201, description = "The campaign, created.", body = Campaign),
+        (status = 422, description = "`validation_failed`: a segment named does not exist (`segment_not_found`), has another channel (`channel_mismatch`), or is both included and excluded (`included_and_excluded`); each entry names its place, e.g. `segment_ids[1]`.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[post("/campaigns")]
 async fn create_campaign(
     Caller(tenant): Caller,
@@ -104,11 +123,16 @@ async fn create_campaign(
     Ok(HttpResponse::Created().json(Campaign::from(campaign)))
 }
 
-/// Read a campaign.
+/// Read a campaign
+///
+/// Its name, channel, and the segments it includes and excludes.
 #[utoipa::path(
     tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),
-    responses((status = 200, body = Campaign), (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, description = "The campaign.", body = Campaign),
+        (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[get("/campaigns/{id}")]
 async fn get_campaign(
@@ -121,12 +145,20 @@ async fn get_campaign(
     Ok(web::Json(campaign.into()))
 }
 
-/// Rename a campaign or change its segments (lists given replace the old ones).
+/// Rename a campaign or change its segments
+///
+/// Fields left out keep their value; a list given replaces the old one whole. The
+/// resulting lists are checked as on create: every segment must exist and have the
+/// campaign's channel, and none may be both included and excluded. The channel is fixed.
 #[utoipa::path(
     tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),
     request_body = UpdateCampaign,
-    responses((status = 200, body = Campaign), (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, description = "The campaign, changed.", body = Campaign),
+        (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a segment named does not exist (`segment_not_found`), has another channel (`channel_mismatch`), or is both included and excluded (`included_and_excluded`); each entry names its place, e.g. `segment_ids[1]`.", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[patch("/campaigns/{id}")]
 async fn update_campaign(
@@ -158,7 +190,9 @@ async fn update_campaign(
     Ok(web::Json(campaign.into()))
 }
 
-/// Delete a campaign. Its segments stay.
+/// Delete a campaign
+///
+/// Only the campaign goes: its segments and their contacts stay.
 #[utoipa::path(
     tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),

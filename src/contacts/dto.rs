@@ -24,21 +24,29 @@ pub struct Contact {
     #[schema(example = "+393331234567")]
     pub phone_e164: Option<String>,
     /// Whether `phone` is a valid number (`phone_e164` is set).
+    #[schema(example = true)]
     pub phone_valid: bool,
     /// ISO 3166 alpha-2 region of the validated phone.
     #[schema(example = "IT")]
     pub phone_country: Option<String>,
     #[schema(example = "giulia.rossi@example.com")]
     pub email: Option<String>,
-    /// Values of the tenant's defined attributes, by key.
-    #[schema(value_type = Object, example = json!({"city": "Milan", "premium": true}))]
+    /// Values of the tenant's defined attributes, by key: a string (`text`), a number, a
+    /// boolean, or a `YYYY-MM-DD` string (`date`), as the definition says.
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>, additional_properties = true, example = json!({"city": "Milan", "premium": true, "birthdate": "1994-05-17"}))]
     pub attributes: Value,
     #[schema(example = json!(["vip"]))]
     pub tags: Vec<String>,
     /// Opted out of messaging: kept in segments, left out of every audience.
+    #[schema(example = false)]
     pub opted_out: bool,
+    /// Gave privacy consent; a tenant with `require_privacy_consent` only adds contacts
+    /// that did to segments and audiences.
+    #[schema(example = true)]
     pub privacy_consent: bool,
+    #[schema(example = "2026-01-20T14:05:00Z")]
     pub created_at: DateTime<Utc>,
+    #[schema(example = "2026-02-03T08:12:00Z")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -86,17 +94,24 @@ pub struct CreateContact {
     #[validate(email, length(max = 254))]
     #[schema(example = "giulia.rossi@example.com", max_length = 254)]
     pub email: Option<String>,
-    /// Values for defined attributes only, each of its definition's type.
+    /// Values for defined attributes only, each of its definition's type (`date` as
+    /// `YYYY-MM-DD`). A key with no definition is refused.
     #[serde(default)]
-    #[schema(value_type = Object, example = json!({"city": "Milan"}))]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>, additional_properties = true, example = json!({"city": "Milan", "premium": true}))]
     pub attributes: Map<String, Value>,
     /// At most 100 tags of at most 100 characters; trimmed, duplicates dropped.
     #[serde(default)]
     #[validate(length(max = 100), custom(function = "super::model::check_tags"))]
+    #[schema(example = json!(["vip", "milan"]), max_items = 100)]
     pub tags: Vec<String>,
+    /// Default false. On an upsert, `true` opts an existing contact out; `false` leaves
+    /// it as it is.
     #[serde(default)]
+    #[schema(example = false)]
     pub opted_out: bool,
+    /// Default false. On an upsert, `true` records consent; `false` leaves it as it is.
     #[serde(default)]
+    #[schema(example = true)]
     pub privacy_consent: bool,
 }
 
@@ -108,26 +123,33 @@ pub struct CreateContact {
 pub struct UpdateContact {
     #[serde(default, deserialize_with = "patch_opt")]
     #[validate(length(max = 200))]
-    #[schema(value_type = Option<String>, max_length = 200)]
+    #[schema(value_type = Option<String>, example = "crm-1001", max_length = 200)]
     pub external_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "trimmed_some")]
     #[validate(length(min = 1, max = 200))]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(example = "Giulia Bianchi", min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    /// Validated again, as on create.
     #[serde(default, deserialize_with = "patch_opt")]
     #[validate(length(max = 64))]
-    #[schema(value_type = Option<String>, max_length = 64)]
+    #[schema(value_type = Option<String>, example = "+39 333 765 4321", max_length = 64)]
     pub phone: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch_opt")]
     #[validate(custom(function = "super::model::check_email"))]
-    #[schema(value_type = Option<String>, max_length = 254)]
+    #[schema(value_type = Option<String>, example = "giulia.bianchi@example.com", max_length = 254)]
     pub email: Option<Option<String>>,
+    /// Merged into the contact's: a key set to `null` removes that attribute; keys left
+    /// out stay.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>, additional_properties = true, example = json!({"city": "Rome", "premium": null}))]
     pub attributes: Option<Option<Map<String, Value>>>,
+    /// Replaces the whole list: at most 100 tags of at most 100 characters.
     #[validate(length(max = 100), custom(function = "super::model::check_tags"))]
+    #[schema(example = json!(["vip"]), max_items = 100)]
     pub tags: Option<Vec<String>>,
+    #[schema(example = true)]
     pub opted_out: Option<bool>,
+    #[schema(example = true)]
     pub privacy_consent: Option<bool>,
 }
 
@@ -149,13 +171,17 @@ impl From<CreateContact> for UpdateContact {
 #[derive(Debug, Deserialize, Validate, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ContactListParams {
-    /// Matches name, phone (as given or validated), email and external id; case-insensitive.
+    /// Part of the name, phone (as given or validated), email or external id,
+    /// case-insensitive; a phone number also matches its other spellings.
     #[validate(length(max = 200))]
+    #[param(max_length = 200, example = "rossi")]
     pub search: Option<String>,
     /// Only contacts carrying this tag.
     #[validate(length(max = 100))]
+    #[param(max_length = 100, example = "vip")]
     pub tag: Option<String>,
-    /// Only opted-out (true) or reachable (false) contacts.
+    /// Only opted-out (true) or not opted-out (false) contacts.
+    #[param(example = false)]
     pub opted_out: Option<bool>,
 }
 
@@ -165,29 +191,45 @@ pub struct ContactBatch {
     /// 1 to 1000 contacts. Each is matched by `external_id`, else by validated phone:
     /// an existing contact is updated with the fields given, otherwise one is created.
     #[validate(length(min = 1, max = 1000))]
+    #[schema(min_items = 1, max_items = 1000, example = json!([
+        {"external_id": "crm-1001", "name": "Giulia Rossi", "phone": "333 123 4567", "tags": ["vip"]},
+        {"external_id": "crm-1002", "name": "Oliver Smith", "phone": "+44 7400 123456", "email": "oliver@example.com"}
+    ]))]
     pub contacts: Vec<CreateContact>,
 }
 
+/// What happened to one item of a batch.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(example = "created")]
 pub enum BatchItemStatus {
     Created,
     Updated,
     Error,
 }
 
+/// The outcome of one item of a batch.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchItem {
-    /// Position in the request's `contacts`.
+    /// Position in the request's `contacts`, from 0.
+    #[schema(example = 0)]
     pub index: usize,
     pub status: BatchItemStatus,
+    /// The contact's id; absent when `status` is `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 42)]
     pub id: Option<i64>,
+    /// Why the item failed; present only when `status` is `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<crate::error::Problem>,
 }
 
+/// One result per item, in the order of the request's `contacts`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResult {
+    #[schema(example = json!([
+        {"index": 0, "status": "created", "id": 42},
+        {"index": 1, "status": "updated", "id": 43}
+    ]))]
     pub items: Vec<BatchItem>,
 }

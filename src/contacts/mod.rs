@@ -122,8 +122,19 @@ fn upsert(
     save(conn, tenant, existing, changes).map(|row| (row, created))
 }
 
-/// List contacts: search, filter by tag and opt-out, page.
-#[utoipa::path(tag = "contacts", params(ContactListParams, PageParams), responses((status = 200, body = Page<Contact>)))]
+/// List contacts
+///
+/// The tenant's contacts in id order (oldest first), paged with `page` and `per_page`
+/// (1 to 500, default 25). `search` matches part of the name, phone (as given or
+/// validated), email or external id, ignoring case; text that reads as a phone number
+/// also finds that number however it was written. `tag` keeps contacts carrying that
+/// tag; `opted_out` keeps opted-out (true) or not opted-out (false) contacts. Filters
+/// combine with AND.
+#[utoipa::path(
+    tag = "contacts",
+    params(ContactListParams, PageParams),
+    responses((status = 200, description = "A page of contacts.", body = Page<Contact>))
+)]
 #[get("/contacts")]
 async fn list_contacts(
     Caller(tenant): Caller,
@@ -144,13 +155,21 @@ async fn list_contacts(
     Ok(web::Json(Page::new(rows, &page, total)))
 }
 
-/// Create a contact.
+/// Create a contact
+///
+/// `name` is required. The phone is validated and normalised to E.164 with the tenant's
+/// `default_region` for numbers without a country prefix; a phone that is not a valid
+/// number is stored all the same, with `phone_valid: false` and `phone_e164: null`. The
+/// validated phone and the external id are each unique per tenant. `attributes` may only
+/// carry defined attributes, each value of its definition's type. Tags are trimmed and
+/// kept once each.
 #[utoipa::path(
     tag = "contacts",
     request_body = CreateContact,
     responses(
-        (status = 201, body = Contact),
-        (status = 409, description = "`phone_taken` or `external_id_taken`: another contact has it.", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "The contact, created.", body = Contact),
+        (status = 409, description = "`phone_taken` or `external_id_taken`: another contact of the tenant has this validated phone or external id.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, every offending field in `errors`: e.g. `undefined_attribute` (no definition for the key), `invalid_attribute_value` (wrong type for the definition), `email`, `invalid_tag`, `length`.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/contacts")]
@@ -166,11 +185,16 @@ async fn create_contact(
     Ok(HttpResponse::Created().json(Contact::from(row)))
 }
 
-/// Read a contact.
+/// Read a contact
+///
+/// Every field of the contact, its phone as given and as validated.
 #[utoipa::path(
     tag = "contacts",
     params(("id" = i64, Path, description = "Contact id")),
-    responses((status = 200, body = Contact), (status = 404, description = "No such contact.", body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, description = "The contact.", body = Contact),
+        (status = 404, description = "`not_found`: no such contact.", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[get("/contacts/{id}")]
 async fn get_contact(
@@ -185,15 +209,22 @@ async fn get_contact(
     Ok(web::Json(row.into()))
 }
 
-/// Edit a contact: any field; attributes are merged, tags replaced.
+/// Edit a contact
+///
+/// Any field; fields left out keep their value, and `null` clears `external_id`,
+/// `phone` and `email`. `attributes` are merged into the contact's: a key given sets
+/// that attribute, a key given `null` removes it, keys left out stay. `tags` replace
+/// the list. A new phone is validated as on create. Dynamic segments follow the change
+/// at once; static memberships stay.
 #[utoipa::path(
     tag = "contacts",
     params(("id" = i64, Path, description = "Contact id")),
     request_body = UpdateContact,
     responses(
-        (status = 200, body = Contact),
-        (status = 404, description = "No such contact.", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`phone_taken` or `external_id_taken`: another contact has it.", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The contact, changed.", body = Contact),
+        (status = 404, description = "`not_found`: no such contact.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`phone_taken` or `external_id_taken`: another contact of the tenant has this validated phone or external id.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, every offending field in `errors`: e.g. `undefined_attribute` (no definition for the key), `invalid_attribute_value` (wrong type for the definition), `email`, `invalid_tag`, `length`.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/contacts/{id}")]
@@ -213,11 +244,17 @@ async fn update_contact(
     Ok(web::Json(row.into()))
 }
 
-/// Delete a contact. Its memberships go with it; segments stay.
+/// Delete a contact
+///
+/// The contact and its memberships go. The static segments it was in stay, their
+/// `recipients` one fewer; dynamic segments simply no longer match it.
 #[utoipa::path(
     tag = "contacts",
     params(("id" = i64, Path, description = "Contact id")),
-    responses((status = 204, description = "Deleted."), (status = 404, description = "No such contact.", body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "`not_found`: no such contact.", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[delete("/contacts/{id}")]
 async fn delete_contact(
@@ -236,17 +273,24 @@ async fn delete_contact(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Create or update the contact with this external id: the idempotent push for CRM
-/// integrations. Fields left out keep their value on an existing contact; opt-out and
-/// consent are only ever set, never cleared, by a push.
+/// Create or update a contact by external id
+///
+/// The idempotent push for CRM integrations: sending the same body twice leaves the
+/// same contact. The contact is found by the external id in the path, else by validated
+/// phone (a contact that carries a different external id is never taken over). Found:
+/// it is updated with the fields given (200); fields left out keep their value, and
+/// opt-out and consent are only ever set, never cleared, by a push. Not found: it is
+/// created (201). The body's `external_id` may be left out; if given it must equal the
+/// path's. The path's external id is trimmed, 1 to 200 characters.
 #[utoipa::path(
     tag = "contacts",
-    params(("external_id" = String, Path, description = "The contact's id in the pushing system")),
+    params(("external_id" = String, Path, description = "The contact's id in the pushing system, 1 to 200 characters")),
     request_body = CreateContact,
     responses(
-        (status = 200, description = "Updated.", body = Contact),
-        (status = 201, description = "Created.", body = Contact),
-        (status = 409, description = "`phone_taken`: another contact has this phone.", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "An existing contact, updated.", body = Contact),
+        (status = 201, description = "A new contact, created.", body = Contact),
+        (status = 409, description = "`phone_taken`: another contact has this validated phone.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: as on create, or `external_id` with `length` (the path's is empty or too long) or `mismatch` (the body's differs from the path's).", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[put("/contacts/by-external-id/{external_id}")]
@@ -286,9 +330,23 @@ async fn upsert_contact_by_external_id(
     Ok(response.json(Contact::from(row)))
 }
 
-/// Create or update up to 1000 contacts, each matched by `external_id`, else by validated
-/// phone. Each item succeeds or fails on its own; the answer lists every item in order.
-#[utoipa::path(tag = "contacts", request_body = ContactBatch, responses((status = 200, body = BatchResult)))]
+/// Create or update contacts in a batch
+///
+/// Up to 1000 contacts, each upserted as by `PUT /v1/contacts/by-external-id/{external_id}`:
+/// matched by `external_id`, else by validated phone; an existing contact is updated with
+/// the fields given (opt-out and consent only ever set, never cleared), otherwise one is
+/// created. Each item succeeds or fails on its own: the answer lists every item in request
+/// order with `status` `created`, `updated` or `error` (and then `error`, a problem with
+/// its `code`, e.g. `validation_failed` or `phone_taken`). The answer is 200 even when
+/// items failed.
+#[utoipa::path(
+    tag = "contacts",
+    request_body = ContactBatch,
+    responses(
+        (status = 200, description = "One result per item, in request order.", body = BatchResult),
+        (status = 422, description = "`validation_failed`: `contacts` is empty or has more than 1000 items.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[post("/contacts/batch")]
 async fn batch_upsert_contacts(
     Caller(tenant): Caller,
@@ -310,11 +368,17 @@ async fn batch_upsert_contacts(
     Ok(web::Json(BatchResult { items }))
 }
 
-/// The segments a contact is a member of, static and dynamic.
+/// List the segments a contact is in
+///
+/// Every segment the contact is a member of: the static ones it was added to and the
+/// dynamic ones whose filter matches it now. Not paged.
 #[utoipa::path(
     tag = "contacts",
     params(("id" = i64, Path, description = "Contact id")),
-    responses((status = 200, body = SegmentList), (status = 404, description = "No such contact.", body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, description = "The contact's segments.", body = SegmentList),
+        (status = 404, description = "`not_found`: no such contact.", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[get("/contacts/{id}/segments")]
 async fn list_contact_segments(

@@ -7,6 +7,7 @@ use super::queries::{ImportRow, UpdateMode};
 use crate::error::Problem;
 use crate::members::Warning;
 
+/// How an import updates contacts that exist already (matched by validated phone).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UpdateParam {
@@ -34,9 +35,10 @@ pub struct ImportParams {
     /// tenant's `default_region` when absent.
     #[param(example = "IT")]
     pub default_region: Option<String>,
-    /// How existing contacts (matched by validated phone) are updated. Opt-out and consent
-    /// are never changed by an import.
-    #[param(inline)]
+    /// How existing contacts (matched by validated phone) are updated: `fill` (default)
+    /// fills only empty values, `overwrite` lets the file's non-empty values win. Opt-out
+    /// and consent are never changed by an import.
+    #[param(inline, example = "fill")]
     pub update: Option<UpdateParam>,
 }
 
@@ -55,6 +57,10 @@ pub struct RowProblem {
     /// The physical line in the file; the header is line 1.
     #[schema(example = 7)]
     pub line: u64,
+    /// Invalid rows: `missing_phone`, `invalid_phone`, `invalid_name`, `invalid_email`,
+    /// `invalid_tags`, `invalid_attribute_value`, `unreadable_row`. Rows the channel rules
+    /// refuse: the membership codes (`no_validated_mobile`, `no_email`,
+    /// `no_privacy_consent`).
     #[schema(example = "invalid_phone")]
     pub code: String,
     #[schema(
@@ -94,13 +100,16 @@ pub struct ImportReport {
     /// Rows whose contact the segment's channel rules refuse (listed in `errors`).
     #[schema(example = 2)]
     pub rejected: i64,
+    /// Contacts the file created.
     #[schema(example = 80)]
     pub contacts_created: i64,
     /// Existing contacts the file changed.
     #[schema(example = 12)]
     pub contacts_updated: i64,
+    /// Rows naming a phone an earlier row named (listed in `duplicates`).
     #[schema(example = 3)]
     pub duplicates_in_file: i64,
+    /// Rows skipped as invalid, e.g. an empty or invalid phone (listed in `errors`).
     #[schema(example = 5)]
     pub invalid_rows: i64,
     /// Invalid and rejected rows, in line order (the first 1000).
@@ -110,14 +119,19 @@ pub struct ImportReport {
     /// Header names that are neither a known column nor a defined attribute.
     #[schema(example = json!(["Notes"]))]
     pub ignored_columns: Vec<String>,
+    /// As in a membership report (`no_validated_mobile` on WhatsApp), plus `opted_out`
+    /// for contacts of the file that stay opted out.
     pub warnings: Vec<Warning>,
     /// The segment's members after the import.
     #[schema(example = 1250)]
     pub recipients: i64,
 }
 
+/// Where an asynchronous import stands: `queued` and `running` move on to `succeeded`
+/// or `failed`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(example = "running")]
 pub enum ImportStatus {
     Queued,
     Running,
@@ -133,17 +147,23 @@ pub struct ImportJob {
     #[schema(example = 7)]
     pub segment_id: i64,
     pub status: ImportStatus,
+    /// The file's size.
     #[schema(example = 10485760)]
     pub bytes_total: i64,
+    /// How far the import has read: `bytes_read` / `bytes_total` is the progress.
     #[schema(example = 5242880)]
     pub bytes_read: i64,
+    /// Data rows read so far.
     #[schema(example = 100000)]
     pub rows_read: i64,
     /// When `succeeded`.
     pub report: Option<ImportReport>,
     /// When `failed`: why; nothing was written.
     pub error: Option<Problem>,
+    #[schema(example = "2026-02-12T09:00:00Z")]
     pub created_at: DateTime<Utc>,
+    /// Moves as progress is recorded.
+    #[schema(example = "2026-02-12T09:00:04Z")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -24,7 +24,7 @@ use crate::extract::{read_limited, Path, Query};
 use crate::segments::{SegmentKind, SegmentPath};
 use crate::{db, phone, AppState};
 
-const NOT_FOUND: &str = "No such segment.";
+const NOT_FOUND: &str = "`not_found`: no such segment.";
 const TEMPLATE: &str = "phone,name,email,tags\n\
                         +39 333 123 4567,Giulia Rossi,giulia.rossi@example.com,lead|milan\n\
                         +44 7400 123456,Oliver Smith,,\n\
@@ -33,7 +33,7 @@ const TEMPLATE: &str = "phone,name,email,tags\n\
 /// Progress is written this often while an asynchronous import runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
-/// Imports a CSV file into a static segment.
+/// Import a CSV file into a static segment
 ///
 /// Send the file as `multipart/form-data` (field `file`) or as a raw `text/csv` body, at
 /// most 10 MB (413 beyond, refused while reading). The header row is required; columns are
@@ -53,7 +53,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 ///
 /// All or nothing: a file that cannot be read, or a write that fails, changes nothing;
 /// invalid rows are reported and skipped. With `Prefer: respond-async` the answer is 202
-/// and a job to poll at `GET /v1/imports/{id}`.
+/// and a job to poll at `GET /v1/imports/{id}` (its `Location`): only the segment is
+/// checked before answering; a file that cannot be read, or the endpoint limit, then ends
+/// the job `failed` with the problem in its `error`.
 #[utoipa::path(
     tag = "segments",
     params(("id" = i64, Path, description = "Segment id"), ImportParams,
@@ -64,6 +66,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
         (status = 200, description = "The import is done.", body = ImportReport),
         (status = 202, description = "The import runs in the background; poll the `Location`.", body = ImportJob,
             headers(("Location" = String, description = "`/v1/imports/{id}`"))),
+        (status = 400, description = "`unreadable_body`: the multipart upload cannot be read; or `invalid_query` / `invalid_path_parameter`, as on every route.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The segment is dynamic (`dynamic_segment_read_only`).", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The file is larger than 10 MB.", body = Problem, content_type = "application/problem+json"),
@@ -247,13 +250,20 @@ pub struct ImportPath {
     pub id: i64,
 }
 
-/// An asynchronous import's progress and, when done, its report (or why it failed).
+/// Read an asynchronous import
+///
+/// The job an import with `Prefer: respond-async` started: `status` (`queued`,
+/// `running`, `succeeded`, `failed`), progress (`bytes_read` of `bytes_total`,
+/// `rows_read`) for a progress bar, and when done the import report (`succeeded`) or
+/// the problem (`failed`; nothing was written). Progress is recorded about once a
+/// second. A job cut off by a restart ends `failed` (`import_interrupted`), never stuck
+/// `running`. Poll until `status` is `succeeded` or `failed`.
 #[utoipa::path(
     tag = "segments",
-    params(("id" = i64, Path, description = "Import id")),
+    params(("id" = i64, Path, description = "Import id, from the `Location` of the 202 answer")),
     responses(
-        (status = 200, body = ImportJob),
-        (status = 404, description = "No such import.", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The job.", body = ImportJob),
+        (status = 404, description = "`not_found`: no such import.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/imports/{id}")]
@@ -283,7 +293,11 @@ pub fn abandoned_problem() -> serde_json::Value {
     .unwrap_or_default()
 }
 
-/// A sample file to fill in: the header and three example rows.
+/// Download a CSV template for imports
+///
+/// A sample file to fill in: the header `phone,name,email,tags` and three example rows,
+/// sent as the attachment `segment-import-template.csv`. Attribute keys may be added as
+/// further columns.
 #[utoipa::path(
     tag = "segments",
     responses((status = 200, description = "`phone,name,email,tags` and example rows.", content_type = "text/csv", body = String))

@@ -10,6 +10,7 @@ pub const MAX_IDS_PER_CALL: usize = 10_000;
 /// Most refused contacts and warned ids a report lists; the totals count them all.
 pub const MAX_LISTED: i64 = 1000;
 
+/// Contacts to add to or remove from a segment.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberIds {
@@ -19,47 +20,61 @@ pub struct MemberIds {
     pub contact_ids: Vec<i64>,
 }
 
+/// Contacts to add to several segments: every contact to every segment.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MembershipsRequest {
-    /// 1 to 100 static segments.
+    /// 1 to 100 static segments; repeats count once.
     #[validate(length(min = 1, max = 100, message = "must list 1 to 100 segment ids"))]
     #[schema(example = json!([7, 8]), min_items = 1, max_items = 100)]
     pub segment_ids: Vec<i64>,
-    /// 1 to 10,000 contact ids.
+    /// 1 to 10,000 contact ids; repeats count once.
     #[validate(length(min = 1, max = 10000, message = "must list 1 to 10000 contact ids"))]
     #[schema(example = json!([1, 2, 3]), min_items = 1, max_items = 10000)]
     pub contact_ids: Vec<i64>,
 }
 
-/// "All search results": every contact matching these, whatever their number.
+/// "All search results": every contact matching these, whatever their number. Criteria
+/// combine with AND; an empty object selects every contact of the tenant.
 #[derive(Debug, Default, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchSelection {
-    /// As the contact list's `search`: name, phone, email, external id.
+    /// As the contact list's `search`: part of the name, phone, email or external id,
+    /// case-insensitive.
     #[validate(length(max = 200))]
+    #[schema(example = "rossi", max_length = 200)]
     pub search: Option<String>,
     /// Only contacts carrying this tag.
     #[validate(length(max = 100))]
+    #[schema(example = "vip", max_length = 100)]
     pub tag: Option<String>,
-    /// Only opted-out (true) or reachable (false) contacts.
+    /// Only opted-out (true) or not opted-out (false) contacts.
+    #[schema(example = false)]
     pub opted_out: Option<bool>,
-    /// Only contacts this filter matches (the language of dynamic segments).
-    #[schema(value_type = Option<Object>)]
+    /// Only contacts this filter matches (the language of dynamic segments, described
+    /// under `POST /v1/segments/preview`).
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>, additional_properties = true, example = json!({"all": [{"field": "attributes.city", "op": "eq", "value": "Milan"}]}))]
     pub filter: Option<serde_json::Value>,
 }
 
+/// A contact that was not added, and why.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Rejection {
     #[schema(example = 42)]
     pub contact_id: i64,
+    /// `no_validated_mobile` (SMS), `no_email` (email), `no_privacy_consent` (tenant
+    /// requires consent) or `contact_not_found` (unknown or another tenant's id).
     #[schema(example = "no_validated_mobile")]
     pub code: String,
+    #[schema(example = "The contact has no validated mobile number, so it cannot receive SMS.")]
     pub message: String,
 }
 
+/// Contacts that were accepted but deserve a look.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Warning {
+    /// `no_validated_mobile`: WhatsApp members without a validated phone; after an
+    /// import also `opted_out`: members from the file that stay opted out.
     #[schema(example = "no_validated_mobile")]
     pub code: String,
     #[schema(
@@ -67,8 +82,10 @@ pub struct Warning {
     )]
     pub message: String,
     /// The contacts concerned (the first 1000).
+    #[schema(example = json!([43, 57]))]
     pub contact_ids: Vec<i64>,
     /// How many contacts are concerned in all.
+    #[schema(example = 2)]
     pub count: i64,
 }
 
@@ -77,37 +94,47 @@ pub struct Warning {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MembershipReport {
     /// Contacts that became members.
+    #[schema(example = 2)]
     pub added: i64,
     /// Eligible contacts that were members already.
+    #[schema(example = 1)]
     pub already_members: i64,
     /// Contacts refused, with the reason (the first 1000).
     pub rejected: Vec<Rejection>,
     /// How many contacts were refused in all.
+    #[schema(example = 0)]
     pub rejected_total: i64,
     /// Accepted contacts worth a look, e.g. WhatsApp members without a validated phone.
     pub warnings: Vec<Warning>,
     /// The segment's member count after the write.
+    #[schema(example = 1250)]
     pub recipients: i64,
 }
 
+/// One segment's membership report.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SegmentReport {
+    #[schema(example = 7)]
     pub segment_id: i64,
     #[serde(flatten)]
     pub report: MembershipReport,
 }
 
+/// What adding to several segments did, segment by segment.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MembershipsReport {
     /// One report per segment, in the order of `segment_ids`.
     pub reports: Vec<SegmentReport>,
 }
 
+/// What removing members did.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RemovedMembers {
     /// Contacts that were members and no longer are.
+    #[schema(example = 2)]
     pub removed: i64,
     /// The segment's member count after the write.
+    #[schema(example = 1248)]
     pub recipients: i64,
 }
 
@@ -116,14 +143,16 @@ pub struct RemovedMembers {
 pub struct Member {
     #[serde(flatten)]
     pub contact: Contact,
+    #[schema(example = "2026-02-11T16:20:00Z")]
     pub added_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize, Validate, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MemberListParams {
-    /// Matches name, phone, email and external id; case-insensitive.
+    /// Part of the name, phone, email or external id; case-insensitive.
     #[validate(length(max = 200))]
+    #[param(max_length = 200, example = "rossi")]
     pub search: Option<String>,
 }
 

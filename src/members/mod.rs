@@ -23,8 +23,10 @@ use crate::pagination::{Page, PageParams};
 use crate::segments::{dynamic, SegmentPath};
 use crate::{db, AppState};
 
-const NOT_FOUND: &str = "No such segment.";
-const READ_ONLY: &str = "`dynamic_segment_read_only`: the segment is dynamic.";
+const NOT_FOUND: &str = "`not_found`: no such segment.";
+const READ_ONLY: &str =
+    "`dynamic_segment_read_only`: the segment is dynamic; its members follow its filter.";
+const LIMIT: &str = "`endpoint_limit_exceeded` (with `used`, `limit` and `requested`): the write would take the tenant past its endpoint limit; nothing was added. Or `validation_failed`: e.g. `contact_ids` is empty or has more than 10,000 ids.";
 
 fn ids_source(
     tenant_id: i64,
@@ -54,20 +56,32 @@ fn single_report(mut reports: Vec<(i64, MembershipReport)>) -> MembershipReport 
         .expect("one segment, one report")
 }
 
-/// Add contacts to a static segment. Each id is counted once: added, already a member,
-/// or rejected with its reason. On WhatsApp a contact without a validated phone is added
-/// with the warning `no_validated_mobile`; on SMS it is rejected, as is a contact without
-/// email on email, and, where the tenant requires it, one without privacy consent. A write
-/// that would pass the tenant's endpoint limit is refused whole (422
-/// `endpoint_limit_exceeded` with `used`, `limit` and `requested`).
+/// Add contacts to a static segment
+///
+/// Up to 10,000 ids; repeats count once. The report counts every id once: `added`,
+/// `already_members`, or in `rejected` with its code. The rules, by the segment's channel:
+/// - whatsapp: a contact without a validated phone is added all the same, with the warning
+///   `no_validated_mobile` ("You have added recipient candidates to the segment who do not
+///   have a validated mobile number and therefore cannot be contacted via WhatsApp");
+/// - sms: a contact without a validated phone is rejected (`no_validated_mobile`);
+/// - email: a contact without a valid email is rejected (`no_email`);
+/// - a tenant with `require_privacy_consent` rejects contacts without consent
+///   (`no_privacy_consent`), on every channel;
+/// - unknown ids and other tenants' contacts are rejected (`contact_not_found`).
+///
+/// Opted-out contacts are added (audiences leave them out). Endpoint limit: an endpoint is
+/// a distinct (contact, channel) pair over all of the tenant's segments; a write that
+/// would take the tenant past `endpoint_limit` is refused whole with 422
+/// `endpoint_limit_exceeded`, and nothing is added.
 #[utoipa::path(
     tag = "segments",
     params(("id" = i64, Path, description = "Segment id")),
     request_body = MemberIds,
     responses(
-        (status = 200, body = MembershipReport),
+        (status = 200, description = "The membership report.", body = MembershipReport),
         (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = READ_ONLY, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = LIMIT, body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/segments/{id}/members")]
@@ -87,16 +101,23 @@ async fn add_segment_members(
     Ok(web::Json(single_report(reports)))
 }
 
-/// Add every contact matching a search ("all search results"), whatever their number,
-/// in one set-based write, under the same rules as adding by id.
+/// Add all search results to a static segment
+///
+/// Every contact matching `search`, `tag`, `opted_out` and `filter` (all optional,
+/// combined with AND; none given selects every contact of the tenant), whatever their
+/// number, in one set-based write: the "select all results" of a contact screen. The
+/// rules of adding by id apply (channel rules, consent, endpoint limit, all or nothing);
+/// `rejected` and the warnings' `contact_ids` list the first 1,000, their totals count
+/// all.
 #[utoipa::path(
     tag = "segments",
     params(("id" = i64, Path, description = "Segment id")),
     request_body = SearchSelection,
     responses(
-        (status = 200, body = MembershipReport),
+        (status = 200, description = "The membership report.", body = MembershipReport),
         (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = READ_ONLY, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`endpoint_limit_exceeded` (with `used`, `limit` and `requested`): the write would take the tenant past its endpoint limit; nothing was added. Or `validation_failed`: the filter does not read (each problem with its JSON path, as in `POST /v1/segments/preview`).", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/segments/{id}/members/from-search")]
@@ -128,15 +149,20 @@ async fn add_segment_members_from_search(
     Ok(web::Json(single_report(reports)))
 }
 
-/// Add the same contacts to several static segments at once (all or nothing for the
-/// endpoint limit).
+/// Add contacts to several static segments at once
+///
+/// Many to many: every contact of `contact_ids` is added to every segment of
+/// `segment_ids`, each under its own channel's rules (see adding by id), with one
+/// membership report per segment. All or nothing: one unknown or dynamic segment, or
+/// the endpoint limit for the whole write, refuses it and nothing is added.
 #[utoipa::path(
     tag = "segments",
     request_body = MembershipsRequest,
     responses(
-        (status = 200, body = MembershipsReport),
-        (status = 404, description = "A segment does not exist.", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = READ_ONLY, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "One membership report per segment.", body = MembershipsReport),
+        (status = 404, description = "`not_found`: a segment named does not exist; nothing was added.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`dynamic_segment_read_only`: a segment named is dynamic; nothing was added.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = LIMIT, body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/segments/memberships")]
@@ -165,15 +191,20 @@ async fn add_memberships(
     Ok(web::Json(MembershipsReport { reports }))
 }
 
-/// Remove contacts from a static segment. Ids that are not members are ignored.
+/// Remove contacts from a static segment
+///
+/// Up to 10,000 ids; ids that are not members (or not contacts) are ignored. The
+/// contacts themselves stay. The answer says how many were removed and the segment's
+/// member count after.
 #[utoipa::path(
     tag = "segments",
     params(("id" = i64, Path, description = "Segment id")),
     request_body = MemberIds,
     responses(
-        (status = 200, body = RemovedMembers),
+        (status = 200, description = "How many were removed.", body = RemovedMembers),
         (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = READ_ONLY, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `contact_ids` is empty or has more than 10,000 ids.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/segments/{id}/members")]
@@ -203,12 +234,20 @@ async fn remove_segment_members(
     Ok(web::Json(result))
 }
 
-/// A page of a segment's members, each with its contact fields and `added_at`. Members
-/// include opted-out and unreachable contacts, shown with their status.
+/// List a segment's members
+///
+/// Each member is a contact with `added_at` (null for a dynamic segment, whose members are
+/// the contacts its filter matches now). Members include opted-out and unreachable
+/// contacts, shown with their status (`opted_out`, `phone_valid`, `email`); they are left
+/// out only when an audience is resolved. `search` matches part of the name, phone, email
+/// or external id. Paged with `page` and `per_page` (1 to 500, default 25).
 #[utoipa::path(
     tag = "segments",
     params(("id" = i64, Path, description = "Segment id"), MemberListParams, PageParams),
-    responses((status = 200, body = Page<Member>), (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, description = "A page of members.", body = Page<Member>),
+        (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[get("/segments/{id}/members")]
 async fn list_segment_members(
@@ -252,11 +291,20 @@ async fn list_segment_members(
     Ok(web::Json(Page::new(members, &page, total)))
 }
 
-/// A page of the tenant's contacts that are not members of this segment yet, to pick from.
+/// List contacts not yet in a static segment
+///
+/// The tenant's contacts that are not members of this segment, to pick from when adding
+/// members; `search` matches part of the name, phone, email or external id. Paged with
+/// `page` and `per_page` (1 to 500, default 25). A dynamic segment has no candidates:
+/// its members follow its filter.
 #[utoipa::path(
     tag = "segments",
     params(("id" = i64, Path, description = "Segment id"), MemberListParams, PageParams),
-    responses((status = 200, body = Page<Contact>), (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, description = "A page of contacts.", body = Page<Contact>),
+        (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = READ_ONLY, body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[get("/segments/{id}/candidates")]
 async fn list_segment_candidates(
@@ -290,7 +338,11 @@ async fn list_segment_candidates(
 /// Rows fetched per database round trip while exporting.
 const EXPORT_BATCH: i64 = 5000;
 
-/// Every member as CSV, streamed in contact id order: memory stays flat whatever the size.
+/// Export a segment's members as CSV
+///
+/// Every member, static or dynamic, with its contact fields and `added_at`, streamed in
+/// contact id order: memory stays flat whatever the size. Sent as an attachment named
+/// `segment-{id}-members.csv`. Members include opted-out and unreachable contacts.
 #[utoipa::path(
     tag = "segments",
     params(("id" = i64, Path, description = "Segment id")),

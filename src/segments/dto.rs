@@ -7,8 +7,10 @@ use validator::{Validate, ValidationError};
 use super::queries::SegmentRow;
 use crate::extract::{patch_opt, trimmed, trimmed_opt, trimmed_some};
 
+/// How a segment's members are chosen; fixed at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(example = "static")]
 pub enum SegmentKind {
     /// Members are added and removed explicitly.
     Static,
@@ -16,8 +18,12 @@ pub enum SegmentKind {
     Dynamic,
 }
 
+/// The messaging channel a segment or campaign is for. It decides which contacts may
+/// join (see the membership rules) and which address an audience uses: the validated
+/// phone for `whatsapp` and `sms`, the email for `email`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(example = "whatsapp")]
 pub enum Channel {
     Whatsapp,
     Sms,
@@ -69,11 +75,13 @@ pub struct Segment {
     pub id: i64,
     #[schema(example = "Milan candidates")]
     pub name: String,
+    #[schema(example = "Candidates who applied for jobs in Milan")]
     pub description: Option<String>,
     pub kind: SegmentKind,
     pub channel: Channel,
-    /// The filter of a dynamic segment; null for a static one.
-    #[schema(value_type = Option<Object>)]
+    /// The filter of a dynamic segment (see the filter language under
+    /// `POST /v1/segments/preview`); null for a static one.
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>, additional_properties = true, example = json!(null))]
     pub filter: Option<Value>,
     /// The filter as a person would read it; "No filters" when there is none.
     #[schema(example = "No filters")]
@@ -84,9 +92,12 @@ pub struct Segment {
     #[schema(example = 0)]
     pub recipients: i64,
     /// When a dynamic segment's `recipients` was counted; null for a static segment.
+    #[schema(example = json!(null))]
     pub recipients_computed_at: Option<DateTime<Utc>>,
+    #[schema(example = "2026-02-10T11:00:00Z")]
     pub created_at: DateTime<Utc>,
     /// Moves on every change to the segment, its members included.
+    #[schema(example = "2026-02-10T11:00:00Z")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -108,6 +119,7 @@ impl From<SegmentRow> for Segment {
     }
 }
 
+/// A new segment. A dynamic one needs `filter`; a static one must not have one.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSegment {
@@ -118,16 +130,20 @@ pub struct CreateSegment {
     pub name: String,
     #[serde(default, deserialize_with = "trimmed_opt")]
     #[validate(length(max = 2000))]
-    #[schema(max_length = 2000)]
+    #[schema(
+        example = "Candidates who applied for jobs in Milan",
+        max_length = 2000
+    )]
     pub description: Option<String>,
     /// Fixed at creation. Default `static`.
     #[serde(default = "default_kind")]
+    #[schema(example = "dynamic")]
     pub kind: SegmentKind,
     /// Fixed at creation.
     pub channel: Channel,
     /// Required for a dynamic segment, refused for a static one. See the filter language
     /// in the description of `POST /v1/segments/preview`.
-    #[schema(value_type = Option<Object>, example = json!({"all": [{"field": "attributes.city", "op": "eq", "value": "Milan"}]}))]
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>, additional_properties = true, example = json!({"all": [{"field": "attributes.city", "op": "eq", "value": "Milan"}]}))]
     pub filter: Option<Value>,
 }
 
@@ -139,16 +155,18 @@ fn default_kind() -> SegmentKind {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSegment {
+    /// Unique per tenant, ignoring case; trimmed.
     #[serde(default, deserialize_with = "trimmed_some")]
     #[validate(length(min = 1, max = 200))]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(example = "Milan candidates (2026)", min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "patch_opt")]
     #[validate(custom(function = "description_fits"))]
-    #[schema(value_type = Option<String>, max_length = 2000)]
+    #[schema(value_type = Option<String>, example = "Candidates for spring openings in Milan", max_length = 2000)]
     pub description: Option<Option<String>>,
-    /// A dynamic segment's new filter.
-    #[schema(value_type = Option<Object>)]
+    /// A dynamic segment's new filter, replacing the old one; refused for a static
+    /// segment.
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>, additional_properties = true, example = json!({"all": [{"field": "attributes.city", "op": "in", "value": ["Milan", "Monza"]}]}))]
     pub filter: Option<Value>,
 }
 
@@ -208,8 +226,11 @@ impl Default for SegmentSort {
 pub struct SegmentListParams {
     /// Part of the name, case-insensitive.
     #[validate(length(max = 200))]
+    #[param(max_length = 200, example = "milan")]
     pub search: Option<String>,
+    /// Only segments of this kind.
     pub kind: Option<SegmentKind>,
+    /// Only segments for this channel.
     pub channel: Option<Channel>,
     /// `name`, `created_at`, `updated_at` or `recipients`; prefix `-` for descending.
     /// Default `-created_at`.
@@ -230,6 +251,7 @@ fn valid_sort(text: &str) -> Result<(), ValidationError> {
     })
 }
 
+/// Segments, not paged.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SegmentList {
     pub items: Vec<Segment>,
@@ -239,11 +261,15 @@ pub struct SegmentList {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
+    /// The channel the segment would be for.
     pub channel: Channel,
-    #[schema(value_type = Object, example = json!({"all": [{"field": "attributes.city", "op": "eq", "value": "Milan"}, {"field": "attributes.premium", "op": "eq", "value": true}]}))]
+    /// A filter node: a group (`all`, `any`: a list of nodes; `not`: one node) or a
+    /// condition `{field, op, value?}`.
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>, additional_properties = true, example = json!({"all": [{"field": "attributes.city", "op": "eq", "value": "Milan"}, {"any": [{"field": "tags", "op": "contains", "value": "vip"}, {"field": "attributes.premium", "op": "eq", "value": true}]}]}))]
     pub filter: Value,
 }
 
+/// What a filter matches now.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Preview {
     /// Contacts the filter matches now.
@@ -251,7 +277,8 @@ pub struct Preview {
     pub count: i64,
     /// The first 10 of them, by id.
     pub sample: Vec<crate::contacts::Contact>,
-    #[schema(example = "City equals Milan AND Premium customer is true")]
+    /// The filter as a person would read it.
+    #[schema(example = "City equals Milan AND (Tags contains vip OR Premium customer is true)")]
     pub filter_summary: String,
 }
 

@@ -47,12 +47,18 @@ pub fn present(
     Ok(segment)
 }
 
-/// List segments: search by name, filter by kind and channel, sort, page. A dynamic
-/// segment's `recipients` here is at most 60 s old (see `recipients_computed_at`).
+/// List segments
+///
+/// The tenant's segments, paged with `page` and `per_page` (1 to 500, default 25).
+/// `search` matches part of the name, ignoring case; `kind` and `channel` narrow the
+/// list; `sort` orders it by `name`, `created_at`, `updated_at` or `recipients`, `-`
+/// first for descending (default `-created_at`, newest first). Each segment shows its
+/// `filter_summary` and `recipients`; a dynamic segment's `recipients` here is at most
+/// 60 s old (see `recipients_computed_at`).
 #[utoipa::path(
     tag = "segments",
     params(SegmentListParams, PageParams),
-    responses((status = 200, body = Page<Segment>))
+    responses((status = 200, description = "A page of segments.", body = Page<Segment>))
 )]
 #[get("/segments")]
 async fn list_segments(
@@ -87,14 +93,21 @@ async fn list_segments(
     Ok(web::Json(Page::new(items, &page, total)))
 }
 
-/// Create a segment. A static segment starts empty; a dynamic one's members are the
-/// contacts its `filter` matches, counted at once.
+/// Create a segment
+///
+/// A segment is a reusable audience for one `channel` (`whatsapp`, `sms`, `email`); its
+/// `kind` and `channel` are fixed at creation. A `static` segment (the default) starts
+/// empty: add members with the `/members` routes or a CSV import. A `dynamic` segment
+/// needs a `filter` (see the filter language under `POST /v1/segments/preview`): its
+/// members are the contacts the filter matches at read time, counted at once. The name
+/// is trimmed and unique per tenant, ignoring case.
 #[utoipa::path(
     tag = "segments",
     request_body = CreateSegment,
     responses(
-        (status = 201, body = Segment),
-        (status = 409, description = "`segment_name_taken`: another segment has this name (ignoring case).", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "The segment, created.", body = Segment),
+        (status = 409, description = "`segment_name_taken`: another segment of the tenant has this name (ignoring case).", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, each problem in `errors` with its JSON path (e.g. `filter.all[1].op`): a filter on a static segment (`not_allowed`), none on a dynamic one (`required`), or a filter that does not read (`unknown_field`, `undefined_attribute`, `invalid_operator`, `invalid_value`, `too_deep`, `too_many_conditions`, `segment_cycle`, ...); or `endpoint_limit_exceeded` (with `used`, `limit`, `requested`): the dynamic segment's members would take the tenant past its endpoint limit.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/segments")]
@@ -157,11 +170,18 @@ async fn create_segment(
     Ok(HttpResponse::Created().json(segment))
 }
 
-/// Read a segment. A dynamic segment's `recipients` is counted now.
+/// Read a segment
+///
+/// The segment with its `filter_summary` (the filter as a sentence, "No filters" when
+/// there is none) and `recipients`. A dynamic segment's `recipients` is counted now, so
+/// this is the place for an exact figure.
 #[utoipa::path(
     tag = "segments",
     params(("id" = i64, Path, description = "Segment id")),
-    responses((status = 200, body = Segment), (status = 404, description = "No such segment.", body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, description = "The segment.", body = Segment),
+        (status = 404, description = "`not_found`: no such segment.", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[get("/segments/{id}")]
 async fn get_segment(
@@ -183,16 +203,21 @@ async fn get_segment(
     Ok(web::Json(segment))
 }
 
-/// Rename a segment, change its description, or (dynamic only) its filter. `kind` and
-/// `channel` are fixed.
+/// Change a segment
+///
+/// Rename it, change its description, or (dynamic only) replace its filter; fields left
+/// out keep their value and `description: null` clears it. `kind` and `channel` are
+/// fixed. A new filter is checked as on create, and the members follow it at once.
+/// `updated_at` moves.
 #[utoipa::path(
     tag = "segments",
     params(("id" = i64, Path, description = "Segment id")),
     request_body = UpdateSegment,
     responses(
-        (status = 200, body = Segment),
-        (status = 404, description = "No such segment.", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`segment_name_taken`: another segment has this name (ignoring case).", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The segment, changed.", body = Segment),
+        (status = 404, description = "`not_found`: no such segment.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`segment_name_taken`: another segment of the tenant has this name (ignoring case).", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, each problem in `errors` with its JSON path (e.g. `filter.all[1].op`): a filter on a static segment (`not_allowed`), none on a dynamic one (`required`), or a filter that does not read (`unknown_field`, `undefined_attribute`, `invalid_operator`, `invalid_value`, `too_deep`, `too_many_conditions`, `segment_cycle`, ...); or `endpoint_limit_exceeded` (with `used`, `limit`, `requested`): the dynamic segment's members would take the tenant past its endpoint limit.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/segments/{id}")]
@@ -246,14 +271,17 @@ async fn update_segment(
     Ok(web::Json(segment))
 }
 
-/// Delete a segment. Its contacts stay; campaigns stop naming it. Refused (409
-/// `segment_in_use`) while a dynamic segment's filter names it.
+/// Delete a segment
+///
+/// The segment and its memberships go; its contacts stay, and every campaign stops
+/// naming it. Refused with 409 `segment_in_use` while a dynamic segment's filter names it
+/// (`{"field": "segment", ...}`): change that filter first.
 #[utoipa::path(
     tag = "segments",
     params(("id" = i64, Path, description = "Segment id")),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 404, description = "No such segment.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such segment.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`segment_in_use`: a dynamic segment's filter names it.", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -283,8 +311,11 @@ async fn delete_segment(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Try a filter before saving it: how many contacts it matches now, the first 10, and how
-/// it reads.
+/// Preview a filter before saving it
+///
+/// How many contacts the filter matches now (the `recipients` a dynamic segment with it
+/// would have: members include opted-out and unreachable contacts), the first 10 of them
+/// by id, and how it reads (`filter_summary`). Nothing is saved.
 ///
 /// **The filter language.** A node is a group (`{"all": [nodes]}`, `{"any": [nodes]}`,
 /// `{"not": node}`) or a condition `{"field", "op", "value"}`. Fields: `name`, `email`,
@@ -309,7 +340,10 @@ async fn delete_segment(
 #[utoipa::path(
     tag = "segments",
     request_body = PreviewRequest,
-    responses((status = 200, body = Preview))
+    responses(
+        (status = 200, description = "The count, a sample and the summary.", body = Preview),
+        (status = 422, description = "`validation_failed`: the filter does not read; each problem in `errors` with its JSON path (e.g. `filter.all[1].op`) and code (`unknown_field`, `undefined_attribute`, `invalid_operator`, `invalid_value`, `too_deep`, `too_many_conditions`, `segment_not_found`, `segment_cycle`, ...).", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[post("/segments/preview")]
 async fn preview_segment(

@@ -24,7 +24,9 @@ pub struct CreateTenant {
     #[schema(example = "IT", pattern = "^[A-Z]{2}$")]
     pub default_region: Option<String>,
     /// When true, contacts without privacy consent cannot join segments or audiences.
+    /// Default false.
     #[serde(default)]
+    #[schema(example = false)]
     pub require_privacy_consent: bool,
 }
 
@@ -33,18 +35,19 @@ pub struct CreateTenant {
 pub struct UpdateTenant {
     #[serde(default, deserialize_with = "crate::extract::trimmed_some")]
     #[validate(length(min = 1, max = 200))]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(example = "Acme Recruiting Ltd", min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// null removes the limit.
     #[serde(default, deserialize_with = "crate::extract::nullable")]
     #[validate(custom(function = "non_negative_limit"))]
-    #[schema(value_type = Option<i64>, minimum = 0)]
+    #[schema(value_type = Option<i64>, example = 20000, minimum = 0)]
     pub endpoint_limit: Option<Option<i64>>,
     /// null removes the default region.
     #[serde(default, deserialize_with = "patch_opt")]
     #[validate(custom(function = "known_region"))]
-    #[schema(value_type = Option<String>, pattern = "^[A-Z]{2}$")]
+    #[schema(value_type = Option<String>, example = "GB", pattern = "^[A-Z]{2}$")]
     pub default_region: Option<Option<String>>,
+    #[schema(example = true)]
     pub require_privacy_consent: Option<bool>,
 }
 
@@ -76,8 +79,11 @@ pub struct Tenant {
     pub endpoint_limit: Option<i64>,
     #[schema(example = "IT")]
     pub default_region: Option<String>,
+    #[schema(example = false)]
     pub require_privacy_consent: bool,
+    #[schema(example = "2026-01-15T09:30:00Z")]
     pub created_at: DateTime<Utc>,
+    #[schema(example = "2026-01-15T09:30:00Z")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -110,6 +116,7 @@ pub struct CreatedApiKey {
     /// Shown only now: store it.
     #[schema(example = "sk_4f1c...")]
     pub api_key: String,
+    #[schema(example = "2026-02-01T08:00:00Z")]
     pub created_at: DateTime<Utc>,
 }
 

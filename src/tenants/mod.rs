@@ -25,11 +25,22 @@ struct ApiKeyPath {
     key_id: i64,
 }
 
-/// Create a tenant and its first API key.
+/// Create a tenant and its first API key
+///
+/// A tenant is a company account: every contact, segment and campaign belongs to one.
+/// The answer carries the tenant and its first API key; the key is stored hashed and
+/// shown only in this answer, so keep it. `endpoint_limit` absent or null means
+/// unlimited; `default_region` (ISO 3166 alpha-2, e.g. `IT`) reads phone numbers written
+/// without a country prefix. Admin token only; with no `SEGMENTS_ADMIN_TOKEN`
+/// configured the admin API is off and answers 404.
 #[utoipa::path(
     tag = "admin",
     request_body = CreateTenant,
-    responses((status = 201, description = "The tenant and its first key (shown once).", body = CreatedTenant))
+    responses(
+        (status = 201, description = "The tenant and its first key (shown once).", body = CreatedTenant),
+        (status = 404, description = "`not_found`: the admin API is off (no admin token configured).", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: e.g. an empty `name` or an unknown `default_region` (`unknown_region`).", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
 )]
 #[post("/admin/tenants")]
 async fn create_tenant(
@@ -57,11 +68,17 @@ async fn create_tenant(
     }))
 }
 
-/// Read a tenant's settings.
+/// Read a tenant's settings
+///
+/// The tenant's name, `endpoint_limit`, `default_region` and `require_privacy_consent`.
+/// Admin token only.
 #[utoipa::path(
     tag = "admin",
     params(("id" = i64, Path, description = "Tenant id")),
-    responses((status = 200, body = Tenant), (status = 404, description = "No such tenant.", body = crate::error::Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, description = "The tenant.", body = Tenant),
+        (status = 404, description = "`not_found`: no such tenant, or the admin API is off.", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
 )]
 #[get("/admin/tenants/{id}")]
 async fn get_tenant(
@@ -74,13 +91,21 @@ async fn get_tenant(
     Ok(web::Json(tenant.into()))
 }
 
-/// Change a tenant's settings. Fields left out keep their value; `null` clears
-/// `endpoint_limit` (unlimited) and `default_region`.
+/// Change a tenant's settings
+///
+/// Fields left out keep their value; `null` clears `endpoint_limit` (unlimited) and
+/// `default_region`. The new settings apply to the tenant's next requests, on every
+/// replica. Lowering `endpoint_limit` below the endpoints in use removes nothing: it
+/// only refuses writes that would add more. Admin token only.
 #[utoipa::path(
     tag = "admin",
     params(("id" = i64, Path, description = "Tenant id")),
     request_body = UpdateTenant,
-    responses((status = 200, body = Tenant), (status = 404, description = "No such tenant.", body = crate::error::Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, description = "The tenant, changed.", body = Tenant),
+        (status = 404, description = "`not_found`: no such tenant, or the admin API is off.", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: e.g. an empty `name`, a negative `endpoint_limit` or an unknown `default_region` (`unknown_region`).", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
 )]
 #[patch("/admin/tenants/{id}")]
 async fn update_tenant(
@@ -106,11 +131,18 @@ async fn update_tenant(
     Ok(web::Json(tenant.into()))
 }
 
-/// Issue another API key for a tenant (for rotation: create, deploy, revoke the old one).
+/// Issue another API key for a tenant
+///
+/// For rotation: create a key, deploy it, then revoke the old one. A tenant may hold
+/// several keys at once; each works until revoked. The key is stored hashed and shown
+/// only in this answer. Admin token only.
 #[utoipa::path(
     tag = "admin",
     params(("id" = i64, Path, description = "Tenant id")),
-    responses((status = 201, description = "The key, shown once.", body = CreatedApiKey), (status = 404, description = "No such tenant.", body = crate::error::Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 201, description = "The key, shown once.", body = CreatedApiKey),
+        (status = 404, description = "`not_found`: no such tenant, or the admin API is off.", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
 )]
 #[post("/admin/tenants/{id}/api-keys")]
 async fn create_api_key(
@@ -133,11 +165,17 @@ async fn create_api_key(
     }))
 }
 
-/// Revoke an API key. It stops working at once.
+/// Revoke an API key
+///
+/// The key stops working at once, on every replica: requests carrying it answer 401.
+/// The tenant and its data stay. Admin token only.
 #[utoipa::path(
     tag = "admin",
-    params(("id" = i64, Path, description = "Tenant id"), ("key_id" = i64, Path, description = "API key id")),
-    responses((status = 204, description = "Revoked."), (status = 404, description = "No such key for this tenant.", body = crate::error::Problem, content_type = "application/problem+json"))
+    params(("id" = i64, Path, description = "Tenant id"), ("key_id" = i64, Path, description = "API key id, as `id` in the answer that created it")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 404, description = "`not_found`: no such key for this tenant, or the admin API is off.", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
 )]
 #[delete("/admin/tenants/{id}/api-keys/{key_id}")]
 async fn revoke_api_key(
@@ -158,8 +196,16 @@ async fn revoke_api_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The caller's tenant: its settings and endpoint usage.
-#[utoipa::path(tag = "tenant", responses((status = 200, body = CurrentTenant)))]
+/// Read the caller's tenant: its settings and endpoint usage
+///
+/// The tenant the API key belongs to, with `usage`: `endpoints_used`, the distinct
+/// (contact, channel) pairs over all of the tenant's segments, against
+/// `endpoint_limit` (null when unlimited). A write that would take `endpoints_used`
+/// past the limit is refused with 422 `endpoint_limit_exceeded`.
+#[utoipa::path(
+    tag = "tenant",
+    responses((status = 200, description = "The caller's tenant and its usage.", body = CurrentTenant))
+)]
 #[get("/tenant")]
 async fn get_current_tenant(
     Caller(tenant): Caller,
