@@ -102,7 +102,7 @@ pub struct AudiencePage {
 pub struct KeysetParams {
     /// The `next_after` of the previous page; absent for the first.
     #[validate(range(min = 0))]
-    #[param(minimum = 0, example = 42)]
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// Recipients per page, 1 to 10,000 (default 1,000).
     #[validate(range(min = 1, max = 10000))]

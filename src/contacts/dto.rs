@@ -174,14 +174,14 @@ pub struct ContactListParams {
     /// Part of the name, phone (as given or validated), email or external id,
     /// case-insensitive; a phone number also matches its other spellings.
     #[validate(length(max = 200))]
-    #[param(max_length = 200, example = "rossi")]
+    // No example: Swagger UI pre-fills examples into "Try it out", hiding rows.
+    #[param(max_length = 200)]
     pub search: Option<String>,
     /// Only contacts carrying this tag.
     #[validate(length(max = 100))]
-    #[param(max_length = 100, example = "vip")]
+    #[param(max_length = 100)]
     pub tag: Option<String>,
     /// Only opted-out (true) or not opted-out (false) contacts.
-    #[param(example = false)]
     pub opted_out: Option<bool>,
 }
 

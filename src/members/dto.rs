@@ -152,7 +152,8 @@ pub struct Member {
 pub struct MemberListParams {
     /// Part of the name, phone, email or external id; case-insensitive.
     #[validate(length(max = 200))]
-    #[param(max_length = 200, example = "rossi")]
+    // No example: Swagger UI pre-fills examples into "Try it out", hiding rows.
+    #[param(max_length = 200)]
     pub search: Option<String>,
 }
 

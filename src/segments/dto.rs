@@ -10,7 +10,6 @@ use crate::extract::{patch_opt, trimmed, trimmed_opt, trimmed_some};
 /// How a segment's members are chosen; fixed at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-#[schema(example = "static")]
 pub enum SegmentKind {
     /// Members are added and removed explicitly.
     Static,
@@ -23,7 +22,6 @@ pub enum SegmentKind {
 /// phone for `whatsapp` and `sms`, the email for `email`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-#[schema(example = "whatsapp")]
 pub enum Channel {
     Whatsapp,
     Sms,
@@ -226,8 +224,11 @@ impl Default for SegmentSort {
 pub struct SegmentListParams {
     /// Part of the name, case-insensitive.
     #[validate(length(max = 200))]
-    #[param(max_length = 200, example = "milan")]
+    // No example: Swagger UI pre-fills examples into "Try it out", hiding rows.
+    #[param(max_length = 200)]
     pub search: Option<String>,
+    // `SegmentKind` and `Channel` carry no example: Swagger UI would pre-select it in
+    // "Try it out" and hide the other segments.
     /// Only segments of this kind.
     pub kind: Option<SegmentKind>,
     /// Only segments for this channel.
