@@ -254,6 +254,23 @@ const STREAM_BATCH: usize = 5000;
 /// Encoded batches waiting for a slow client; beyond this the database reads pause.
 const STREAM_BUFFER: usize = 2;
 
+/// A client that reads nothing for this long loses its stream, so a stalled download
+/// cannot hold a database connection and its transaction forever.
+const STALLED_CLIENT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Hands a batch to the response, waiting while the client is slow; false when the
+/// client has gone or stalled.
+fn deliver(
+    sender: &tokio::sync::mpsc::Sender<Result<web::Bytes, ApiError>>,
+    bytes: web::Bytes,
+) -> bool {
+    let runtime = tokio::runtime::Handle::current();
+    matches!(
+        runtime.block_on(tokio::time::timeout(STALLED_CLIENT, sender.send(Ok(bytes)))),
+        Ok(Ok(()))
+    )
+}
+
 /// Streams every recipient, encoded by `encode`, from one database cursor read a batch at
 /// a time on a blocking thread. The bounded channel is the backpressure: memory stays flat
 /// and a slow client slows the reads; a client that goes away ends the transaction.
@@ -285,7 +302,7 @@ async fn stream_audience(
                     .map(|r| AudienceRecipient::new(r, channel))
                     .collect();
                 let bytes = web::Bytes::from(encode(&recipients)?);
-                if sender.blocking_send(Ok(bytes)).is_err() || done {
+                if !deliver(&sender, bytes) || done {
                     return Ok(());
                 }
             }
