@@ -1,6 +1,7 @@
 // Swagger UI as QA uses it, in a real browser (Debian's chromium via playwright-core):
 // the page loads from the service's own vendored assets, "Authorize" takes an API key,
-// and "Try it out" on "list segments" answers 200 with a segment this script created.
+// "Try it out" on "list segments" answers 200 with a segment this script created, and a
+// spreadsheet-style CSV uploaded through "Try it out" on the import is reported line by line.
 //
 // Env: SEGMENTS_URL (e.g. http://127.0.0.1:8080), SEGMENTS_API_KEY (a tenant's key),
 // SCREENSHOT (optional: where to save a PNG of the executed request), CHROMIUM (optional,
@@ -161,9 +162,36 @@ try {
     await page.screenshot({ path: screenshot, fullPage: true, clip });
     step(`screenshot: ${screenshot}`);
   }
+  // "import a CSV": the spreadsheet a user would make (BOM, semicolons, CRLF, a bad row,
+  // one number twice in two spellings), uploaded as the form's `file` field.
+  const importOperation = page.locator("#operations-segments-import_segment_csv");
+  await importOperation.locator(".opblock-summary").first().click();
+  await importOperation.locator("button.try-out__btn").click();
+  await importOperation.locator('tr[data-param-name="id"] input').fill(String(segment.id));
+  const spreadsheet = "\uFEFFPhone;Full Name;Email\r\n333 123 4567;Giulia Rossi;giulia@example.com\r\n" +
+    "+39 333 1234567;Giulia again;\r\nnot a phone;Broken;\r\n+44 7400 123456;Oliver Smith;\r\n";
+  await importOperation.locator('input[type="file"]').setInputFiles({
+    name: "people.csv",
+    mimeType: "text/csv",
+    buffer: Buffer.from(spreadsheet, "utf8"),
+  });
+  await importOperation.locator("button.execute").click();
+  const importStatus = importOperation.locator(".live-responses-table .response .response-col_status").first();
+  await importStatus.waitFor({ timeout: 15000 });
+  const importShown = (await importStatus.innerText()).trim();
+  const reportText = await importOperation.locator(".live-responses-table .response .response-col_description pre").first().innerText();
+  if (importShown !== "200") fail(`the import answered ${importShown}:\n${reportText}`);
+  const report = JSON.parse(reportText);
+  const buckets = report.added + report.already_members + report.rejected + report.duplicates_in_file + report.invalid_rows;
+  if (report.rows !== 4 || report.added !== 2 || report.duplicates_in_file !== 1 || report.invalid_rows !== 1 || buckets !== report.rows) {
+    fail(`unexpected import report:\n${reportText}`);
+  }
+  if (report.errors[0]?.line !== 4 || report.errors[0]?.code !== "invalid_phone") fail(`the bad row is not line 4:\n${reportText}`);
+  step(`uploaded a CSV through "Try it out": ${report.rows} rows = ${report.added} added + ${report.duplicates_in_file} duplicate + ${report.invalid_rows} invalid (line ${report.errors[0].line})`);
+
   if (external.length > 0) fail(`requests outside the service (refused): ${external.join(", ")}`);
   if (consoleErrors.length > 0) fail(`page errors: ${consoleErrors.join("; ")}`);
-  console.log("swagger-ui: page loaded offline, Authorize worked, list segments answered 200 with the new segment");
+  console.log("swagger-ui: page loaded offline, Authorize worked, list segments answered 200 with the new segment, a CSV upload was reported");
 } catch (error) {
   console.error(`swagger-ui: ${error instanceof Error ? error.message : error}`);
   status = 1;
