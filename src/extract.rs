@@ -10,6 +10,7 @@ use futures_util::future::{ready, LocalBoxFuture, Ready};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 use crate::error::{ApiError, FieldError};
@@ -81,6 +82,13 @@ where
 
 /// Syntax errors are 400; well-formed JSON of the wrong shape is 422 with the field path.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if has_escaped_nul(body) {
+        if let Ok(value) = serde_json::from_slice::<Value>(body) {
+            if let Some(field) = nul_path(&value, String::new()) {
+                return Err(ApiError::Validation(vec![nul_error(field)]));
+            }
+        }
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let field = field_of(error.path());
@@ -104,6 +112,57 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// PostgreSQL stores no U+0000 in text or jsonb: refused at the edge, naming the field,
+/// rather than failing in the database.
+const NUL_MESSAGE: &str = "must not contain the NUL character (U+0000)";
+
+fn nul_error(field: String) -> FieldError {
+    FieldError::new(field, "invalid_character", NUL_MESSAGE)
+}
+
+/// Whether the JSON text has a `\u0000` escape (an escaped backslash followed by
+/// `u0000` is not one). Raw NUL bytes are not valid JSON and fail parsing anyway.
+fn has_escaped_nul(body: &[u8]) -> bool {
+    let mut index = 0;
+    while index < body.len() {
+        if body[index] == b'\\' {
+            if body[index + 1..].starts_with(b"u0000") {
+                return true;
+            }
+            index += 2;
+        } else {
+            index += 1;
+        }
+    }
+    false
+}
+
+/// The JSON path of the first string (value or key) holding U+0000.
+fn nul_path(value: &Value, path: String) -> Option<String> {
+    let at = |prefix: &str, key: &str| {
+        if prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    };
+    match value {
+        Value::String(text) => text.contains('\0').then_some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_path(item, format!("{path}[{index}]"))),
+        Value::Object(members) => members.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                Some(at(&path, key))
+            } else {
+                nul_path(item, at(&path, key))
+            }
+        }),
+        _ => None,
+    }
+}
+
 fn malformed(error: serde_json::Error) -> ApiError {
     ApiError::bad_request(
         "malformed_json",
@@ -120,6 +179,16 @@ impl<T: DeserializeOwned + Validate> FromRequest for Query<T> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let pairs = form_urlencoded::parse(req.query_string().as_bytes());
+        if let Some((name, _)) = pairs
+            .clone()
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            return ready(Err(ApiError::BadRequest {
+                code: "invalid_query",
+                detail: format!("Query parameter `{name}`: {NUL_MESSAGE}"),
+                errors: vec![nul_error(name.into_owned())],
+            }));
+        }
         let parsed = serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs))
             .map_err(|error| {
                 let field = field_of(error.path());
@@ -161,6 +230,17 @@ impl<T: DeserializeOwned> FromRequest for Path<T> {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some((name, _)) = req
+            .match_info()
+            .iter()
+            .find(|(_, value)| value.contains('\0'))
+        {
+            return ready(Err(ApiError::BadRequest {
+                code: "invalid_path_parameter",
+                detail: format!("Path parameter `{name}`: {NUL_MESSAGE}"),
+                errors: vec![nul_error(name.to_owned())],
+            }));
+        }
         let deserializer = actix_router::PathDeserializer::new(req.match_info());
         ready(
             serde_path_to_error::deserialize(deserializer)

@@ -229,6 +229,14 @@ impl Layout {
         let cells = record
             .cells
             .map_err(|message| error("unreadable_row", message, ""))?;
+        // PostgreSQL stores no U+0000 in text.
+        if let Some(cell) = cells.iter().find(|cell| cell.contains('\0')) {
+            return Err(error(
+                "invalid_character",
+                "The row contains the NUL character (U+0000).".into(),
+                &cell.replace('\0', ""),
+            ));
+        }
         let cell = |wanted: Column| {
             self.columns
                 .iter()

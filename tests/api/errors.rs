@@ -99,3 +99,53 @@ async fn unknown_routes_and_methods_are_404_problems() {
         .await
         .expect_problem(404, "not_found");
 }
+
+#[actix_web::test]
+async fn the_nul_character_is_refused_where_it_enters_never_a_500() {
+    let app = spawn_app().await;
+    let key = app.tenant_key().await;
+    let problem = app
+        .post(
+            "/v1/contacts",
+            &key,
+            json!({"name": "Giulia", "tags": ["ok", "b\u{0}d"]}),
+        )
+        .await
+        .expect_problem(422, "validation_failed");
+    assert_eq!(problem["errors"][0]["field"], "tags[1]");
+    assert_eq!(problem["errors"][0]["code"], "invalid_character");
+    // An escaped backslash followed by "u0000" is text, not NUL.
+    app.post("/v1/contacts", &key, json!({"name": "back\\u0000slash"}))
+        .await
+        .expect(201);
+    let problem = app
+        .get("/v1/contacts?search=a%00b", &key)
+        .await
+        .expect_problem(400, "invalid_query");
+    assert_eq!(problem["errors"][0]["field"], "search");
+    app.call(
+        actix_web::http::Method::PUT,
+        "/v1/contacts/by-external-id/x%00y",
+        Some(&key),
+        Some(json!({"name": "X"})),
+    )
+    .await
+    .expect_problem(400, "invalid_path_parameter");
+    let segment = app.segment(&key, "Nul", "whatsapp").await;
+    let reply = app
+        .send(
+            actix_web::test::TestRequest::post()
+                .uri(&format!("/v1/segments/{}/import", segment["id"]))
+                .insert_header(("Authorization", format!("Bearer {key}")))
+                .insert_header(("Content-Type", "text/csv"))
+                .set_payload("phone,name\n3331234567,Gi\0ulia\n3331234568,Marco\n")
+                .to_request(),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (reply["invalid_rows"].as_i64(), reply["added"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(reply["errors"][0]["code"], "invalid_character");
+}
