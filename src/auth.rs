@@ -60,11 +60,18 @@ impl FromRequest for Caller {
             let (Some(state), Some(key_hash)) = (state, key_hash) else {
                 return Err(ApiError::Unauthorized);
             };
+            if let Some(tenant) = state.keys.get(&key_hash) {
+                return Ok(Caller(tenant));
+            }
+            let generation = state.keys.generation();
+            let lookup = key_hash.clone();
             let tenant = db::run(&state.pool, move |conn| {
-                queries::find_by_key_hash(conn, &key_hash)
+                queries::find_by_key_hash(conn, &lookup)
             })
-            .await?;
-            tenant.map(Caller).ok_or(ApiError::Unauthorized)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+            state.keys.insert(key_hash, tenant.clone(), generation);
+            Ok(Caller(tenant))
         })
     }
 }
@@ -78,28 +85,58 @@ const CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// Tenants by API key hash, so authenticating a request costs no database round trip.
 /// Emptied on every change to keys or tenants: by this process directly, and by every
-/// replica when PostgreSQL relays the change (see [`listen_for_changes`]).
+/// replica when PostgreSQL relays the change (see [`listen_for_changes`]). Used only
+/// while that relay is listening, since otherwise a revocation could be missed.
 #[derive(Default)]
 pub struct KeyCache {
-    entries: RwLock<HashMap<Vec<u8>, (TenantRow, Instant)>>,
+    entries: RwLock<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_hash: HashMap<Vec<u8>, (TenantRow, Instant)>,
+    /// Bumped by every clear: a lookup that started before a clear must not be cached
+    /// after it, or a key revoked meanwhile would live on.
+    generation: u64,
+    listening: bool,
 }
 
 impl KeyCache {
     pub fn get(&self, key_hash: &[u8]) -> Option<TenantRow> {
         let entries = self.entries.read().ok()?;
-        let (tenant, cached_at) = entries.get(key_hash)?;
+        let (tenant, cached_at) = entries
+            .by_hash
+            .get(key_hash)
+            .filter(|_| entries.listening)?;
         (cached_at.elapsed() < CACHE_TTL).then(|| tenant.clone())
     }
 
-    pub fn insert(&self, key_hash: Vec<u8>, tenant: TenantRow) {
+    /// Take before looking a key up in the database; pass to [`KeyCache::insert`].
+    pub fn generation(&self) -> u64 {
+        self.entries.read().map_or(0, |entries| entries.generation)
+    }
+
+    pub fn insert(&self, key_hash: Vec<u8>, tenant: TenantRow, generation: u64) {
         if let Ok(mut entries) = self.entries.write() {
-            entries.insert(key_hash, (tenant, Instant::now()));
+            if entries.listening && entries.generation == generation {
+                entries.by_hash.insert(key_hash, (tenant, Instant::now()));
+            }
         }
     }
 
     pub fn clear(&self) {
         if let Ok(mut entries) = self.entries.write() {
-            entries.clear();
+            entries.by_hash.clear();
+            entries.generation += 1;
+        }
+    }
+
+    /// Entries from before a (re)connection could have missed a revocation: dropped.
+    fn set_listening(&self, listening: bool) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.by_hash.clear();
+            entries.generation += 1;
+            entries.listening = listening;
         }
     }
 }
@@ -117,8 +154,7 @@ pub fn listen_for_changes(database_url: String, cache: std::sync::Arc<KeyCache>)
                     .ok()?;
                 Some(connection)
             });
-        // Entries cached while not listening could miss a revocation.
-        cache.clear();
+        cache.set_listening(listening.is_some());
         let Some(mut connection) = listening else {
             std::thread::sleep(Duration::from_secs(1));
             continue;
@@ -142,6 +178,8 @@ pub fn listen_for_changes(database_url: String, cache: std::sync::Arc<KeyCache>)
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        // Changes made while reconnecting would go unheard.
+        cache.set_listening(false);
     });
 }
 
@@ -178,6 +216,36 @@ impl FromRequest for Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tenant() -> TenantRow {
+        TenantRow {
+            id: 1,
+            name: "T".into(),
+            endpoint_limit: None,
+            default_region: None,
+            require_privacy_consent: false,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_key_cache_serves_only_while_listening_and_never_what_a_clear_overtook() {
+        let cache = KeyCache::default();
+        cache.insert(b"k".to_vec(), tenant(), cache.generation());
+        assert!(cache.get(b"k").is_none(), "not listening: nothing is cached");
+        cache.set_listening(true);
+        cache.insert(b"k".to_vec(), tenant(), cache.generation());
+        assert!(cache.get(b"k").is_some());
+        // A lookup that began before a revocation cleared the cache is not kept.
+        let before = cache.generation();
+        cache.clear();
+        cache.insert(b"k".to_vec(), tenant(), before);
+        assert!(cache.get(b"k").is_none());
+        cache.insert(b"k".to_vec(), tenant(), cache.generation());
+        cache.set_listening(false);
+        assert!(cache.get(b"k").is_none(), "a lost listener drops every entry");
+    }
 
     #[test]
     fn keys_are_prefixed_random_and_hash_stably() {

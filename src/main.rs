@@ -144,6 +144,6 @@ async fn serve(config: Config) -> std::io::Result<()> {
     for address in server.addrs() {
         tracing::info!("listening on http://{address} (Swagger UI: http://{address}/swagger-ui/)");
     }
-    // actix stops accepting on SIGTERM/SIGINT and drains in-flight requests.
+    // actix stops accepting on SIGTERM and drains in-flight requests (SIGINT: at once).
     server.run().await
 }
