@@ -233,7 +233,10 @@ mod tests {
     fn the_key_cache_serves_only_while_listening_and_never_what_a_clear_overtook() {
         let cache = KeyCache::default();
         cache.insert(b"k".to_vec(), tenant(), cache.generation());
-        assert!(cache.get(b"k").is_none(), "not listening: nothing is cached");
+        assert!(
+            cache.get(b"k").is_none(),
+            "not listening: nothing is cached"
+        );
         cache.set_listening(true);
         cache.insert(b"k".to_vec(), tenant(), cache.generation());
         assert!(cache.get(b"k").is_some());
@@ -244,7 +247,10 @@ mod tests {
         assert!(cache.get(b"k").is_none());
         cache.insert(b"k".to_vec(), tenant(), cache.generation());
         cache.set_listening(false);
-        assert!(cache.get(b"k").is_none(), "a lost listener drops every entry");
+        assert!(
+            cache.get(b"k").is_none(),
+            "a lost listener drops every entry"
+        );
     }
 
     #[test]
