@@ -6,6 +6,7 @@
 //! Scenarios: api, contacts-batch, members-add, from-search, dynamic-count, segments-list,
 //! audience-summary, audience-stream (default: all).
 
+mod audience;
 mod data;
 mod import;
 mod report;
@@ -83,8 +84,8 @@ async fn main() {
             "members-add" => scenarios::members_add(&mut ctx).await,
             "dynamic-count" => scenarios::dynamic_count(&mut ctx).await,
             "segments-list" => scenarios::segments_list(&mut ctx).await,
-            "audience-summary" => scenarios::audience_summary(&mut ctx).await,
-            "audience-stream" => scenarios::audience_stream(&mut ctx).await,
+            "audience-summary" => audience::audience_summary(&mut ctx).await,
+            "audience-stream" => audience::audience_stream(&mut ctx).await,
             "csv-import" => import::csv_import(&mut ctx).await,
             _ => scenarios::from_search(&mut ctx).await,
         });
