@@ -229,13 +229,16 @@ impl Audience {
         after: i64,
         limit: i64,
     ) -> QueryResult<Vec<Recipient>> {
-        let mut included = self.dynamic.clone();
+        // The index probe for static membership first: OR stops at the first match, and
+        // it is cheaper than reading a contact's attributes for the dynamic filters.
+        let mut included = Vec::with_capacity(self.dynamic.len() + 1);
         if !self.static_ids.is_empty() {
             included.push(SqlCondition::static_member_of(
                 self.tenant_id,
                 self.static_ids.clone(),
             ));
         }
+        included.extend(self.dynamic.iter().cloned());
         Self::recipient_columns()
             .sql(" FROM contacts WHERE contacts.tenant_id = ")
             .integer(self.tenant_id)
