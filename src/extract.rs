@@ -35,10 +35,7 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
             mime.type_() == "application"
                 && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
         });
-        let declared_length = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+        let declared_length = declared_length(req);
         let payload = payload.take();
         Box::pin(async move {
             if !content_type_ok {
@@ -55,6 +52,14 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
             Ok(Json(value))
         })
     }
+}
+
+/// The body length the client declared, if any: a body declared too big is refused
+/// before a byte of it is read.
+pub fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok())
 }
 
 /// Reads a body into memory, refusing it (413) as soon as it passes `limit` bytes rather

@@ -14,4 +14,3 @@ CREATE TABLE imports (
     updated_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id)
 );
-CREATE INDEX imports_unfinished_idx ON imports (updated_at) WHERE status IN ('queued', 'running');

@@ -173,23 +173,29 @@ impl Audience {
             .sql(" AND contacts.id = audience.id")
     }
 
-    /// The reason a member is left out: 0 for none, else the first that applies.
-    fn exclusion_reason(&self) -> SqlCondition {
-        SqlCondition::when_first(vec![
+    /// Why a member is left out, in the order a summary counts them: exclusion segment,
+    /// opted out, no consent, no address.
+    fn exclusions(&self) -> Vec<SqlCondition> {
+        vec![
             self.excluded.clone(),
             SqlCondition::column_is_true("contacts.opted_out"),
             self.consent().negated(),
             self.address().negated(),
-        ])
+        ]
+    }
+
+    /// The reason a member is left out: 0 for none, else the first that applies.
+    fn exclusion_reason(&self) -> SqlCondition {
+        SqlCondition::when_first(self.exclusions())
     }
 
     fn eligible(&self) -> SqlCondition {
-        SqlCondition::all(vec![
-            self.excluded.clone().negated(),
-            SqlCondition::column_is_true("contacts.opted_out").negated(),
-            self.consent(),
-            self.address(),
-        ])
+        SqlCondition::all(
+            self.exclusions()
+                .into_iter()
+                .map(SqlCondition::negated)
+                .collect(),
+        )
     }
 
     /// Each excluded contact is counted once, under the first reason in this order:

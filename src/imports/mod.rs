@@ -20,8 +20,9 @@ use run::{ImportRequest, Progress, MAX_FILE_BYTES};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
-use crate::extract::{read_limited, Path, Query};
-use crate::segments::{SegmentKind, SegmentPath};
+use crate::extract::{declared_length, read_limited, Path, Query};
+use crate::members::write::lock_static_segments;
+use crate::segments::SegmentPath;
 use crate::{db, phone, AppState};
 
 const NOT_FOUND: &str = "`not_found`: no such segment.";
@@ -116,10 +117,7 @@ async fn import_segment_csv(
 /// The CSV's bytes, from a multipart `file` field or a raw body, refused (413) as soon as
 /// they pass the limit.
 async fn read_upload(request: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, ApiError> {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    let declared = declared_length(request);
     let mime = request.mime_type().ok().flatten();
     let is_multipart = mime
         .as_ref()
@@ -192,12 +190,10 @@ async fn start_job(
         request.segment_id,
         request.file.len() as i64,
     );
-    let job = db::run(&state.pool, move |conn| {
-        let segment = crate::segments::queries::get(conn, tenant_id, segment_id)
-            .map_err(|e| ApiError::from(e).or_not_found("segment"))?;
-        if SegmentKind::from_db(&segment.kind) == SegmentKind::Dynamic {
-            return Err(crate::members::read_only(segment_id));
-        }
+    let checked = request.clone();
+    let job = db::transaction(&state.pool, move |conn| {
+        // 404 or 409 now, as the synchronous import would answer.
+        lock_static_segments(conn, &checked.tenant, &[segment_id])?;
         Ok(queries::insert_job(conn, tenant_id, segment_id, bytes)?)
     })
     .await?;
@@ -274,7 +270,7 @@ async fn get_import(
 ) -> Result<web::Json<ImportJob>, ApiError> {
     let id = path.0.id;
     let job = db::run(&state.pool, move |conn| {
-        queries::fail_abandoned(conn, &abandoned_problem())?;
+        queries::fail_if_abandoned(conn, tenant.id, id, &abandoned_problem())?;
         queries::find_job(conn, tenant.id, id).map_err(|e| ApiError::from(e).or_not_found("import"))
     })
     .await?;

@@ -273,10 +273,15 @@ pub fn finish_job(
         .map(drop)
 }
 
-/// Marks jobs whose process stopped reporting as failed (their transaction was rolled
-/// back with the connection), so none stays `running` forever.
-pub fn fail_abandoned(conn: &mut PgConnection, problem: &Value) -> QueryResult<usize> {
-    diesel::update(imports::table)
+/// Marks the job failed if its process stopped reporting (its transaction rolled back
+/// with the connection), so that none stays `running` forever.
+pub fn fail_if_abandoned(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    problem: &Value,
+) -> QueryResult<usize> {
+    diesel::update(imports::table.find((tenant_id, id)))
         .filter(imports::status.eq_any(["queued", "running"]))
         .filter(sql::<Bool>(&format!(
             "imports.updated_at < now() - interval '{STALE_AFTER}'"

@@ -2,11 +2,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::harness::spawn_app;
-
-fn id(value: &Value) -> i64 {
-    value["id"].as_i64().unwrap()
-}
+use crate::harness::{id, spawn_app};
 
 /// One contact of the fixture and what the audience should make of it.
 struct Person {

@@ -8,11 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::harness::spawn_app;
-
-fn id(value: &Value) -> i64 {
-    value["id"].as_i64().unwrap()
-}
+use crate::harness::{id, spawn_app};
 
 async fn define_attributes<S, B>(app: &crate::harness::TestApp<S>, key: &str)
 where

@@ -212,6 +212,11 @@ impl Reply {
     }
 }
 
+/// The `id` of a created resource.
+pub fn id(value: &Value) -> i64 {
+    value["id"].as_i64().unwrap()
+}
+
 /// Any in-process application, whatever its body type: keeps helper signatures short.
 pub trait App:
     Service<Request, Response = ServiceResponse<Self::Body>, Error = actix_web::Error>

@@ -2,11 +2,7 @@ use actix_web::test::TestRequest;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::harness::{spawn_app, App, Reply, TestApp};
-
-fn id(value: &Value) -> i64 {
-    value["id"].as_i64().unwrap()
-}
+use crate::harness::{id, spawn_app, App, Reply, TestApp};
 
 fn upload(segment: i64, key: &str, query: &str, content_type: &str, body: Vec<u8>) -> TestRequest {
     TestRequest::post()

@@ -8,11 +8,7 @@ use actix_web::http::Method;
 use actix_web::test::TestRequest;
 use serde_json::{json, Value};
 
-use crate::harness::{spawn_app, App, Reply, TestApp};
-
-fn id(value: &Value) -> i64 {
-    value["id"].as_i64().unwrap()
-}
+use crate::harness::{id, spawn_app, App, Reply, TestApp};
 
 /// Tenant A's resources, by the path parameter that names them.
 struct Resources {

@@ -3,11 +3,7 @@
 use actix_web::test::TestRequest;
 use serde_json::{json, Value};
 
-use crate::harness::spawn_app;
-
-fn id(value: &Value) -> i64 {
-    value["id"].as_i64().unwrap()
-}
+use crate::harness::{id, spawn_app};
 
 fn field_codes(problem: &Value) -> Vec<(String, String)> {
     problem["errors"]

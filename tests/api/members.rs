@@ -2,15 +2,11 @@ use diesel::prelude::*;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::harness::spawn_app;
+use crate::harness::{id, spawn_app};
 
 const WHATSAPP_WARNING: &str =
     "You have added recipient candidates to the segment who do not have a validated \
                                 mobile number and therefore cannot be contacted via WhatsApp";
-
-fn id(value: &Value) -> i64 {
-    value["id"].as_i64().unwrap()
-}
 
 #[actix_web::test]
 async fn whatsapp_adds_a_contact_without_a_valid_phone_with_the_warning() {
