@@ -42,7 +42,9 @@ async fn every_operator_on_every_type_selects_the_right_contacts() {
     define_attributes(&app, &key).await;
     let today = Utc::now().date_naive();
     let twenty_days_ago = today - Duration::days(20);
-    let anna_birth = NaiveDate::from_ymd_opt(1990, today.month(), today.day().min(28)).unwrap();
+    // 1992 is a leap year, so today's month and day exist in it whatever today is.
+    let anna_birth = NaiveDate::from_ymd_opt(1992, today.month(), today.day()).unwrap();
+    let bruno_birth = NaiveDate::from_ymd_opt(2000, 2, 29).unwrap();
     let anna = app
         .contact(&key, json!({"name": "Anna Rossi", "email": "anna@example.com", "phone": "333 000 0001", "privacy_consent": true,
             "tags": ["vip", "lead"], "attributes": {"city": "Milan", "score": 10, "premium": true, "birthdate": anna_birth.to_string()}}))
@@ -50,7 +52,7 @@ async fn every_operator_on_every_type_selects_the_right_contacts() {
     app.contact(
         &key,
         json!({"name": "Bruno", "phone": "+44 7400 123456", "opted_out": true, "tags": ["lead"],
-        "attributes": {"city": "Rome", "score": 5.5, "premium": false, "birthdate": "2000-02-29"}}),
+        "attributes": {"city": "Rome", "score": 5.5, "premium": false, "birthdate": bruno_birth.to_string()}}),
     )
     .await;
     let carla = app
@@ -80,23 +82,20 @@ async fn every_operator_on_every_type_selects_the_right_contacts() {
         .await
         .expect(201);
 
-    let anniversary_today: &[&str] = if today.month() == 2
-        && today.day() == 28
-        && NaiveDate::from_ymd_opt(today.year(), 2, 29).is_none()
-    {
-        &["A", "B"]
-    } else if today.month() == 2 && today.day() == 29 {
-        &["B"]
-    } else {
-        &["A"]
+    let births = [
+        ("A", anna_birth),
+        ("B", bruno_birth),
+        ("D", twenty_days_ago),
+    ];
+    let born = |rule: &dyn Fn(NaiveDate) -> bool| -> Vec<&str> {
+        births
+            .iter()
+            .filter(|(_, birth)| rule(*birth))
+            .map(|(name, _)| *name)
+            .collect()
     };
-    let mut this_month = vec!["A"];
-    if today.month() == 2 {
-        this_month.push("B");
-    }
-    if twenty_days_ago.month() == today.month() {
-        this_month.push("D");
-    }
+    let anniversary_today = born(&|birth| crate::date_rules::anniversary_on(birth, today));
+    let this_month = born(&|birth| birth.month() == today.month());
     let condition = |field: &str, op: &str, value: Value| {
         let mut condition = json!({"field": field, "op": op});
         if !value.is_null() {
@@ -272,7 +271,7 @@ async fn every_operator_on_every_type_selects_the_right_contacts() {
         ),
         (
             condition("attributes.birthdate", "anniversary_today", Value::Null),
-            anniversary_today.to_vec(),
+            anniversary_today,
         ),
         (
             condition(

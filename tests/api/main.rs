@@ -3,6 +3,7 @@
 mod attributes;
 mod campaigns;
 mod contacts;
+mod date_rules;
 mod dynamic;
 mod errors;
 mod harness;
