@@ -8,9 +8,9 @@ use std::path::Path;
 
 use diesel::PgConnection;
 
-use crate::auth::{generate_api_key, hash_api_key};
 use crate::config::Config;
-use crate::tenants::queries;
+use crate::core::keys::{generate_api_key, hash_api_key};
+use crate::db::tenants as queries;
 
 /// Ensures the embedded mode has an admin token and a development tenant, and prints
 /// how to reach them.

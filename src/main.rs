@@ -5,9 +5,12 @@ use std::process::ExitCode;
 use actix_web::{web, HttpServer};
 use clap::{Parser, Subcommand};
 use diesel::{Connection, PgConnection};
+use segments::app::keep_dynamic_counts_fresh;
 use segments::config::Config;
-use segments::db::{self, embedded::EmbeddedPostgres};
-use segments::{auth, build_app, openapi_document, phone, telemetry, AppState};
+use segments::core::phone;
+use segments::db::embedded::EmbeddedPostgres;
+use segments::db::migrate::run_migrations;
+use segments::{build_app, openapi_document, telemetry, AppState};
 
 #[derive(Parser)]
 #[command(version, about = "Audiences for bulk messaging campaigns.")]
@@ -96,7 +99,7 @@ fn migrate_and_serve(
     let url = config.database_url.clone().unwrap_or_default();
     let mut connection = PgConnection::establish(&url)
         .map_err(|e| format!("cannot connect to the database: {e}"))?;
-    for migration in db::run_migrations(&mut connection)? {
+    for migration in run_migrations(&mut connection)? {
         tracing::info!(%migration, "applied migration");
     }
     if migrate_only {
@@ -110,32 +113,12 @@ fn migrate_and_serve(
     serve(config.clone()).map_err(|e| format!("server error: {e}"))
 }
 
-/// Lists show a dynamic segment's cached member count: recount those older than 30 s
-/// every 15 s, so none is ever older than a minute.
-fn keep_dynamic_counts_fresh(pool: db::PgPool) {
-    actix_web::rt::spawn(async move {
-        let mut ticks = actix_web::rt::time::interval(std::time::Duration::from_secs(15));
-        loop {
-            ticks.tick().await;
-            let refreshed = db::run(&pool, |conn| {
-                segments::segments::dynamic::refresh_stale(conn, 30)
-            })
-            .await;
-            if let Err(error) = refreshed {
-                tracing::warn!(%error, "could not recount dynamic segments");
-            }
-        }
-    });
-}
-
 #[actix_web::main]
 async fn serve(config: Config) -> std::io::Result<()> {
-    let url = config.database_url.clone().unwrap_or_default();
     let bind = config.bind.clone();
     let workers = config.workers;
     let state = web::Data::new(AppState::new(config));
-    auth::listen_for_changes(url, state.keys.clone());
-    keep_dynamic_counts_fresh(state.pool.clone());
+    keep_dynamic_counts_fresh(state.env.clone());
     let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(30);
     if let Some(workers) = workers {
         server = server.workers(workers);

@@ -5,7 +5,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::ExecuteCopyFromDsl;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use segments::auth::hash_api_key;
+use segments::core::keys::hash_api_key;
 use segments::db::schema::contacts;
 
 pub const API_KEY: &str = "sk_benchmark_key_0000000000000000000000000000000000000000000000000000";

@@ -9,9 +9,10 @@ use diesel::sql_types::{BigInt, Text};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use segments::imports::file::Row as ParsedRow;
-use segments::imports::queries::{self as import_sql, UpdateMode};
-use segments::phone::Phone;
+use segments::core::import::file::Row as ParsedRow;
+use segments::core::import::UpdateMode;
+use segments::core::phone::Phone;
+use segments::db::imports as import_sql;
 use serde_json::{json, Map, Value};
 
 use crate::data::{phone_for, API_KEY};

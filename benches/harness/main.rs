@@ -67,7 +67,7 @@ async fn main() {
     }
     let database_url = prepare_database(settings.quick);
     let mut conn = PgConnection::establish(&database_url).expect("connect to the bench database");
-    segments::db::run_migrations(&mut conn).expect("migrate");
+    segments::db::migrate::run_migrations(&mut conn).expect("migrate");
     let data = data::ensure(&mut conn, settings.contacts);
     let mut ctx = scenarios::Context {
         settings: &settings,

@@ -61,8 +61,9 @@ struct Dated {
 
 #[actix_web::test]
 async fn date_rules_agree_with_an_independent_computation_on_every_day_of_two_years() {
-    use segments::filter::parse::{self, AttributeInfo};
-    use segments::filter::sql::Compiler;
+    use segments::core::attributes::Definition;
+    use segments::core::filter::parse;
+    use segments::db::filter::Compiler;
 
     let app = spawn_app().await;
     let (tenant_id, key) = app.tenant(json!({})).await;
@@ -97,10 +98,10 @@ async fn date_rules_agree_with_an_independent_computation_on_every_day_of_two_ye
     .load(&mut conn)
     .unwrap();
 
-    let attributes = [AttributeInfo {
+    let attributes = [Definition {
         key: "birthdate".into(),
         label: "Birth date".into(),
-        value_type: segments::attributes::AttributeType::Date,
+        value_type: segments::core::types::AttributeType::Date,
     }];
     let mut no_segments = |_: i64| None;
     let mut checked = 0;
@@ -121,11 +122,7 @@ async fn date_rules_agree_with_an_independent_computation_on_every_day_of_two_ye
                     own_id: None,
                 };
                 let node = parse::parse(&filter, "filter", &mut context).unwrap();
-                let condition = Compiler {
-                    tenant_id,
-                    today: Some(today),
-                }
-                .compile(&node);
+                let condition = Compiler { tenant_id, today }.compile(&node);
                 let got: BTreeSet<i64> = segments::db::schema::contacts::table
                     .filter(segments::db::schema::contacts::tenant_id.eq(tenant_id))
                     .filter(condition)

@@ -372,8 +372,8 @@ async fn every_operator_on_every_type_selects_the_right_contacts() {
 #[actix_web::test]
 async fn anniversaries_of_29_february_fall_on_the_28th_in_other_years() {
     use diesel::prelude::*;
-    use segments::filter::sql::Compiler;
-    use segments::filter::{Condition, Field, Node, Test};
+    use segments::core::filter::{Condition, Field, Node, Test};
+    use segments::db::filter::Compiler;
     let app = spawn_app().await;
     let key = app.tenant_key().await;
     define_attributes(&app, &key).await;
@@ -390,18 +390,14 @@ async fn anniversaries_of_29_february_fall_on_the_28th_in_other_years() {
         field: Field::Attribute {
             key: "birthdate".into(),
             label: "Birth date".into(),
-            value_type: segments::attributes::AttributeType::Date,
+            value_type: segments::core::types::AttributeType::Date,
         },
         test: Test::AnniversaryToday,
     });
     let mut conn = app.database.connection();
     let matches_on = |day: &str, conn: &mut PgConnection| -> bool {
         let today = NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
-        let condition = Compiler {
-            tenant_id,
-            today: Some(today),
-        }
-        .compile(&node);
+        let condition = Compiler { tenant_id, today }.compile(&node);
         let ids: Vec<i64> = segments::db::schema::contacts::table
             .filter(segments::db::schema::contacts::tenant_id.eq(tenant_id))
             .filter(condition)

@@ -67,7 +67,7 @@ fn template() -> &'static str {
                 .expect("create template");
             let mut connection = PgConnection::establish(&with_database(server_url(), &building))
                 .expect("connect to the template");
-            db::run_migrations(&mut connection).expect("migrate the template");
+            db::migrate::run_migrations(&mut connection).expect("migrate the template");
             drop(connection);
             diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
                 .execute(&mut admin)
@@ -261,7 +261,6 @@ async fn app_on(
     let mut config = Config::for_database(url);
     config.admin_token = Some(ADMIN_TOKEN.to_owned());
     let state = web::Data::new(AppState::new(config));
-    segments::auth::listen_for_changes(url.to_owned(), state.keys.clone());
     actix_test::init_service(build_app(state)).await
 }
 

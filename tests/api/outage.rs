@@ -122,11 +122,12 @@ async fn a_statement_past_the_timeout_is_cancelled_and_answers_503() {
     config.statement_timeout_secs = 1;
     let state = segments::AppState::new(config);
     let started = Instant::now();
-    let outcome = segments::db::run(&state.pool, |conn| {
+    let outcome = segments::db::pool::run(&state.env.pool, |conn| {
         diesel::sql_query("SELECT pg_sleep(5)").execute(conn)
     })
     .await;
-    let error = outcome.expect_err("cancelled by PostgreSQL");
+    let error =
+        segments::http::error::ApiError::from(outcome.expect_err("cancelled by PostgreSQL"));
     assert!(started.elapsed() < Duration::from_secs(4));
     let response = error.error_response();
     assert_eq!(response.status(), 503);

@@ -163,7 +163,7 @@ async fn keys_are_stored_hashed() {
         .unwrap();
     assert_eq!(stored.len(), 1);
     assert_ne!(stored[0], key.as_bytes());
-    assert_eq!(stored[0], segments::auth::hash_api_key(&key));
+    assert_eq!(stored[0], segments::core::keys::hash_api_key(&key));
 }
 
 #[actix_web::test]

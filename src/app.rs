@@ -1,0 +1,92 @@
+//! The composition root: the application's routes and middleware, and the background
+//! work a serving process runs. Used by `main` and by the tests alike.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpResponse};
+use utoipa::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::{scope, AppExt};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::http::{
+    attributes, audience, campaigns, contacts, imports, members, openapi, ops, segments, tenants,
+};
+use crate::service;
+
+/// Every route, registered so that the OpenAPI document cannot miss one.
+fn routes(config: &mut ServiceConfig) {
+    config.configure(ops::configure).service(
+        scope::scope("/v1")
+            .configure(tenants::configure)
+            .configure(attributes::configure)
+            .configure(contacts::configure)
+            .configure(imports::configure)
+            .configure(members::configure)
+            .configure(segments::configure)
+            .configure(campaigns::configure)
+            .configure(audience::configure),
+    );
+}
+
+/// The OpenAPI document, generated from the handlers; needs no database.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, mut document) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts();
+    openapi::finish(&mut document);
+    document
+}
+
+/// The one application, used by `main` and by the tests.
+pub fn build_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, mut document) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .app_data(state)
+        .configure(routes)
+        .split_for_parts();
+    openapi::finish(&mut document);
+    // No validator badge: it would send the document's address to validator.swagger.io.
+    let swagger_ui = SwaggerUi::new("/swagger-ui/{_:.*}")
+        .url("/api-docs/openapi.json", document)
+        .config(utoipa_swagger_ui::Config::default().validator_url("none"));
+    app.service(swagger_ui)
+        .service(web::redirect("/swagger-ui", "/swagger-ui/"))
+        .default_service(web::to(not_found))
+        .wrap(from_fn(ops::track_requests))
+        .wrap(tracing_actix_web::TracingLogger::default())
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NoRoute)
+}
+
+/// Lists show a dynamic segment's cached member count: recount those older than 30 s
+/// every 15 s, so none is ever older than a minute.
+pub fn keep_dynamic_counts_fresh(env: service::Env) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(std::time::Duration::from_secs(15));
+        loop {
+            ticks.tick().await;
+            if let Err(error) = service::segments::refresh_stale_counts(&env, 30).await {
+                tracing::warn!(%error, "could not recount dynamic segments");
+            }
+        }
+    });
+}

@@ -1,0 +1,123 @@
+//! The dynamic-segment filter language: a typed tree parsed from JSON and checked against
+//! the tenant's attributes and segments ([`parse`]) and read back as a sentence
+//! ([`summary`]). The data layer compiles it to SQL (`crate::db::filter`).
+
+pub mod parse;
+pub mod summary;
+
+use chrono::NaiveDate;
+
+use crate::core::types::AttributeType;
+
+/// Deepest nesting of groups and conditions.
+pub const MAX_DEPTH: usize = 5;
+/// Most conditions in one filter.
+pub const MAX_CONDITIONS: usize = 50;
+/// Most values in an `in`, `not_in`, `contains_any` or `contains_all` list.
+pub const MAX_LIST_VALUES: usize = 100;
+/// Largest day count of `in_last_days` and the like (100 years).
+pub const MAX_DAYS: i64 = 36_500;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    All(Vec<Node>),
+    Any(Vec<Node>),
+    Not(Box<Node>),
+    Condition(Condition),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub field: Field,
+    pub test: Test,
+}
+
+/// What a condition looks at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    /// A text column of contacts.
+    Text(TextColumn),
+    /// A boolean column of contacts.
+    Flag(FlagColumn),
+    CreatedAt,
+    Tags,
+    Attribute {
+        key: String,
+        label: String,
+        value_type: AttributeType,
+    },
+    /// Membership of another segment.
+    Segment,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextColumn {
+    Name,
+    Email,
+    Phone,
+    PhoneCountry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagColumn {
+    OptedOut,
+    PrivacyConsent,
+}
+
+/// An operator with its value, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Test {
+    TextEq(String),
+    TextNeq(String),
+    TextIn(Vec<String>),
+    TextNotIn(Vec<String>),
+    Contains(String),
+    NotContains(String),
+    StartsWith(String),
+    NumberEq(f64),
+    NumberNeq(f64),
+    Gt(f64),
+    Gte(f64),
+    Lt(f64),
+    Lte(f64),
+    NumberBetween(f64, f64),
+    NumberIn(Vec<f64>),
+    BoolEq(bool),
+    DateEq(NaiveDate),
+    Before(NaiveDate),
+    After(NaiveDate),
+    DateBetween(NaiveDate, NaiveDate),
+    InLastDays(i64),
+    NotInLastDays(i64),
+    InNextDays(i64),
+    AnniversaryThisMonth,
+    AnniversaryToday,
+    TagContains(String),
+    TagNotContains(String),
+    TagsContainAny(Vec<String>),
+    TagsContainAll(Vec<String>),
+    TagsEmpty,
+    InSegment(SegmentRef),
+    NotInSegment(SegmentRef),
+    Exists,
+    NotExists,
+}
+
+/// A segment a filter names, resolved when the filter was parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentRef {
+    pub id: i64,
+    pub name: String,
+    /// The segment's own filter when it is dynamic: its members are computed from it.
+    pub filter: Option<Box<Node>>,
+}
+
+impl Node {
+    /// "No filters": a group with nothing in it matches every contact.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Node::All(nodes) if nodes.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests;

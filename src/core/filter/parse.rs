@@ -1,0 +1,500 @@
+//! JSON to a typed [`Node`] tree, checked against the tenant's attributes and segments.
+//! Every problem is reported with the JSON path of the node it is in.
+
+use serde_json::{Map, Value};
+
+use super::{
+    Condition, Field, FlagColumn, Node, SegmentRef, Test, TextColumn, MAX_CONDITIONS, MAX_DAYS,
+    MAX_DEPTH, MAX_LIST_VALUES,
+};
+use crate::core::attributes::{parse_date, Definition};
+use crate::core::error::FieldError;
+use crate::core::types::AttributeType;
+
+/// A segment of the tenant a filter may name.
+#[derive(Debug, Clone)]
+pub struct SegmentInfo {
+    pub id: i64,
+    pub name: String,
+    /// Its filter, when it is dynamic.
+    pub filter: Option<Value>,
+}
+
+/// What parsing needs to know about the tenant.
+pub struct Context<'a> {
+    pub attributes: &'a [Definition],
+    /// Looks a segment up by id within the tenant (`None`: no such segment here).
+    pub segment: &'a mut dyn FnMut(i64) -> Option<SegmentInfo>,
+    /// The segment whose filter this is, if it is saved already: naming it is a cycle.
+    pub own_id: Option<i64>,
+}
+
+struct Parser<'a, 'b> {
+    context: &'b mut Context<'a>,
+    errors: Vec<FieldError>,
+    conditions: usize,
+    /// Segments whose filters are being expanded: meeting one again is a cycle.
+    visiting: Vec<i64>,
+}
+
+/// Parses `value`, found at JSON path `path` (e.g. `filter`).
+pub fn parse(
+    value: &Value,
+    path: &str,
+    context: &mut Context<'_>,
+) -> Result<Node, Vec<FieldError>> {
+    let visiting = context.own_id.into_iter().collect();
+    let mut parser = Parser {
+        context,
+        errors: Vec::new(),
+        conditions: 0,
+        visiting,
+    };
+    let node = parser.node(value, path, 1);
+    if parser.conditions > MAX_CONDITIONS {
+        parser.errors.push(FieldError::new(
+            path,
+            "too_many_conditions",
+            format!(
+                "a filter may have at most {MAX_CONDITIONS} conditions; this one has {}",
+                parser.conditions
+            ),
+        ));
+    }
+    match node {
+        Some(node) if parser.errors.is_empty() => Ok(node),
+        _ => Err(parser.errors),
+    }
+}
+
+const NODE_SHAPE: &str = "a node is a group ({\"all\": [...]}, {\"any\": [...]}, {\"not\": {...}}) or a condition ({\"field\", \"op\", \"value\"})";
+
+impl Parser<'_, '_> {
+    fn fail<T>(&mut self, path: &str, code: &str, message: impl Into<String>) -> Option<T> {
+        self.errors.push(FieldError::new(path, code, message));
+        None
+    }
+
+    fn node(&mut self, value: &Value, path: &str, depth: usize) -> Option<Node> {
+        if depth > MAX_DEPTH {
+            return self.fail(
+                path,
+                "too_deep",
+                format!("filters nest at most {MAX_DEPTH} levels deep"),
+            );
+        }
+        let Some(object) = value.as_object() else {
+            return self.fail(path, "invalid_node", NODE_SHAPE);
+        };
+        let group_keys: Vec<&str> = ["all", "any", "not"]
+            .into_iter()
+            .filter(|k| object.contains_key(*k))
+            .collect();
+        match (group_keys.as_slice(), object.contains_key("field")) {
+            ([key], false) if object.len() == 1 => {
+                self.group(key, &object[*key], &format!("{path}.{key}"), depth)
+            }
+            ([], true) => self.condition(object, path),
+            _ => self.fail(path, "invalid_node", NODE_SHAPE),
+        }
+    }
+
+    fn group(&mut self, key: &str, value: &Value, path: &str, depth: usize) -> Option<Node> {
+        if key == "not" {
+            return self
+                .node(value, path, depth + 1)
+                .map(|node| Node::Not(Box::new(node)));
+        }
+        let Some(items) = value.as_array() else {
+            return self.fail(
+                path,
+                "invalid_node",
+                format!("`{key}` takes a list of nodes"),
+            );
+        };
+        let nodes: Vec<Option<Node>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| self.node(item, &format!("{path}[{i}]"), depth + 1))
+            .collect();
+        let nodes: Option<Vec<Node>> = nodes.into_iter().collect();
+        nodes.map(|nodes| {
+            if key == "all" {
+                Node::All(nodes)
+            } else {
+                Node::Any(nodes)
+            }
+        })
+    }
+
+    fn condition(&mut self, object: &Map<String, Value>, path: &str) -> Option<Node> {
+        self.conditions += 1;
+        if let Some(extra) = object
+            .keys()
+            .find(|k| !matches!(k.as_str(), "field" | "op" | "value"))
+        {
+            return self.fail(
+                &format!("{path}.{extra}"),
+                "unknown_key",
+                "a condition has only `field`, `op` and `value`",
+            );
+        }
+        let Some(field_name) = object["field"].as_str() else {
+            return self.fail(
+                &format!("{path}.field"),
+                "invalid_field",
+                "`field` must be a string",
+            );
+        };
+        let Some(op) = object.get("op").and_then(Value::as_str) else {
+            return self.fail(
+                &format!("{path}.op"),
+                "required",
+                "`op` is required and must be a string",
+            );
+        };
+        let field = self.field(field_name, &format!("{path}.field"))?;
+        let value = object.get("value").unwrap_or(&Value::Null);
+        let test = self.test(&field, op, value, path)?;
+        Some(Node::Condition(Condition { field, test }))
+    }
+
+    fn field(&mut self, name: &str, path: &str) -> Option<Field> {
+        let field = match name {
+            "name" => Field::Text(TextColumn::Name),
+            "email" => Field::Text(TextColumn::Email),
+            "phone" => Field::Text(TextColumn::Phone),
+            "phone_country" => Field::Text(TextColumn::PhoneCountry),
+            "opted_out" => Field::Flag(FlagColumn::OptedOut),
+            "privacy_consent" => Field::Flag(FlagColumn::PrivacyConsent),
+            "created_at" => Field::CreatedAt,
+            "tags" => Field::Tags,
+            "segment" => Field::Segment,
+            other => match other.strip_prefix("attributes.") {
+                Some(key) => match self.context.attributes.iter().find(|a| a.key == key) {
+                    Some(a) => Field::Attribute { key: a.key.clone(), label: a.label.clone(), value_type: a.value_type },
+                    None => return self.fail(path, "undefined_attribute", format!("`{key}` is not a defined attribute")),
+                },
+                None => {
+                    return self.fail(
+                        path,
+                        "unknown_field",
+                        format!(
+                            "unknown field `{other}`; fields are name, email, phone, phone_country, tags, \
+                             created_at, opted_out, privacy_consent, segment and attributes.<key>"
+                        ),
+                    )
+                }
+            },
+        };
+        Some(field)
+    }
+
+    fn test(&mut self, field: &Field, op: &str, value: &Value, path: &str) -> Option<Test> {
+        let kind = Kind::of(field);
+        if !kind.operators().contains(&op) {
+            return self.fail(
+                &format!("{path}.op"),
+                "invalid_operator",
+                format!(
+                    "`{op}` does not apply to {}; use one of: {}",
+                    kind.describe(),
+                    kind.operators().join(", ")
+                ),
+            );
+        }
+        let value_path = format!("{path}.value");
+        let no_value = matches!(
+            op,
+            "exists" | "not_exists" | "anniversary_this_month" | "anniversary_today" | "is_empty"
+        );
+        if no_value {
+            if !value.is_null() {
+                return self.fail(
+                    &value_path,
+                    "unexpected_value",
+                    format!("`{op}` takes no value"),
+                );
+            }
+        } else if value.is_null() {
+            return self.fail(&value_path, "required", format!("`{op}` needs a value"));
+        }
+        let test = match (kind, op) {
+            (_, "exists") => Some(Test::Exists),
+            (_, "not_exists") => Some(Test::NotExists),
+            (Kind::Text, "eq") => self.text(value, &value_path).map(Test::TextEq),
+            (Kind::Text, "neq") => self.text(value, &value_path).map(Test::TextNeq),
+            (Kind::Text, "in") => self.list(value, &value_path, Self::text).map(Test::TextIn),
+            (Kind::Text, "not_in") => self
+                .list(value, &value_path, Self::text)
+                .map(Test::TextNotIn),
+            (Kind::Text, "contains") => self.text(value, &value_path).map(Test::Contains),
+            (Kind::Text, "not_contains") => self.text(value, &value_path).map(Test::NotContains),
+            (Kind::Text, "starts_with") => self.text(value, &value_path).map(Test::StartsWith),
+            (Kind::Number, "eq") => self.number(value, &value_path).map(Test::NumberEq),
+            (Kind::Number, "neq") => self.number(value, &value_path).map(Test::NumberNeq),
+            (Kind::Number, "gt") => self.number(value, &value_path).map(Test::Gt),
+            (Kind::Number, "gte") => self.number(value, &value_path).map(Test::Gte),
+            (Kind::Number, "lt") => self.number(value, &value_path).map(Test::Lt),
+            (Kind::Number, "lte") => self.number(value, &value_path).map(Test::Lte),
+            (Kind::Number, "between") => self
+                .pair(value, &value_path, Self::number)
+                .map(|(a, b)| Test::NumberBetween(a, b)),
+            (Kind::Number, "in") => self
+                .list(value, &value_path, Self::number)
+                .map(Test::NumberIn),
+            (Kind::Boolean, "eq") => match value.as_bool() {
+                Some(flag) => Some(Test::BoolEq(flag)),
+                None => self.wrong(&value_path, "true or false"),
+            },
+            (Kind::Date, "eq") => self.date(value, &value_path).map(Test::DateEq),
+            (Kind::Date, "before") => self.date(value, &value_path).map(Test::Before),
+            (Kind::Date, "after") => self.date(value, &value_path).map(Test::After),
+            (Kind::Date, "between") => self
+                .pair(value, &value_path, Self::date)
+                .map(|(a, b)| Test::DateBetween(a, b)),
+            (Kind::Date, "in_last_days") => self.days(value, &value_path).map(Test::InLastDays),
+            (Kind::Date, "not_in_last_days") => {
+                self.days(value, &value_path).map(Test::NotInLastDays)
+            }
+            (Kind::Date, "in_next_days") => self.days(value, &value_path).map(Test::InNextDays),
+            (Kind::Date, "anniversary_this_month") => Some(Test::AnniversaryThisMonth),
+            (Kind::Date, "anniversary_today") => Some(Test::AnniversaryToday),
+            (Kind::Tags, "contains") => self.text(value, &value_path).map(Test::TagContains),
+            (Kind::Tags, "not_contains") => self.text(value, &value_path).map(Test::TagNotContains),
+            (Kind::Tags, "contains_any") => self
+                .list(value, &value_path, Self::text)
+                .map(Test::TagsContainAny),
+            (Kind::Tags, "contains_all") => self
+                .list(value, &value_path, Self::text)
+                .map(Test::TagsContainAll),
+            (Kind::Tags, "is_empty") => Some(Test::TagsEmpty),
+            (Kind::Segment, "in") => self.segment(value, &value_path).map(Test::InSegment),
+            (Kind::Segment, "not_in") => self.segment(value, &value_path).map(Test::NotInSegment),
+            _ => unreachable!("operators() lists only handled pairs"),
+        };
+        test
+    }
+
+    fn wrong<T>(&mut self, path: &str, expected: &str) -> Option<T> {
+        self.errors.push(FieldError::new(
+            path,
+            "invalid_value",
+            format!("must be {expected}"),
+        ));
+        None
+    }
+
+    fn text(&mut self, value: &Value, path: &str) -> Option<String> {
+        match value.as_str() {
+            Some(text) if !text.is_empty() && text.chars().count() <= 1000 => Some(text.to_owned()),
+            _ => self.wrong(path, "a string of 1 to 1000 characters"),
+        }
+    }
+
+    fn number(&mut self, value: &Value, path: &str) -> Option<f64> {
+        match value.as_f64() {
+            Some(number) if number.is_finite() => Some(number),
+            _ => self.wrong(path, "a number"),
+        }
+    }
+
+    fn date(&mut self, value: &Value, path: &str) -> Option<chrono::NaiveDate> {
+        match value.as_str().and_then(parse_date) {
+            Some(date) => Some(date),
+            None => self.wrong(path, "a date written YYYY-MM-DD"),
+        }
+    }
+
+    fn days(&mut self, value: &Value, path: &str) -> Option<i64> {
+        match value.as_i64() {
+            Some(days) if (1..=MAX_DAYS).contains(&days) => Some(days),
+            _ => self.wrong(
+                path,
+                &format!("a whole number of days from 1 to {MAX_DAYS}"),
+            ),
+        }
+    }
+
+    fn list<T>(
+        &mut self,
+        value: &Value,
+        path: &str,
+        item: fn(&mut Self, &Value, &str) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        match value.as_array() {
+            Some(items) if !items.is_empty() && items.len() <= MAX_LIST_VALUES => {
+                let parsed: Vec<Option<T>> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| item(self, v, &format!("{path}[{i}]")))
+                    .collect();
+                parsed.into_iter().collect()
+            }
+            _ => self.wrong(path, &format!("a list of 1 to {MAX_LIST_VALUES} values")),
+        }
+    }
+
+    fn pair<T: PartialOrd + Copy>(
+        &mut self,
+        value: &Value,
+        path: &str,
+        item: fn(&mut Self, &Value, &str) -> Option<T>,
+    ) -> Option<(T, T)> {
+        match value.as_array().map(Vec::as_slice) {
+            Some([low, high]) => {
+                let (low, high) = (
+                    item(self, low, &format!("{path}[0]"))?,
+                    item(self, high, &format!("{path}[1]"))?,
+                );
+                if low <= high {
+                    Some((low, high))
+                } else {
+                    self.wrong(path, "[low, high] with low <= high")
+                }
+            }
+            _ => self.wrong(path, "a list of two values, [low, high]"),
+        }
+    }
+
+    fn segment(&mut self, value: &Value, path: &str) -> Option<SegmentRef> {
+        let Some(id) = value.as_i64().filter(|id| *id > 0) else {
+            return self.wrong(path, "a segment id");
+        };
+        if self.visiting.contains(&id) {
+            self.errors.push(FieldError::new(
+                path,
+                "segment_cycle",
+                format!(
+                    "segment {id} leads back to this filter: segments cannot include themselves"
+                ),
+            ));
+            return None;
+        }
+        let Some(info) = (self.context.segment)(id) else {
+            self.errors.push(FieldError::new(
+                path,
+                "segment_not_found",
+                format!("no segment {id} exists"),
+            ));
+            return None;
+        };
+        let filter = match &info.filter {
+            None => None,
+            Some(filter) => {
+                self.visiting.push(id);
+                let before = self.errors.len();
+                let conditions = self.conditions;
+                let parsed = self.node(filter, path, 1);
+                self.conditions = conditions;
+                self.visiting.pop();
+                // Problems inside another segment's filter are that segment's to fix.
+                for error in self.errors.iter_mut().skip(before) {
+                    if error.code != "segment_cycle" {
+                        error.message = format!(
+                            "segment {id} (\"{}\") has an invalid filter: {}",
+                            info.name, error.message
+                        );
+                    }
+                    error.field = path.to_owned();
+                }
+                Some(Box::new(parsed?))
+            }
+        };
+        Some(SegmentRef {
+            id,
+            name: info.name,
+            filter,
+        })
+    }
+}
+
+/// The type a field's operators are chosen by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Number,
+    Boolean,
+    Date,
+    Tags,
+    Segment,
+}
+
+impl Kind {
+    fn of(field: &Field) -> Self {
+        match field {
+            Field::Text(_) => Self::Text,
+            Field::Flag(_) => Self::Boolean,
+            Field::CreatedAt => Self::Date,
+            Field::Tags => Self::Tags,
+            Field::Segment => Self::Segment,
+            Field::Attribute { value_type, .. } => match value_type {
+                AttributeType::Text => Self::Text,
+                AttributeType::Number => Self::Number,
+                AttributeType::Boolean => Self::Boolean,
+                AttributeType::Date => Self::Date,
+            },
+        }
+    }
+
+    fn operators(self) -> &'static [&'static str] {
+        match self {
+            Self::Text => &[
+                "eq",
+                "neq",
+                "in",
+                "not_in",
+                "contains",
+                "not_contains",
+                "starts_with",
+                "exists",
+                "not_exists",
+            ],
+            Self::Number => &[
+                "eq",
+                "neq",
+                "gt",
+                "gte",
+                "lt",
+                "lte",
+                "between",
+                "in",
+                "exists",
+                "not_exists",
+            ],
+            Self::Boolean => &["eq", "exists", "not_exists"],
+            Self::Date => &[
+                "eq",
+                "before",
+                "after",
+                "between",
+                "in_last_days",
+                "not_in_last_days",
+                "in_next_days",
+                "anniversary_this_month",
+                "anniversary_today",
+                "exists",
+                "not_exists",
+            ],
+            Self::Tags => &[
+                "contains",
+                "not_contains",
+                "contains_any",
+                "contains_all",
+                "is_empty",
+            ],
+            Self::Segment => &["in", "not_in"],
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Text => "a text field",
+            Self::Number => "a number field",
+            Self::Boolean => "a boolean field",
+            Self::Date => "a date field",
+            Self::Tags => "tags",
+            Self::Segment => "segment membership",
+        }
+    }
+}

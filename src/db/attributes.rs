@@ -1,0 +1,115 @@
+//! Attribute definitions.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Text};
+
+use super::schema::attribute_definitions;
+use crate::core::attributes::Definition;
+use crate::core::types::AttributeType;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = attribute_definitions)]
+pub struct DefinitionRow {
+    pub key: String,
+    pub label: String,
+    pub value_type: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl DefinitionRow {
+    pub fn definition(&self) -> Definition {
+        Definition {
+            key: self.key.clone(),
+            label: self.label.clone(),
+            // The CHECK constraint allows only the four types.
+            value_type: AttributeType::parse(&self.value_type).unwrap_or(AttributeType::Text),
+        }
+    }
+}
+
+/// The tenant's definitions with when each was made, ordered by key.
+pub fn list(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<DefinitionRow>> {
+    attribute_definitions::table
+        .filter(attribute_definitions::tenant_id.eq(tenant_id))
+        .order(attribute_definitions::key)
+        .select(DefinitionRow::as_select())
+        .load(conn)
+}
+
+/// The tenant's definitions, as value checks and filters read them.
+pub fn definitions(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<Definition>> {
+    Ok(list(conn, tenant_id)?
+        .iter()
+        .map(DefinitionRow::definition)
+        .collect())
+}
+
+pub fn count(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<i64> {
+    attribute_definitions::table
+        .filter(attribute_definitions::tenant_id.eq(tenant_id))
+        .count()
+        .get_result(conn)
+}
+
+/// `None` when the key is already defined.
+pub fn insert(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    key: &str,
+    label: &str,
+    value_type: AttributeType,
+) -> QueryResult<Option<DefinitionRow>> {
+    diesel::insert_into(attribute_definitions::table)
+        .values((
+            attribute_definitions::tenant_id.eq(tenant_id),
+            attribute_definitions::key.eq(key),
+            attribute_definitions::label.eq(label),
+            attribute_definitions::value_type.eq(value_type.as_str()),
+        ))
+        .on_conflict_do_nothing()
+        .returning(DefinitionRow::as_returning())
+        .get_result(conn)
+        .optional()
+}
+
+#[derive(QueryableByName)]
+struct InUse {
+    #[diesel(sql_type = Bool)]
+    in_use: bool,
+}
+
+/// Whether a dynamic segment's filter names `attributes.<key>` anywhere in its tree.
+pub fn used_by_a_filter(conn: &mut PgConnection, tenant_id: i64, key: &str) -> QueryResult<bool> {
+    diesel::sql_query(
+        "SELECT EXISTS (
+             SELECT 1 FROM segments
+             WHERE tenant_id = $1 AND kind = 'dynamic'
+               AND jsonb_path_exists(filter, '$.** ? (@.field == $f)', jsonb_build_object('f', $2))
+         ) AS in_use",
+    )
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<Text, _>(format!("attributes.{key}"))
+    .get_result::<InUse>(conn)
+    .map(|row| row.in_use)
+}
+
+/// Deletes the definition and the values contacts hold for it; false when not defined.
+pub fn delete(conn: &mut PgConnection, tenant_id: i64, key: &str) -> QueryResult<bool> {
+    let deleted = diesel::delete(
+        attribute_definitions::table
+            .filter(attribute_definitions::tenant_id.eq(tenant_id))
+            .filter(attribute_definitions::key.eq(key)),
+    )
+    .execute(conn)?;
+    if deleted > 0 {
+        diesel::sql_query(
+            "UPDATE contacts SET attributes = attributes - $2, updated_at = now()
+             WHERE tenant_id = $1 AND attributes ? $2",
+        )
+        .bind::<BigInt, _>(tenant_id)
+        .bind::<Text, _>(key)
+        .execute(conn)?;
+    }
+    Ok(deleted > 0)
+}

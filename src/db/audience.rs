@@ -1,0 +1,228 @@
+//! A campaign's audience as SQL: the union of the included segments (static members and
+//! dynamic filters), minus the excluded ones, each contact once, minus the opted out, the
+//! unreachable on the channel and, where the tenant requires it, those without consent.
+//! Everything is evaluated in PostgreSQL, one statement per question.
+//!
+//! Whole-audience questions (the summary, the stream) join contacts to the `UNION` of the
+//! members, which PostgreSQL builds once by hashing or sorting; a page walks contacts in
+//! id order and tests each row, so it stops as soon as the page is full.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+
+use super::members::member_of_any;
+use super::sql::{Condition as Sql, Statement};
+use crate::core::audience::{Counts, Recipient};
+use crate::core::types::Channel;
+
+/// The members of the segments an audience includes or excludes: the static segments'
+/// ids and the dynamic ones' compiled filters.
+#[derive(Clone, Default)]
+pub struct Members {
+    pub static_ids: Vec<i64>,
+    pub dynamic: Vec<Sql>,
+}
+
+#[derive(Clone)]
+pub struct Audience {
+    pub tenant_id: i64,
+    pub channel: Channel,
+    pub included: Members,
+    pub excluded: Members,
+    pub consent_required: bool,
+}
+
+type CountsRow = (BigInt, BigInt, BigInt, BigInt, BigInt);
+type RecipientRow = (BigInt, Text, Nullable<Text>, Nullable<Text>);
+
+#[derive(Queryable)]
+struct RecipientFields {
+    contact_id: i64,
+    name: String,
+    phone_e164: Option<String>,
+    email: Option<String>,
+}
+
+impl From<RecipientFields> for Recipient {
+    fn from(row: RecipientFields) -> Self {
+        Self {
+            contact_id: row.contact_id,
+            name: row.name,
+            phone_e164: row.phone_e164,
+            email: row.email,
+        }
+    }
+}
+
+/// The cursor a stream reads the audience through; one per transaction.
+const CURSOR: &str = "audience_recipients";
+
+impl Audience {
+    fn address(&self) -> Sql {
+        match self.channel {
+            Channel::Email => Sql::column_is_set("contacts.email"),
+            Channel::Whatsapp | Channel::Sms => Sql::column_is_set("contacts.phone_e164"),
+        }
+    }
+
+    fn consent(&self) -> Sql {
+        if self.consent_required {
+            Sql::column_is_true("contacts.privacy_consent")
+        } else {
+            Sql::always()
+        }
+    }
+
+    /// The ids of the included segments' members, each once, as a subquery.
+    fn member_ids(&self) -> Statement<()> {
+        let mut union = Statement::new("");
+        let mut first = true;
+        if !self.included.static_ids.is_empty() {
+            union = union
+                // DISTINCT: a contact in two static segments is one member even when
+                // no dynamic branch follows to make the UNION remove the repeat.
+                .sql("SELECT DISTINCT m.contact_id AS id FROM segment_members m WHERE m.tenant_id = ")
+                .integer(self.tenant_id)
+                .sql(" AND m.segment_id = ANY(")
+                .integers(self.included.static_ids.clone())
+                .sql(")");
+            first = false;
+        }
+        if !self.included.dynamic.is_empty() {
+            if !first {
+                union = union.sql(" UNION ");
+            }
+            union = union
+                .sql("SELECT contacts.id FROM contacts WHERE contacts.tenant_id = ")
+                .integer(self.tenant_id)
+                .sql(" AND ")
+                .condition(Sql::any(self.included.dynamic.clone()));
+            first = false;
+        }
+        if first {
+            return Statement::new("SELECT NULL::bigint AS id WHERE FALSE");
+        }
+        union
+    }
+
+    /// `select`, then `FROM` the members joined to their contacts.
+    fn over_members<Row>(&self, select: Statement<Row>) -> Statement<Row> {
+        select
+            .sql(" FROM (")
+            .statement(self.member_ids())
+            .sql(") AS audience JOIN contacts ON contacts.tenant_id = ")
+            .integer(self.tenant_id)
+            .sql(" AND contacts.id = audience.id")
+    }
+
+    /// Why a member is left out, in the order a summary counts them: exclusion segment,
+    /// opted out, no consent, no address.
+    fn exclusions(&self) -> Vec<Sql> {
+        let mut excluded = self.excluded.dynamic.clone();
+        if !self.excluded.static_ids.is_empty() {
+            excluded.push(member_of_any(
+                self.tenant_id,
+                self.excluded.static_ids.clone(),
+            ));
+        }
+        vec![
+            Sql::any(excluded),
+            Sql::column_is_true("contacts.opted_out"),
+            self.consent().negated(),
+            self.address().negated(),
+        ]
+    }
+
+    /// The reason a member is left out: 0 for none, else the first that applies.
+    fn exclusion_reason(&self) -> Sql {
+        Sql::when_first(self.exclusions())
+    }
+
+    fn eligible(&self) -> Sql {
+        Sql::all(self.exclusions().into_iter().map(Sql::negated).collect())
+    }
+
+    /// Each excluded contact is counted once, under the first reason in this order:
+    /// exclusion segment, opted out, no consent, no address.
+    pub fn counts(&self, conn: &mut PgConnection) -> QueryResult<Counts> {
+        let reasons = self.over_members(
+            Statement::<()>::new("SELECT ")
+                .condition(self.exclusion_reason())
+                .sql(" AS reason"),
+        );
+        let (total_unique, by_exclusion, opted_out, no_consent, no_address) =
+            Statement::<CountsRow>::new(
+                "SELECT count(*), count(*) FILTER (WHERE reason = 1), \
+                 count(*) FILTER (WHERE reason = 2), count(*) FILTER (WHERE reason = 3), \
+                 count(*) FILTER (WHERE reason = 4) FROM (",
+            )
+            .statement(reasons)
+            .sql(") AS reasons")
+            .get_result::<(i64, i64, i64, i64, i64)>(conn)?;
+        Ok(Counts {
+            total_unique,
+            by_exclusion,
+            opted_out,
+            no_consent,
+            no_address,
+        })
+    }
+
+    fn recipient_columns() -> Statement<RecipientRow> {
+        Statement::new("SELECT contacts.id, contacts.name, contacts.phone_e164, contacts.email")
+    }
+
+    /// Up to `limit` recipients after contact id `after`, in contact id order.
+    pub fn recipients_after(
+        &self,
+        conn: &mut PgConnection,
+        after: i64,
+        limit: i64,
+    ) -> QueryResult<Vec<Recipient>> {
+        // The index probe for static membership first: OR stops at the first match, and
+        // it is cheaper than reading a contact's attributes for the dynamic filters.
+        let mut included = Vec::with_capacity(self.included.dynamic.len() + 1);
+        if !self.included.static_ids.is_empty() {
+            included.push(member_of_any(
+                self.tenant_id,
+                self.included.static_ids.clone(),
+            ));
+        }
+        included.extend(self.included.dynamic.iter().cloned());
+        let rows: Vec<RecipientFields> = Self::recipient_columns()
+            .sql(" FROM contacts WHERE contacts.tenant_id = ")
+            .integer(self.tenant_id)
+            .sql(" AND contacts.id > ")
+            .integer(after)
+            .sql(" AND ")
+            .condition(Sql::any(included))
+            .sql(" AND ")
+            .condition(self.eligible())
+            .sql(" ORDER BY contacts.id LIMIT ")
+            .integer(limit)
+            .load(conn)?;
+        Ok(rows.into_iter().map(Recipient::from).collect())
+    }
+
+    /// Opens a cursor over every recipient in contact id order, read with
+    /// [`Audience::fetch`]: one statement for the whole audience, read a batch at a time.
+    /// Must run inside a transaction.
+    pub fn open_cursor(&self, conn: &mut PgConnection) -> QueryResult<()> {
+        let select = self
+            .over_members(Self::recipient_columns())
+            .sql(" WHERE ")
+            .condition(self.eligible())
+            .sql(" ORDER BY contacts.id");
+        Statement::<()>::new(&format!("DECLARE {CURSOR} NO SCROLL CURSOR FOR "))
+            .statement(select)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// The next `count` recipients from the cursor; fewer at the end.
+    pub fn fetch(conn: &mut PgConnection, count: usize) -> QueryResult<Vec<Recipient>> {
+        let rows: Vec<RecipientFields> =
+            Statement::<RecipientRow>::new(&format!("FETCH {count} FROM {CURSOR}")).load(conn)?;
+        Ok(rows.into_iter().map(Recipient::from).collect())
+    }
+}

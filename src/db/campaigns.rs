@@ -1,0 +1,183 @@
+//! Campaigns and the segments they include and exclude.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::{campaign_segments, campaigns};
+use crate::core::error::Error;
+use crate::core::types::Channel;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = campaigns)]
+pub struct CampaignRow {
+    pub id: i64,
+    pub name: String,
+    pub channel: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CampaignRow {
+    pub fn channel(&self) -> Channel {
+        // The CHECK constraint allows only the three channels.
+        Channel::parse(&self.channel).unwrap_or(Channel::Whatsapp)
+    }
+}
+
+/// A campaign with its included and excluded segment ids, in the order given.
+pub struct CampaignWithSegments {
+    pub campaign: CampaignRow,
+    pub segment_ids: Vec<i64>,
+    pub exclude_segment_ids: Vec<i64>,
+}
+
+pub fn insert(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    name: &str,
+    channel: Channel,
+) -> QueryResult<CampaignRow> {
+    diesel::insert_into(campaigns::table)
+        .values((
+            campaigns::tenant_id.eq(tenant_id),
+            campaigns::name.eq(name),
+            campaigns::channel.eq(channel.as_str()),
+        ))
+        .returning(CampaignRow::as_returning())
+        .get_result(conn)
+}
+
+pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<CampaignRow> {
+    campaigns::table
+        .find((tenant_id, id))
+        .select(CampaignRow::as_select())
+        .first(conn)
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = campaigns)]
+pub struct CampaignChanges {
+    pub name: Option<String>,
+}
+
+/// Applies `changes` and moves `updated_at`, also when only the segments changed.
+pub fn update(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    changes: &CampaignChanges,
+) -> QueryResult<CampaignRow> {
+    diesel::update(campaigns::table.find((tenant_id, id)))
+        .set((changes, campaigns::updated_at.eq(diesel::dsl::now)))
+        .returning(CampaignRow::as_returning())
+        .get_result(conn)
+}
+
+/// Replaces the campaign's segments.
+pub fn set_segments(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    included: &[i64],
+    excluded: &[i64],
+) -> QueryResult<()> {
+    diesel::delete(
+        campaign_segments::table
+            .filter(campaign_segments::tenant_id.eq(tenant_id))
+            .filter(campaign_segments::campaign_id.eq(id)),
+    )
+    .execute(conn)?;
+    let rows: Vec<_> = included
+        .iter()
+        .map(|s| (s, false))
+        .chain(excluded.iter().map(|s| (s, true)))
+        .enumerate()
+        .map(|(position, (segment_id, excluded))| {
+            (
+                campaign_segments::tenant_id.eq(tenant_id),
+                campaign_segments::campaign_id.eq(id),
+                campaign_segments::segment_id.eq(*segment_id),
+                campaign_segments::excluded.eq(excluded),
+                campaign_segments::position.eq(position as i32),
+            )
+        })
+        .collect();
+    diesel::insert_into(campaign_segments::table)
+        .values(rows)
+        .execute(conn)
+        .map(drop)
+}
+
+/// The campaigns' segments, for a page of campaigns.
+pub fn with_segments(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    rows: Vec<CampaignRow>,
+) -> QueryResult<Vec<CampaignWithSegments>> {
+    let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
+    let links: Vec<(i64, i64, bool)> = campaign_segments::table
+        .filter(campaign_segments::tenant_id.eq(tenant_id))
+        .filter(campaign_segments::campaign_id.eq_any(&ids))
+        .order((campaign_segments::campaign_id, campaign_segments::position))
+        .select((
+            campaign_segments::campaign_id,
+            campaign_segments::segment_id,
+            campaign_segments::excluded,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|campaign| {
+            let of = |excluded: bool| {
+                links
+                    .iter()
+                    .filter(|(c, _, e)| *c == campaign.id && *e == excluded)
+                    .map(|(_, s, _)| *s)
+                    .collect()
+            };
+            CampaignWithSegments {
+                segment_ids: of(false),
+                exclude_segment_ids: of(true),
+                campaign,
+            }
+        })
+        .collect())
+}
+
+/// The campaign and its segments, or a 404 naming it.
+pub fn find(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+) -> Result<CampaignWithSegments, Error> {
+    let row = get(conn, tenant_id, id).map_err(|e| Error::from(e).or_not_found("campaign"))?;
+    with_segments(conn, tenant_id, vec![row])?
+        .pop()
+        .ok_or(Error::NotFound("campaign"))
+}
+
+pub fn list(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<(Vec<CampaignRow>, i64)> {
+    let rows = campaigns::table
+        .filter(campaigns::tenant_id.eq(tenant_id))
+        .order((campaigns::created_at.desc(), campaigns::id.desc()))
+        .limit(limit)
+        .offset(offset)
+        .select(CampaignRow::as_select())
+        .load(conn)?;
+    let total = campaigns::table
+        .filter(campaigns::tenant_id.eq(tenant_id))
+        .count()
+        .get_result(conn)?;
+    Ok((rows, total))
+}
+
+pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<bool> {
+    diesel::delete(campaigns::table.find((tenant_id, id)))
+        .execute(conn)
+        .map(|n| n > 0)
+}

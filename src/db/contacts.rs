@@ -1,0 +1,296 @@
+//! Contacts: lookups, lists with search, and single writes.
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use serde_json::Value;
+
+use super::schema::{contacts, segment_members, segments};
+use super::sql::{like_pattern, Condition as Sql};
+use crate::core::contact::ContactValues;
+use crate::core::phone;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = contacts)]
+pub struct ContactRow {
+    pub id: i64,
+    pub external_id: Option<String>,
+    pub name: String,
+    pub phone: Option<String>,
+    pub phone_e164: Option<String>,
+    pub phone_country: Option<String>,
+    pub email: Option<String>,
+    pub attributes: Value,
+    pub tags: Vec<String>,
+    pub opted_out: bool,
+    pub privacy_consent: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<ContactRow> for ContactValues {
+    fn from(row: ContactRow) -> Self {
+        Self {
+            external_id: row.external_id,
+            name: row.name,
+            phone: row.phone,
+            phone_e164: row.phone_e164,
+            phone_country: row.phone_country,
+            email: row.email,
+            attributes: row.attributes,
+            tags: row.tags,
+            opted_out: row.opted_out,
+            privacy_consent: row.privacy_consent,
+        }
+    }
+}
+
+/// Every stored field of `values` as column assignments, for inserts and updates alike
+/// (`None` writes NULL).
+#[allow(clippy::type_complexity)]
+fn columns(
+    values: &ContactValues,
+) -> (
+    diesel::dsl::Eq<contacts::external_id, &Option<String>>,
+    diesel::dsl::Eq<contacts::name, &String>,
+    diesel::dsl::Eq<contacts::phone, &Option<String>>,
+    diesel::dsl::Eq<contacts::phone_e164, &Option<String>>,
+    diesel::dsl::Eq<contacts::phone_country, &Option<String>>,
+    diesel::dsl::Eq<contacts::email, &Option<String>>,
+    diesel::dsl::Eq<contacts::attributes, &Value>,
+    diesel::dsl::Eq<contacts::tags, &Vec<String>>,
+    diesel::dsl::Eq<contacts::opted_out, bool>,
+    diesel::dsl::Eq<contacts::privacy_consent, bool>,
+) {
+    (
+        contacts::external_id.eq(&values.external_id),
+        contacts::name.eq(&values.name),
+        contacts::phone.eq(&values.phone),
+        contacts::phone_e164.eq(&values.phone_e164),
+        contacts::phone_country.eq(&values.phone_country),
+        contacts::email.eq(&values.email),
+        contacts::attributes.eq(&values.attributes),
+        contacts::tags.eq(&values.tags),
+        contacts::opted_out.eq(values.opted_out),
+        contacts::privacy_consent.eq(values.privacy_consent),
+    )
+}
+
+#[derive(Debug, Default)]
+pub struct ContactFilters {
+    pub search: Option<String>,
+    /// The search text read as a phone number, matched exactly against the validated phone.
+    pub search_phone: Option<String>,
+    pub tag: Option<String>,
+    pub opted_out: Option<bool>,
+}
+
+impl ContactFilters {
+    /// Blank search text means no search; text that reads as a phone number also matches
+    /// that number however it was spelled.
+    pub fn new(
+        search: Option<&str>,
+        tag: Option<String>,
+        opted_out: Option<bool>,
+        default_region: Option<&str>,
+    ) -> Self {
+        let search = search
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        Self {
+            search_phone: search
+                .as_deref()
+                .and_then(|s| phone::normalize(s, default_region))
+                .map(|p| p.e164),
+            search,
+            tag: tag.filter(|t| !t.trim().is_empty()),
+            opted_out,
+        }
+    }
+}
+
+/// The text the search box looks through; the same expression as `contacts_search_idx`.
+const SEARCH_TEXT: &str =
+    "(name || ' ' || coalesce(phone, '') || ' ' || coalesce(phone_e164, '') || ' ' || \
+                           coalesce(email, '') || ' ' || coalesce(external_id, ''))";
+
+/// The tenant's contacts matching `filters`: the source of every contact list and of
+/// "add all search results".
+pub fn filtered(
+    tenant_id: i64,
+    filters: &ContactFilters,
+) -> contacts::BoxedQuery<'static, diesel::pg::Pg> {
+    let mut query = contacts::table
+        .filter(contacts::tenant_id.eq(tenant_id))
+        .into_boxed();
+    if let Some(search) = &filters.search {
+        let text_match =
+            sql::<Bool>(&format!("{SEARCH_TEXT} ILIKE ")).bind::<Text, _>(like_pattern(search));
+        query = match &filters.search_phone {
+            Some(phone) => query.filter(text_match.or(contacts::phone_e164.eq(phone.clone()))),
+            None => query.filter(text_match),
+        };
+    }
+    if let Some(tag) = &filters.tag {
+        query = query.filter(contacts::tags.contains(vec![tag.clone()]));
+    }
+    if let Some(opted_out) = filters.opted_out {
+        query = query.filter(contacts::opted_out.eq(opted_out));
+    }
+    query
+}
+
+pub fn list(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    filters: &ContactFilters,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<(Vec<ContactRow>, i64)> {
+    let rows = filtered(tenant_id, filters)
+        .order(contacts::id)
+        .limit(limit)
+        .offset(offset)
+        .select(ContactRow::as_select())
+        .load(conn)?;
+    let total = filtered(tenant_id, filters).count().get_result(conn)?;
+    Ok((rows, total))
+}
+
+pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<ContactRow> {
+    contacts::table
+        .find((tenant_id, id))
+        .select(ContactRow::as_select())
+        .first(conn)
+}
+
+/// Locks the row: read-modify-write of attributes must not lose a concurrent change.
+pub fn get_for_update(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<ContactRow> {
+    contacts::table
+        .find((tenant_id, id))
+        .select(ContactRow::as_select())
+        .for_update()
+        .first(conn)
+}
+
+pub fn find_by_external_id(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    external_id: &str,
+) -> QueryResult<Option<ContactRow>> {
+    contacts::table
+        .filter(contacts::tenant_id.eq(tenant_id))
+        .filter(contacts::external_id.eq(external_id))
+        .select(ContactRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_phone(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    phone_e164: &str,
+) -> QueryResult<Option<ContactRow>> {
+    contacts::table
+        .filter(contacts::tenant_id.eq(tenant_id))
+        .filter(contacts::phone_e164.eq(phone_e164))
+        .select(ContactRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+pub fn insert(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    values: &ContactValues,
+) -> QueryResult<ContactRow> {
+    diesel::insert_into(contacts::table)
+        .values((contacts::tenant_id.eq(tenant_id), columns(values)))
+        .returning(ContactRow::as_returning())
+        .get_result(conn)
+}
+
+pub fn update(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    values: &ContactValues,
+) -> QueryResult<ContactRow> {
+    diesel::update(contacts::table.find((tenant_id, id)))
+        .set((columns(values), contacts::updated_at.eq(diesel::dsl::now)))
+        .returning(ContactRow::as_returning())
+        .get_result(conn)
+}
+
+/// Deletes the contact and its memberships, fixing the member count of every static
+/// segment it was in. False when there was no such contact.
+pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<bool> {
+    // Locking the contact first waits out any membership write that references it, so the
+    // memberships removed below are all of them.
+    if get_for_update(conn, tenant_id, id).optional()?.is_none() {
+        return Ok(false);
+    }
+    let mut segment_ids: Vec<i64> = diesel::delete(
+        segment_members::table
+            .filter(segment_members::tenant_id.eq(tenant_id))
+            .filter(segment_members::contact_id.eq(id)),
+    )
+    .returning(segment_members::segment_id)
+    .get_results(conn)?;
+    segment_ids.sort_unstable();
+    for segment_id in segment_ids {
+        diesel::update(segments::table.find((tenant_id, segment_id)))
+            .set((
+                segments::recipients.eq(segments::recipients - 1),
+                segments::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)?;
+    }
+    diesel::delete(contacts::table.find((tenant_id, id))).execute(conn)?;
+    Ok(true)
+}
+
+/// The tenant's contacts `condition` matches, counted.
+pub fn count_matching(conn: &mut PgConnection, tenant_id: i64, condition: Sql) -> QueryResult<i64> {
+    contacts::table
+        .filter(contacts::tenant_id.eq(tenant_id))
+        .filter(condition)
+        .count()
+        .get_result(conn)
+}
+
+/// The first `limit` contacts `condition` matches, by id.
+pub fn first_matching(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    condition: Sql,
+    limit: i64,
+) -> QueryResult<Vec<ContactRow>> {
+    contacts::table
+        .filter(contacts::tenant_id.eq(tenant_id))
+        .filter(condition)
+        .order(contacts::id)
+        .limit(limit)
+        .select(ContactRow::as_select())
+        .load(conn)
+}
+
+/// Whether `condition` matches the contact.
+pub fn matches(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    contact_id: i64,
+    condition: Sql,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        contacts::table
+            .filter(contacts::tenant_id.eq(tenant_id))
+            .filter(contacts::id.eq(contact_id))
+            .filter(condition),
+    ))
+    .get_result(conn)
+}

@@ -1,0 +1,295 @@
+//! The import's SQL: rows are copied into a temporary staging table, then one upsert writes
+//! every contact and the membership rules add them all at once. Import jobs are rows too,
+//! so any replica can answer a poll.
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
+use diesel::pg::{CopyFormat, Pg};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool};
+use serde_json::Value;
+
+use super::schema::{contacts, imports};
+use crate::core::import::file::Row;
+use crate::core::import::UpdateMode;
+
+diesel::table! {
+    /// Created per import transaction, dropped at commit.
+    import_rows (line) {
+        line -> BigInt,
+        phone_e164 -> Text,
+        phone_country -> Text,
+        phone -> Text,
+        name -> Text,
+        email -> Nullable<Text>,
+        /// `|`-separated.
+        tags -> Text,
+        attributes -> Jsonb,
+    }
+}
+
+pub fn create_staging(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query(
+        "CREATE TEMPORARY TABLE import_rows (line bigint NOT NULL, phone_e164 text NOT NULL, \
+         phone_country text NOT NULL, phone text NOT NULL, name text NOT NULL, email text, \
+         tags text NOT NULL, attributes jsonb NOT NULL) ON COMMIT DROP",
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Streams rows in COPY text format into the staging table; `next_chunk` yields encoded
+/// rows until it returns `None`.
+pub fn copy_into_staging(
+    conn: &mut PgConnection,
+    next_chunk: &dyn Fn() -> Option<Vec<u8>>,
+) -> QueryResult<usize> {
+    let staged = diesel::copy_from(import_rows::table)
+        .from_raw_data(import_rows::table, |out: &mut dyn Write| {
+            while let Some(chunk) = next_chunk() {
+                out.write_all(&chunk)
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+            }
+            Ok::<_, diesel::result::Error>(())
+        })
+        .with_format(CopyFormat::Text)
+        .execute(conn)?;
+    // Fresh statistics, so the upsert and the membership checks join it sensibly.
+    diesel::sql_query("ANALYZE import_rows").execute(conn)?;
+    Ok(staged)
+}
+
+/// Writes one staged row as a line of COPY text format.
+pub fn encode_staged(out: &mut Vec<u8>, row: &Row) {
+    out.extend_from_slice(row.line.to_string().as_bytes());
+    out.push(b'\t');
+    for text in [
+        row.phone.e164.as_str(),
+        row.phone.country.as_str(),
+        row.phone_as_written.as_str(),
+        row.name.as_str(),
+    ] {
+        escape(out, text);
+        out.push(b'\t');
+    }
+    match &row.email {
+        Some(email) => escape(out, email),
+        None => out.extend_from_slice(b"\\N"),
+    }
+    out.push(b'\t');
+    escape(out, &row.tags.join("|"));
+    out.push(b'\t');
+    escape(out, &Value::Object(row.attributes.clone()).to_string());
+    out.push(b'\n');
+}
+
+/// COPY text format: backslash, tab and line breaks are escaped.
+fn escape(out: &mut Vec<u8>, text: &str) {
+    for byte in text.bytes() {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            other => out.push(other),
+        }
+    }
+}
+
+/// Creates or updates the contact of every staged phone, in phone order so that
+/// concurrent imports lock shared contacts in one order. Opt-out and consent are never
+/// touched. Returns (created, updated); contacts the file would not change are neither.
+pub fn upsert_contacts(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    mode: UpdateMode,
+) -> QueryResult<(i64, i64)> {
+    let file_wins = mode == UpdateMode::Overwrite;
+    // The values an existing contact ends with, used to set them and to skip no-op updates.
+    let merged = format!(
+        "CASE WHEN {file_wins} AND excluded.name <> '' OR contacts.name = '' THEN excluded.name ELSE contacts.name END, \
+         CASE WHEN {file_wins} THEN excluded.phone ELSE contacts.phone END, \
+         CASE WHEN {file_wins} THEN coalesce(excluded.email, contacts.email) ELSE coalesce(contacts.email, excluded.email) END, \
+         contacts.tags || ARRAY(SELECT t FROM unnest(excluded.tags) AS t WHERE t <> ALL(contacts.tags)), \
+         CASE WHEN {file_wins} THEN contacts.attributes || excluded.attributes ELSE excluded.attributes || contacts.attributes END"
+    );
+    let statement = format!(
+        "WITH written AS ( \
+           INSERT INTO contacts (tenant_id, name, phone, phone_e164, phone_country, email, tags, attributes) \
+           SELECT $1, name, phone, phone_e164, phone_country, email, \
+                  coalesce(string_to_array(nullif(tags, ''), '|'), '{{}}'), attributes \
+           FROM import_rows ORDER BY phone_e164 \
+           ON CONFLICT (tenant_id, phone_e164) DO UPDATE \
+           SET (name, phone, email, tags, attributes) = ({merged}), updated_at = now() \
+           WHERE (contacts.name, contacts.phone, contacts.email, contacts.tags, contacts.attributes) \
+                 IS DISTINCT FROM ({merged}) \
+           RETURNING xmax = 0 AS created) \
+         SELECT count(*) FILTER (WHERE created) AS created, count(*) FILTER (WHERE NOT created) AS updated \
+         FROM written"
+    );
+    #[derive(QueryableByName)]
+    struct Written {
+        #[diesel(sql_type = BigInt)]
+        created: i64,
+        #[diesel(sql_type = BigInt)]
+        updated: i64,
+    }
+    let written: Written = diesel::sql_query(statement)
+        .bind::<BigInt, _>(tenant_id)
+        .get_result(conn)?;
+    Ok((written.created, written.updated))
+}
+
+/// The tenant's contacts whose phone is staged: the set the membership rules add.
+pub fn staged_contacts(tenant_id: i64) -> contacts::BoxedQuery<'static, Pg> {
+    contacts::table
+        .filter(contacts::tenant_id.eq(tenant_id))
+        .filter(sql::<Bool>(
+            "contacts.phone_e164 IN (SELECT phone_e164 FROM import_rows)",
+        ))
+        .into_boxed()
+}
+
+/// Staged contacts that are opted out: imported all the same, and still opted out.
+pub fn opted_out(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    limit: i64,
+) -> QueryResult<(i64, Vec<i64>)> {
+    let total = staged_contacts(tenant_id)
+        .filter(contacts::opted_out)
+        .count()
+        .get_result(conn)?;
+    let ids = staged_contacts(tenant_id)
+        .filter(contacts::opted_out)
+        .select(contacts::id)
+        .order(contacts::id)
+        .limit(limit)
+        .load(conn)?;
+    Ok((total, ids))
+}
+
+/// The phones of contacts, to find the lines that named them.
+pub fn phones_of(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    ids: &[i64],
+) -> QueryResult<Vec<(i64, Option<String>)>> {
+    contacts::table
+        .filter(contacts::tenant_id.eq(tenant_id))
+        .filter(contacts::id.eq_any(ids))
+        .select((contacts::id, contacts::phone_e164))
+        .load(conn)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = imports)]
+pub struct ImportRow {
+    pub id: i64,
+    pub segment_id: i64,
+    pub status: String,
+    pub bytes_total: i64,
+    pub bytes_read: i64,
+    pub rows_read: i64,
+    pub report: Option<Value>,
+    pub error: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A job that has not reported progress for this long died with its process.
+const STALE_AFTER: &str = "30 seconds";
+
+pub fn insert_job(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    segment_id: i64,
+    bytes_total: i64,
+) -> QueryResult<ImportRow> {
+    diesel::insert_into(imports::table)
+        .values((
+            imports::tenant_id.eq(tenant_id),
+            imports::segment_id.eq(segment_id),
+            imports::status.eq("queued"),
+            imports::bytes_total.eq(bytes_total),
+        ))
+        .returning(ImportRow::as_returning())
+        .get_result(conn)
+}
+
+/// Records progress; also the job's heartbeat.
+pub fn record_progress(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    bytes_read: i64,
+    rows_read: i64,
+) -> QueryResult<()> {
+    diesel::update(imports::table.find((tenant_id, id)))
+        .filter(imports::status.eq_any(["queued", "running"]))
+        .set((
+            imports::status.eq("running"),
+            imports::bytes_read.eq(bytes_read),
+            imports::rows_read.eq(rows_read),
+            imports::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Ends a job: `succeeded` with its report, or `failed` with its problem.
+pub fn finish_job(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    outcome: Result<Value, Value>,
+    rows_read: i64,
+) -> QueryResult<()> {
+    let (status, report, error) = match outcome {
+        Ok(report) => ("succeeded", Some(report), None),
+        Err(problem) => ("failed", None, Some(problem)),
+    };
+    let target = imports::table.find((tenant_id, id));
+    let bytes_total = imports::bytes_total;
+    diesel::update(target)
+        .set((
+            imports::status.eq(status),
+            imports::report.eq(report),
+            imports::error.eq(error),
+            imports::rows_read.eq(rows_read),
+            imports::bytes_read.eq(bytes_total),
+            imports::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Marks the job failed if its process stopped reporting (its transaction rolled back
+/// with the connection), so that none stays `running` forever.
+pub fn fail_if_abandoned(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    problem: &Value,
+) -> QueryResult<usize> {
+    diesel::update(imports::table.find((tenant_id, id)))
+        .filter(imports::status.eq_any(["queued", "running"]))
+        .filter(sql::<Bool>(&format!(
+            "imports.updated_at < now() - interval '{STALE_AFTER}'"
+        )))
+        .set((
+            imports::status.eq("failed"),
+            imports::error.eq(Some(problem.clone())),
+            imports::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+}
+
+pub fn find_job(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<ImportRow> {
+    imports::table
+        .find((tenant_id, id))
+        .select(ImportRow::as_select())
+        .get_result(conn)
+}

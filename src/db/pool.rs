@@ -1,0 +1,168 @@
+//! The connection pool, and the bridge from async use cases to synchronous Diesel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection, Pool, R2D2Connection};
+use tokio::sync::Semaphore;
+
+use crate::core::error::Error;
+
+/// The connection pool, and as many permits as it has connections: a request waits for a
+/// permit without holding a thread, so the blocking threads that run Diesel never queue
+/// on the pool itself (which, at 64 concurrent requests, spent more CPU on contention
+/// than on queries).
+#[derive(Clone)]
+pub struct PgPool {
+    connections: Pool<Manager>,
+    permits: Arc<Semaphore>,
+}
+
+impl PgPool {
+    /// A connection within `timeout`, for checks that must answer quickly.
+    pub fn get_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<r2d2::PooledConnection<Manager>, r2d2::PoolError> {
+        self.connections.get_timeout(timeout)
+    }
+
+    pub fn state(&self) -> r2d2::State {
+        self.connections.state()
+    }
+
+    pub fn max_size(&self) -> u32 {
+        self.connections.max_size()
+    }
+}
+
+/// A pooled connection that remembers losing its server, so the pool discards it instead
+/// of handing it out again. (Diesel cannot tell such a connection from a healthy one, and
+/// pinging on every checkout would cost a round trip per request.)
+pub struct PooledPg {
+    pub connection: PgConnection,
+    lost: bool,
+}
+
+pub struct Manager {
+    database_url: String,
+    statement_timeout_secs: u64,
+}
+
+impl ManageConnection for Manager {
+    type Connection = PooledPg;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<PooledPg, r2d2::Error> {
+        let mut connection =
+            PgConnection::establish(&self.database_url).map_err(r2d2::Error::ConnectionError)?;
+        diesel::sql_query(format!(
+            "SET statement_timeout = '{}s'",
+            self.statement_timeout_secs
+        ))
+        .execute(&mut connection)
+        .map_err(r2d2::Error::QueryError)?;
+        // Server messages in English where the role may choose, so the few failures
+        // diesel does not classify read the same everywhere (see `failure`).
+        let _ = diesel::sql_query("SET lc_messages = 'C'").execute(&mut connection);
+        Ok(PooledPg {
+            connection,
+            lost: false,
+        })
+    }
+
+    fn is_valid(&self, pooled: &mut PooledPg) -> Result<(), r2d2::Error> {
+        pooled.connection.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, pooled: &mut PooledPg) -> bool {
+        pooled.lost || pooled.connection.is_broken()
+    }
+}
+
+/// How long a request waits for a connection before answering 503.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Builds the pool without connecting, so the service starts (and answers `/readyz` 503)
+/// while the database is still down.
+pub fn pool(database_url: &str, size: u32, statement_timeout_secs: u64) -> PgPool {
+    let connections = Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(CHECKOUT_TIMEOUT)
+        .test_on_check_out(false)
+        .build_unchecked(Manager {
+            database_url: database_url.to_owned(),
+            statement_timeout_secs,
+        });
+    PgPool {
+        connections,
+        permits: Arc::new(Semaphore::new(size as usize)),
+    }
+}
+
+/// Checks a pooled connection: any failure means the database is unavailable.
+pub fn ping(pooled: &mut PooledPg) -> Result<(), Error> {
+    pooled.connection.ping().map_err(|error| {
+        pooled.lost = true;
+        Error::Unavailable(Box::new(error))
+    })
+}
+
+/// Runs `work` on a pooled connection on the blocking thread pool.
+pub async fn run<T, E, F>(pool: &PgPool, work: F) -> Result<T, Error>
+where
+    F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Into<Error> + Send + 'static,
+{
+    let permit = tokio::time::timeout(CHECKOUT_TIMEOUT, pool.permits.clone().acquire_owned())
+        .await
+        .map_err(|_| Error::Unavailable("no database connection became free in time".into()))?
+        .map_err(Error::internal)?;
+    let connections = pool.connections.clone();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut pooled = connections.get()?;
+        let outcome = work(&mut pooled.connection).map_err(Into::into);
+        if matches!(outcome, Err(Error::Unavailable(_))) {
+            pooled.lost = true;
+        }
+        outcome
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+/// As [`run`], inside one transaction.
+pub async fn transaction<T, F>(pool: &PgPool, work: F) -> Result<T, Error>
+where
+    F: FnOnce(&mut PgConnection) -> Result<T, Error> + Send + 'static,
+    T: Send + 'static,
+{
+    run(pool, move |connection| connection.transaction(work)).await
+}
+
+/// Attempts at a transaction that lost a race (a deadlock, a serialization failure).
+const ATTEMPTS: usize = 3;
+
+/// As [`transaction`], run again when it loses a race: membership writes and contact
+/// deletions can lock the same rows in opposite orders, and the loser's work is safe to
+/// repeat.
+pub async fn retrying_transaction<T, F>(pool: &PgPool, work: F) -> Result<T, Error>
+where
+    F: Fn(&mut PgConnection) -> Result<T, Error> + Send + 'static,
+    T: Send + 'static,
+{
+    run(pool, move |connection| {
+        let mut attempt = 1;
+        loop {
+            match connection.transaction(&work) {
+                Err(Error::Contention(_)) if attempt < ATTEMPTS => attempt += 1,
+                outcome => return outcome,
+            }
+        }
+    })
+    .await
+}

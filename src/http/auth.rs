@@ -1,0 +1,72 @@
+//! Who is calling: a tenant's API key (`Caller`), or the admin token (`Admin`).
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::{ready, LocalBoxFuture, Ready};
+
+use crate::core::keys::is_admin_token;
+use crate::core::tenant::Tenant;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::service::auth::authenticate;
+
+fn bearer_token(request: &HttpRequest) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The tenant whose API key authenticated the request. Every tenant-scoped query takes
+/// its id.
+pub struct Caller(pub Tenant);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let key = bearer_token(request).map(str::to_owned);
+        Box::pin(async move {
+            let (Some(state), Some(key)) = (state, key) else {
+                return Err(ApiError::Unauthorized);
+            };
+            authenticate(&state.env, &state.keys, &key)
+                .await?
+                .map(Caller)
+                .ok_or(ApiError::Unauthorized)
+        })
+    }
+}
+
+/// A request carrying the configured admin token.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let configured = request
+            .app_data::<web::Data<AppState>>()
+            .and_then(|state| state.config.admin_token.clone());
+        ready(match configured {
+            // Without a token the admin API does not exist.
+            None => Err(ApiError::NoRoute),
+            Some(expected)
+                if is_admin_token(bearer_token(request).unwrap_or_default(), &expected) =>
+            {
+                Ok(Admin)
+            }
+            Some(_) => Err(ApiError::Unauthorized),
+        })
+    }
+}

@@ -1,0 +1,22 @@
+//! The HTTP layer: actix handlers (thin: read the request, call a use case, render the
+//! answer), the bodies they read and write, extractors, errors as problem documents, and
+//! the OpenAPI document generated from it all.
+
+pub mod attributes;
+pub mod audience;
+pub mod auth;
+pub mod campaigns;
+pub mod contacts;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod imports;
+pub mod members;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+pub mod pagination;
+pub mod schemas;
+pub mod segments;
+pub mod state;
+pub mod tenants;

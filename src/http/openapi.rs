@@ -1,0 +1,147 @@
+//! The OpenAPI document's frame: info, tags, security schemes and the error responses
+//! every operation shares. Paths and schemas come from the handlers themselves.
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+use utoipa::{Modify, OpenApi};
+
+use crate::http::error::Problem;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Segments",
+        description = "Audiences for bulk messaging campaigns (WhatsApp, SMS, email): contacts, \
+static and dynamic segments, and campaign audience resolution.\n\n\
+Every `/v1` route but `/v1/admin/*` takes a tenant's API key as `Authorization: Bearer <key>` \
+and sees only that tenant's data: another tenant's ids answer 404. `/v1/admin/*` takes the \
+admin token configured at start-up.\n\n\
+Errors are `application/problem+json` (RFC 9457) with a stable `code`; validation errors list \
+every offending field in `errors`. Lists page with `?page=&per_page=` (1 to 500, default 25).",
+    ),
+    tags(
+        (name = "admin", description = "Tenants and their API keys. Admin token only."),
+        (name = "tenant", description = "The caller's own tenant and its usage."),
+        (name = "contacts", description = "Candidates and customers, with validated phones, typed attributes and tags."),
+        (name = "attributes", description = "Typed custom fields that contacts carry and filters name."),
+        (name = "segments", description = "Reusable audiences of contacts for one channel."),
+        (name = "campaigns", description = "Campaigns and their audiences: who a send reaches, and why the others are left out."),
+        (name = "operations", description = "Health, readiness and metrics for operators."),
+    ),
+    servers((url = "/", description = "The service that serves this document")),
+    components(schemas(Problem)),
+)]
+pub struct ApiDoc;
+
+/// Adds the security requirement and the shared error responses to every operation, so
+/// no handler can forget one. Runs once the handlers' paths are in the document.
+pub fn finish(document: &mut utoipa::openapi::OpenApi) {
+    SharedResponses.modify(document);
+}
+
+struct SharedResponses;
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
+impl Modify for SharedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (scheme, description) in [
+            (
+                "api_key",
+                "A tenant's API key: `Authorization: Bearer sk_...`.",
+            ),
+            (
+                "admin_token",
+                "The admin token configured with SEGMENTS_ADMIN_TOKEN.",
+            ),
+        ] {
+            let mut http = Http::new(HttpAuthScheme::Bearer);
+            http.description = Some(description.to_owned());
+            components.add_security_scheme(scheme, SecurityScheme::Http(http));
+        }
+        for (_, name, description) in SHARED {
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content(PROBLEM_JSON, problem_content())
+                .build();
+            components
+                .responses
+                .insert((*name).to_owned(), RefOr::T(response));
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let security = if path.starts_with("/v1/admin") {
+                Some("admin_token")
+            } else if path.starts_with("/v1/") {
+                Some("api_key")
+            } else {
+                None
+            };
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                add_shared(operation, security);
+            }
+        }
+    }
+}
+
+/// (status, component name, description) of the errors any operation may answer.
+const SHARED: &[(&str, &str, &str)] = &[
+    ("400", "BadRequest", "`malformed_json`, `invalid_query` or `invalid_path_parameter`: the request cannot be read."),
+    ("401", "Unauthorized", "`unauthorized`: the bearer key or token is missing or wrong."),
+    ("413", "PayloadTooLarge", "`payload_too_large`: the body is larger than the limit."),
+    ("415", "UnsupportedMediaType", "`unsupported_media_type`: send the body as `application/json`."),
+    ("422", "ValidationFailed", "`validation_failed` (every offending field in `errors`) or another rule's code."),
+    ("500", "InternalError", "`internal_error`: a bug; the cause is logged, never shown."),
+    ("503", "Unavailable", "`database_unavailable`: retry after the `Retry-After` seconds."),
+];
+
+/// A problem+json body for an error response: handlers declare only the status and
+/// what it means (`(status = 404, description = "...")`), and get the body from here.
+fn problem_content() -> utoipa::openapi::content::Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .build()
+}
+
+fn add_shared(operation: &mut Operation, security: Option<&str>) {
+    for (status, response) in operation.responses.responses.iter_mut() {
+        if let RefOr::T(response) = response {
+            let is_error = status.starts_with('4') || status.starts_with('5');
+            if is_error && response.content.is_empty() {
+                response
+                    .content
+                    .insert(PROBLEM_JSON.to_owned(), RefOr::T(problem_content()));
+            }
+        }
+    }
+    let has_body = operation.request_body.is_some();
+    for (status, name, _) in SHARED {
+        let applies = match *status {
+            "401" => security.is_some(),
+            "413" | "415" => has_body,
+            _ => security.is_some() || *status == "500",
+        };
+        if applies && !operation.responses.responses.contains_key(*status) {
+            operation.responses.responses.insert(
+                (*status).to_owned(),
+                RefOr::Ref(Ref::new(format!("#/components/responses/{name}"))),
+            );
+        }
+    }
+    // Operations without credentials say so (`[{}]`) rather than leave it unstated.
+    operation.security = Some(vec![match security {
+        Some(scheme) => SecurityRequirement::new(scheme, Vec::<String>::new()),
+        None => SecurityRequirement::default(),
+    }]);
+}

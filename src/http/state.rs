@@ -1,0 +1,43 @@
+//! What every handler can reach, built once from the configuration.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::core::clock::Clock;
+use crate::db::notify::{listen_for_changes, Listening};
+use crate::db::pool;
+use crate::http::metrics::Metrics;
+use crate::service::auth::KeyCache;
+use crate::service::Env;
+
+pub struct AppState {
+    pub env: Env,
+    pub config: Config,
+    pub metrics: Metrics,
+    pub keys: Arc<KeyCache>,
+    /// Empties `keys` when another replica changes keys or tenants; stops with the state.
+    _listening: Listening,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Self {
+        Self::with_clock(config, Clock::System)
+    }
+
+    /// As [`AppState::new`], with date filters counting from `clock`.
+    pub fn with_clock(config: Config, clock: Clock) -> Self {
+        let url = config.database_url.clone().unwrap_or_default();
+        let keys = Arc::new(KeyCache::default());
+        let listening = listen_for_changes(url.clone(), keys.clone());
+        Self {
+            env: Env {
+                pool: pool::pool(&url, config.db_pool_size, config.statement_timeout_secs),
+                clock,
+            },
+            config,
+            metrics: Metrics::new(),
+            keys,
+            _listening: listening,
+        }
+    }
+}

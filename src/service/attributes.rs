@@ -1,0 +1,56 @@
+//! Attribute definitions: the typed custom fields contacts carry and filters name.
+
+use super::Env;
+use crate::core::attributes::MAX_DEFINITIONS;
+use crate::core::error::Error;
+use crate::core::tenant::Tenant;
+use crate::core::types::AttributeType;
+use crate::db::attributes::{self, DefinitionRow};
+use crate::db::pool;
+
+pub async fn list(env: &Env, tenant: Tenant) -> Result<Vec<DefinitionRow>, Error> {
+    pool::run(&env.pool, move |conn| attributes::list(conn, tenant.id)).await
+}
+
+pub async fn define(
+    env: &Env,
+    tenant: Tenant,
+    key: String,
+    label: String,
+    value_type: AttributeType,
+) -> Result<DefinitionRow, Error> {
+    pool::transaction(&env.pool, move |conn| {
+        if attributes::count(conn, tenant.id)? >= MAX_DEFINITIONS {
+            return Err(Error::unprocessable(
+                "too_many_attributes",
+                format!("A tenant may define at most {MAX_DEFINITIONS} attributes."),
+            ));
+        }
+        attributes::insert(conn, tenant.id, &key, &label, value_type)?.ok_or_else(|| {
+            Error::conflict(
+                "attribute_exists",
+                format!("Attribute `{key}` is already defined."),
+            )
+        })
+    })
+    .await
+}
+
+/// Deletes the definition and every contact's value for it; refused while a filter
+/// names it.
+pub async fn delete(env: &Env, tenant: Tenant, key: String) -> Result<(), Error> {
+    pool::transaction(&env.pool, move |conn| {
+        if attributes::used_by_a_filter(conn, tenant.id, &key)? {
+            return Err(Error::conflict(
+                "attribute_in_use",
+                format!("Attribute `{key}` is used by a dynamic segment's filter; change that filter first."),
+            ));
+        }
+        if attributes::delete(conn, tenant.id, &key)? {
+            Ok(())
+        } else {
+            Err(Error::NotFound("attribute"))
+        }
+    })
+    .await
+}

@@ -1,0 +1,115 @@
+//! Campaigns: which segments a send reaches and which it leaves out.
+
+use diesel::PgConnection;
+
+use super::{audience, Env};
+use crate::core::audience::unique;
+use crate::core::error::Error;
+use crate::core::tenant::Tenant;
+use crate::core::types::Channel;
+use crate::db::campaigns::{self, CampaignChanges, CampaignWithSegments};
+use crate::db::pool;
+
+/// Checks the segments (as an audience would read them) and stores them.
+fn save_segments(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    today: chrono::NaiveDate,
+    id: i64,
+    channel: Channel,
+    included: &[i64],
+    excluded: &[i64],
+) -> Result<(), Error> {
+    let (included, excluded) = (unique(included), unique(excluded));
+    audience::resolve(conn, tenant, today, channel, &included, &excluded)?;
+    Ok(campaigns::set_segments(
+        conn, tenant.id, id, &included, &excluded,
+    )?)
+}
+
+pub struct NewCampaign {
+    pub name: String,
+    pub channel: Channel,
+    pub segment_ids: Vec<i64>,
+    pub exclude_segment_ids: Vec<i64>,
+}
+
+pub struct CampaignUpdate {
+    pub name: Option<String>,
+    pub segment_ids: Option<Vec<i64>>,
+    pub exclude_segment_ids: Option<Vec<i64>>,
+}
+
+pub async fn list(
+    env: &Env,
+    tenant: Tenant,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<CampaignWithSegments>, i64), Error> {
+    pool::run(&env.pool, move |conn| {
+        let (rows, total) = campaigns::list(conn, tenant.id, limit, offset)?;
+        Ok::<_, Error>((campaigns::with_segments(conn, tenant.id, rows)?, total))
+    })
+    .await
+}
+
+pub async fn create(
+    env: &Env,
+    tenant: Tenant,
+    input: NewCampaign,
+) -> Result<CampaignWithSegments, Error> {
+    let today = env.clock.today();
+    pool::transaction(&env.pool, move |conn| {
+        let row = campaigns::insert(conn, tenant.id, &input.name, input.channel)?;
+        save_segments(
+            conn,
+            &tenant,
+            today,
+            row.id,
+            input.channel,
+            &input.segment_ids,
+            &input.exclude_segment_ids,
+        )?;
+        campaigns::find(conn, tenant.id, row.id)
+    })
+    .await
+}
+
+pub async fn get(env: &Env, tenant: Tenant, id: i64) -> Result<CampaignWithSegments, Error> {
+    pool::run(&env.pool, move |conn| campaigns::find(conn, tenant.id, id)).await
+}
+
+pub async fn update(
+    env: &Env,
+    tenant: Tenant,
+    id: i64,
+    input: CampaignUpdate,
+) -> Result<CampaignWithSegments, Error> {
+    let today = env.clock.today();
+    pool::transaction(&env.pool, move |conn| {
+        let current = campaigns::find(conn, tenant.id, id)?;
+        if input.segment_ids.is_some() || input.exclude_segment_ids.is_some() {
+            let included = input.segment_ids.unwrap_or(current.segment_ids);
+            let excluded = input
+                .exclude_segment_ids
+                .unwrap_or(current.exclude_segment_ids);
+            let channel = current.campaign.channel();
+            save_segments(conn, &tenant, today, id, channel, &included, &excluded)?;
+        }
+        campaigns::update(conn, tenant.id, id, &CampaignChanges { name: input.name })?;
+        campaigns::find(conn, tenant.id, id)
+    })
+    .await
+}
+
+pub async fn delete(env: &Env, tenant: Tenant, id: i64) -> Result<(), Error> {
+    let deleted = pool::run(&env.pool, move |conn| {
+        campaigns::delete(conn, tenant.id, id)
+    })
+    .await?;
+    if deleted {
+        Ok(())
+    } else {
+        Err(Error::NotFound("campaign"))
+    }
+}

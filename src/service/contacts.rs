@@ -1,0 +1,150 @@
+//! Contacts: the candidates and customers segments are made of.
+
+use diesel::PgConnection;
+
+use super::Env;
+use crate::core::contact::{
+    apply_changes, external_id_taken, phone_taken, push_target, Candidate, ContactChanges,
+    ContactPush,
+};
+use crate::core::error::Error;
+use crate::core::phone;
+use crate::core::tenant::Tenant;
+use crate::db::contacts::{self, ContactFilters, ContactRow};
+use crate::db::failure::on_unique;
+use crate::db::{attributes, pool};
+
+const PHONE_KEY: &str = "contacts_phone_e164_key";
+const EXTERNAL_ID_KEY: &str = "contacts_external_id_key";
+
+/// Applies `changes` to `current` (or to a new contact) and stores the result.
+fn save(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    current: Option<ContactRow>,
+    changes: ContactChanges,
+) -> Result<ContactRow, Error> {
+    let definitions = attributes::definitions(conn, tenant.id)?;
+    let id = current.as_ref().map(|row| row.id);
+    let values = apply_changes(
+        current.map(Into::into),
+        changes,
+        tenant.default_region.as_deref(),
+        &definitions,
+    )
+    .map_err(Error::Validation)?;
+    let saved = match id {
+        Some(id) => contacts::update(conn, tenant.id, id, &values),
+        None => contacts::insert(conn, tenant.id, &values),
+    };
+    saved.map_err(|error| {
+        on_unique(error, &[PHONE_KEY, EXTERNAL_ID_KEY], |constraint| {
+            if constraint == PHONE_KEY {
+                phone_taken(values.phone_e164.as_deref().unwrap_or_default())
+            } else {
+                external_id_taken(values.external_id.as_deref().unwrap_or_default())
+            }
+        })
+    })
+}
+
+/// Creates the contact a push names (by external id, else by validated phone), or
+/// updates it with what the push carries. True when created.
+pub fn upsert(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    push: ContactPush,
+) -> Result<(ContactRow, bool), Error> {
+    let by_external_id = match &push.external_id {
+        Some(external_id) => contacts::find_by_external_id(conn, tenant.id, external_id)?,
+        None => None,
+    };
+    let phone_e164 = push
+        .phone
+        .as_deref()
+        .and_then(|p| phone::normalize(p, tenant.default_region.as_deref()))
+        .map(|phone| phone.e164);
+    let by_phone = match (&phone_e164, &by_external_id) {
+        (Some(phone), _) => contacts::find_by_phone(conn, tenant.id, phone)?,
+        (None, _) => None,
+    };
+    fn candidate(row: &ContactRow) -> Candidate<'_> {
+        Candidate {
+            id: row.id,
+            external_id: row.external_id.as_deref(),
+        }
+    }
+    let target = push_target(
+        push.external_id.as_deref(),
+        phone_e164.as_deref(),
+        by_external_id.as_ref().map(candidate),
+        by_phone.as_ref().map(candidate),
+    )?;
+    let existing = [by_external_id, by_phone]
+        .into_iter()
+        .flatten()
+        .find(|row| Some(row.id) == target);
+    let created = existing.is_none();
+    save(conn, tenant, existing, push.changes(!created)).map(|row| (row, created))
+}
+
+pub async fn list(
+    env: &Env,
+    tenant: Tenant,
+    filters: ContactFilters,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<ContactRow>, i64), Error> {
+    pool::run(&env.pool, move |conn| {
+        contacts::list(conn, tenant.id, &filters, limit, offset)
+    })
+    .await
+}
+
+pub async fn create(env: &Env, tenant: Tenant, push: ContactPush) -> Result<ContactRow, Error> {
+    pool::transaction(&env.pool, move |conn| {
+        save(conn, &tenant, None, push.changes(false))
+    })
+    .await
+}
+
+pub async fn get(env: &Env, tenant: Tenant, id: i64) -> Result<ContactRow, Error> {
+    pool::run(&env.pool, move |conn| contacts::get(conn, tenant.id, id))
+        .await
+        .map_err(|e| e.or_not_found("contact"))
+}
+
+pub async fn update(
+    env: &Env,
+    tenant: Tenant,
+    id: i64,
+    changes: ContactChanges,
+) -> Result<ContactRow, Error> {
+    pool::transaction(&env.pool, move |conn| {
+        let current = contacts::get_for_update(conn, tenant.id, id)
+            .map_err(|e| Error::from(e).or_not_found("contact"))?;
+        save(conn, &tenant, Some(current), changes)
+    })
+    .await
+}
+
+pub async fn delete(env: &Env, tenant: Tenant, id: i64) -> Result<(), Error> {
+    let deleted = pool::retrying_transaction(&env.pool, move |conn| {
+        Ok(contacts::delete(conn, tenant.id, id)?)
+    })
+    .await?;
+    if deleted {
+        Ok(())
+    } else {
+        Err(Error::NotFound("contact"))
+    }
+}
+
+/// The idempotent push for CRM integrations; true when the contact was created.
+pub async fn push(
+    env: &Env,
+    tenant: Tenant,
+    push: ContactPush,
+) -> Result<(ContactRow, bool), Error> {
+    pool::transaction(&env.pool, move |conn| upsert(conn, &tenant, push)).await
+}

@@ -1,0 +1,148 @@
+//! Dynamic filters read against the tenant (its attributes and segments), compiled for
+//! the data layer, summarised, and counted.
+
+use chrono::{NaiveDate, Utc};
+use diesel::prelude::*;
+use serde_json::Value;
+
+use crate::core::error::Error;
+use crate::core::filter::parse::{self, SegmentInfo};
+use crate::core::filter::{summary, Node};
+use crate::core::segment::NO_FILTERS;
+use crate::db::filter::Compiler;
+use crate::db::segments::SegmentRow;
+use crate::db::sql::Condition as Sql;
+use crate::db::{attributes, contacts, segments};
+
+/// Parses a filter found at JSON path `path`; 422 naming every problem's path.
+pub fn parse_filter(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    filter: &Value,
+    path: &str,
+    own_id: Option<i64>,
+) -> Result<Node, Error> {
+    let attributes = attributes::definitions(conn, tenant_id)?;
+    let mut lookup_failed = None;
+    let mut segment = |id: i64| match segments::get(conn, tenant_id, id).optional() {
+        Ok(row) => row.map(|row| SegmentInfo {
+            id: row.id,
+            name: row.name,
+            filter: row.filter,
+        }),
+        Err(error) => {
+            lookup_failed = Some(error);
+            None
+        }
+    };
+    let mut context = parse::Context {
+        attributes: &attributes,
+        segment: &mut segment,
+        own_id,
+    };
+    let parsed = parse::parse(filter, path, &mut context);
+    if let Some(error) = lookup_failed {
+        return Err(error.into());
+    }
+    parsed.map_err(Error::Validation)
+}
+
+/// The filter as a sentence; a stored filter that no longer reads (it cannot, while the
+/// attributes and segments it names are protected) says so rather than failing the read.
+pub fn summarize(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    filter: Option<&Value>,
+    own_id: i64,
+) -> Result<String, Error> {
+    let Some(filter) = filter else {
+        return Ok(NO_FILTERS.to_owned());
+    };
+    match parse_filter(conn, tenant_id, filter, "filter", Some(own_id)) {
+        Ok(node) => Ok(summary::summarize(&node)),
+        Err(Error::Validation(_)) => Ok("Invalid filter".to_owned()),
+        Err(other) => Err(other),
+    }
+}
+
+pub fn compile(tenant_id: i64, today: NaiveDate, node: &Node) -> Sql {
+    Compiler { tenant_id, today }.compile(node)
+}
+
+/// A dynamic segment's filter, compiled; `None` for a static segment.
+pub fn condition_of(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    today: NaiveDate,
+    segment: &SegmentRow,
+) -> Result<Option<Sql>, Error> {
+    let Some(filter) = &segment.filter else {
+        return Ok(None);
+    };
+    let node = parse_filter(conn, tenant_id, filter, "filter", Some(segment.id))?;
+    Ok(Some(compile(tenant_id, today, &node)))
+}
+
+/// Counts a dynamic segment's members now and stores the count with its time.
+pub fn refresh_count(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    today: NaiveDate,
+    segment_id: i64,
+    node: &Node,
+) -> Result<(i64, chrono::DateTime<Utc>), Error> {
+    let recipients = contacts::count_matching(conn, tenant_id, compile(tenant_id, today, node))?;
+    Ok(segments::set_count(
+        conn, tenant_id, segment_id, recipients,
+    )?)
+}
+
+/// Recounts every dynamic segment (of every tenant) counted longer ago than
+/// `max_age_seconds`; returns how many were recounted.
+pub fn refresh_stale(
+    conn: &mut PgConnection,
+    today: NaiveDate,
+    max_age_seconds: i64,
+) -> Result<usize, Error> {
+    let cutoff = Utc::now() - chrono::Duration::seconds(max_age_seconds);
+    let mut refreshed = 0;
+    for (tenant_id, segment_id, filter) in segments::stale_dynamic(conn, cutoff)? {
+        let Some(filter) = filter else { continue };
+        match parse_filter(conn, tenant_id, &filter, "filter", Some(segment_id)) {
+            Ok(node) => {
+                refresh_count(conn, tenant_id, today, segment_id, &node)?;
+                refreshed += 1;
+            }
+            Err(Error::Validation(errors)) => {
+                tracing::warn!(segment_id, ?errors, "a stored filter no longer reads");
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(refreshed)
+}
+
+/// The dynamic segments whose filters match the contact now.
+pub fn containing(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    today: NaiveDate,
+    contact_id: i64,
+) -> Result<Vec<SegmentRow>, Error> {
+    let mut matched = Vec::new();
+    for segment in segments::dynamic_of_tenant(conn, tenant_id)? {
+        let Some(filter) = &segment.filter else {
+            continue;
+        };
+        let node = match parse_filter(conn, tenant_id, filter, "filter", Some(segment.id)) {
+            Ok(node) => node,
+            Err(Error::Validation(_)) => continue,
+            Err(other) => return Err(other),
+        };
+        let condition = compile(tenant_id, today, &node);
+        if contacts::matches(conn, tenant_id, contact_id, condition)? {
+            matched.push(segment);
+        }
+    }
+    Ok(matched)
+}

@@ -1,0 +1,353 @@
+//! Static segment membership: one routine adds members for every route that does, so the
+//! eligibility rule and the endpoint limit apply the same way everywhere.
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+
+use super::{endpoints, filters, Env};
+use crate::core::eligibility::{
+    Requirements, Verdict, CONTACT_NOT_FOUND, NO_VALIDATED_MOBILE_WARNING,
+};
+use crate::core::error::Error;
+use crate::core::membership::{Rejection, Removed, Report, Warning, MAX_LISTED};
+use crate::core::tenant::Tenant;
+use crate::core::types::SegmentKind;
+use crate::db::contacts::{filtered, ContactFilters, ContactRow};
+use crate::db::members::{self, ContactSource, MemberRow};
+use crate::db::pool;
+use crate::db::schema::contacts as contacts_table;
+use crate::db::segments::{self, SegmentRow};
+use crate::db::sql::Condition as Sql;
+
+/// 409 for writes to a dynamic segment's members.
+pub fn read_only(segment_id: i64) -> Error {
+    Error::conflict(
+        "dynamic_segment_read_only",
+        format!(
+            "Segment {segment_id} is dynamic: its members follow its filter and cannot be written."
+        ),
+    )
+}
+
+/// Locks and returns the static segments named, in the order named; 404 for a missing
+/// one, 409 for a dynamic one.
+pub fn lock_static_segments(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    ids: &[i64],
+) -> Result<Vec<SegmentRow>, Error> {
+    let unique: Vec<i64> = ids
+        .iter()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let locked = members::lock_segments(conn, tenant.id, &unique)?;
+    ids.iter()
+        .map(|id| {
+            let segment = locked
+                .iter()
+                .find(|s| s.id == *id)
+                .ok_or(Error::NotFound("segment"))?;
+            if segment.kind() == SegmentKind::Dynamic {
+                return Err(read_only(*id));
+            }
+            Ok(segment.clone())
+        })
+        .collect()
+}
+
+fn rules(tenant: &Tenant, segment: &SegmentRow) -> Requirements {
+    Requirements::for_channel(segment.channel(), tenant.require_privacy_consent)
+}
+
+/// Adds the contacts of `source` to each segment, all or nothing for the endpoint limit.
+/// `named_ids` are the ids the caller listed, so unknown ones can be reported.
+pub fn add_members(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    today: NaiveDate,
+    segment_ids: &[i64],
+    source: ContactSource,
+    named_ids: Option<&BTreeSet<i64>>,
+) -> Result<Vec<(i64, Report)>, Error> {
+    if tenant.endpoint_limit.is_some() {
+        members::lock_tenant(conn, tenant.id)?;
+    }
+    let segments = lock_static_segments(conn, tenant, segment_ids)?;
+    // Segments of one channel share endpoints: each channel counts once.
+    let mut channels = Vec::new();
+    for segment in &segments {
+        if !channels.iter().any(|(c, _)| *c == segment.channel()) {
+            channels.push((segment.channel(), rules(tenant, segment)));
+        }
+    }
+    endpoints::check_members(conn, tenant, today, &channels, source)?;
+    let mut reports = Vec::with_capacity(segments.len());
+    let mut missing: Option<Vec<i64>> = None;
+    for segment in &segments {
+        let requirements = rules(tenant, segment);
+        let added = members::insert_eligible(conn, segment.id, source, requirements)? as i64;
+        let tally = members::tally(conn, source, requirements)?;
+        // Ids named that matched no contact of the tenant: looked up only when some did not.
+        let missing = match (named_ids, &missing) {
+            (_, Some(missing)) => missing.clone(),
+            (Some(named), None) if (named.len() as i64) > tally.eligible + tally.refused => {
+                let found: BTreeSet<i64> =
+                    members::existing_ids(conn, source)?.into_iter().collect();
+                missing
+                    .insert(named.difference(&found).copied().collect())
+                    .clone()
+            }
+            _ => Vec::new(),
+        };
+        let mut rejected: Vec<Rejection> = missing
+            .iter()
+            .map(|id| Rejection {
+                contact_id: *id,
+                code: CONTACT_NOT_FOUND.code.into(),
+                message: CONTACT_NOT_FOUND.message.into(),
+            })
+            .collect();
+        if tally.refused > 0 {
+            let refused = members::refused(conn, source, requirements, MAX_LISTED)?;
+            rejected.extend(refused.into_iter().filter_map(|(contact_id, facts)| {
+                match requirements.verdict(facts) {
+                    Verdict::Rejected(issue) => Some(Rejection {
+                        contact_id,
+                        code: issue.code.into(),
+                        message: issue.message.into(),
+                    }),
+                    _ => None,
+                }
+            }));
+        }
+        rejected.truncate(MAX_LISTED as usize);
+        let mut warnings = Vec::new();
+        if requirements.warn_without_phone && tally.eligible_without_phone > 0 {
+            warnings.push(Warning {
+                code: NO_VALIDATED_MOBILE_WARNING.code.into(),
+                message: NO_VALIDATED_MOBILE_WARNING.message.into(),
+                contact_ids: members::eligible_without_phone(
+                    conn,
+                    source,
+                    requirements,
+                    MAX_LISTED,
+                )?,
+                count: tally.eligible_without_phone,
+            });
+        }
+        let recipients = members::adjust_recipients(conn, tenant.id, segment.id, added)?;
+        reports.push((
+            segment.id,
+            Report {
+                added,
+                already_members: tally.eligible - added,
+                rejected,
+                rejected_total: tally.refused + missing.len() as i64,
+                warnings,
+                recipients,
+            },
+        ));
+    }
+    Ok(reports)
+}
+
+fn by_ids(
+    tenant_id: i64,
+    ids: Vec<i64>,
+) -> impl Fn() -> contacts_table::BoxedQuery<'static, diesel::pg::Pg> {
+    move || {
+        contacts_table::table
+            .filter(contacts_table::tenant_id.eq(tenant_id))
+            .filter(contacts_table::id.eq_any(ids.clone()))
+            .into_boxed()
+    }
+}
+
+/// Adds the contacts named (each once) to every segment named; one report per segment,
+/// in the order of `segment_ids`.
+pub async fn add_by_ids(
+    env: &Env,
+    tenant: Tenant,
+    segment_ids: Vec<i64>,
+    contact_ids: Vec<i64>,
+) -> Result<Vec<(i64, Report)>, Error> {
+    let named: BTreeSet<i64> = contact_ids.into_iter().collect();
+    let today = env.clock.today();
+    pool::retrying_transaction(&env.pool, move |conn| {
+        let source = by_ids(tenant.id, named.iter().copied().collect());
+        add_members(conn, &tenant, today, &segment_ids, &source, Some(&named))
+    })
+    .await
+}
+
+/// "All search results": every contact matching the search, tag, opt-out and filter.
+pub struct Selection {
+    pub search: Option<String>,
+    pub tag: Option<String>,
+    pub opted_out: Option<bool>,
+    pub filter: Option<serde_json::Value>,
+}
+
+pub async fn add_selection(
+    env: &Env,
+    tenant: Tenant,
+    segment_id: i64,
+    selection: Selection,
+) -> Result<Report, Error> {
+    let filters = ContactFilters::new(
+        selection.search.as_deref(),
+        selection.tag,
+        selection.opted_out,
+        tenant.default_region.as_deref(),
+    );
+    let today = env.clock.today();
+    let mut reports = pool::retrying_transaction(&env.pool, move |conn| {
+        let condition = match &selection.filter {
+            Some(filter) => {
+                let node = filters::parse_filter(conn, tenant.id, filter, "filter", None)?;
+                filters::compile(tenant.id, today, &node)
+            }
+            None => Sql::always(),
+        };
+        let source = || filtered(tenant.id, &filters).filter(condition.clone());
+        add_members(conn, &tenant, today, &[segment_id], &source, None)
+    })
+    .await?;
+    reports
+        .pop()
+        .map(|(_, report)| report)
+        .ok_or_else(|| Error::internal("one segment, one report"))
+}
+
+pub async fn remove(
+    env: &Env,
+    tenant: Tenant,
+    segment_id: i64,
+    contact_ids: Vec<i64>,
+) -> Result<Removed, Error> {
+    let ids: Vec<i64> = contact_ids
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    pool::retrying_transaction(&env.pool, move |conn| {
+        lock_static_segments(conn, &tenant, &[segment_id])?;
+        let removed = members::remove(conn, tenant.id, segment_id, &ids)? as i64;
+        let recipients = members::adjust_recipients(conn, tenant.id, segment_id, -removed)?;
+        Ok(Removed {
+            removed,
+            recipients,
+        })
+    })
+    .await
+}
+
+/// A page of a segment's members matching `search`, and their total.
+pub async fn list(
+    env: &Env,
+    tenant: Tenant,
+    segment_id: i64,
+    search: Option<String>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<MemberRow>, i64), Error> {
+    let filters = ContactFilters::new(
+        search.as_deref(),
+        None,
+        None,
+        tenant.default_region.as_deref(),
+    );
+    let today = env.clock.today();
+    pool::run(&env.pool, move |conn| {
+        let segment = segments::find(conn, tenant.id, segment_id)?;
+        let page = match filters::condition_of(conn, tenant.id, today, &segment)? {
+            Some(condition) => {
+                let source = || filtered(tenant.id, &filters).filter(condition.clone());
+                members::list_matching(conn, &source, limit, offset)?
+            }
+            None => {
+                let source = || filtered(tenant.id, &filters);
+                members::list_members(conn, tenant.id, segment_id, &source, limit, offset)?
+            }
+        };
+        Ok::<_, Error>(page)
+    })
+    .await
+}
+
+/// A page of the contacts not yet in a static segment, and their total.
+pub async fn candidates(
+    env: &Env,
+    tenant: Tenant,
+    segment_id: i64,
+    search: Option<String>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<ContactRow>, i64), Error> {
+    let filters = ContactFilters::new(
+        search.as_deref(),
+        None,
+        None,
+        tenant.default_region.as_deref(),
+    );
+    pool::run(&env.pool, move |conn| {
+        let segment = segments::find(conn, tenant.id, segment_id)?;
+        if segment.kind() == SegmentKind::Dynamic {
+            return Err(read_only(segment_id));
+        }
+        let source = || filtered(tenant.id, &filters);
+        Ok(members::list_candidates(
+            conn, tenant.id, segment_id, &source, limit, offset,
+        )?)
+    })
+    .await
+}
+
+/// How to read a segment's members batch by batch, for an export.
+#[derive(Clone)]
+pub struct Export {
+    tenant_id: i64,
+    segment_id: i64,
+    /// A dynamic segment's compiled filter; `None` for a static one.
+    condition: Option<Sql>,
+}
+
+/// Checks the segment exists and prepares its export.
+pub async fn export(env: &Env, tenant: Tenant, segment_id: i64) -> Result<Export, Error> {
+    let today = env.clock.today();
+    pool::run(&env.pool, move |conn| {
+        let segment = segments::find(conn, tenant.id, segment_id)?;
+        let condition = filters::condition_of(conn, tenant.id, today, &segment)?;
+        Ok::<_, Error>(Export {
+            tenant_id: tenant.id,
+            segment_id,
+            condition,
+        })
+    })
+    .await
+}
+
+impl Export {
+    /// Up to `limit` members after contact id `after`, in contact id order.
+    pub async fn batch(&self, env: &Env, after: i64, limit: i64) -> Result<Vec<MemberRow>, Error> {
+        let export = self.clone();
+        pool::run(&env.pool, move |conn| match export.condition {
+            Some(condition) => {
+                let tenant_id = export.tenant_id;
+                let source = move || {
+                    contacts_table::table
+                        .filter(contacts_table::tenant_id.eq(tenant_id))
+                        .filter(condition.clone())
+                        .into_boxed()
+                };
+                members::matching_after(conn, &source, after, limit)
+            }
+            None => members::members_after(conn, export.tenant_id, export.segment_id, after, limit),
+        })
+        .await
+    }
+}

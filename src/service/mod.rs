@@ -1,0 +1,27 @@
+//! Use cases: what the API does, each in one transaction, in the words of the core.
+//! They take the tenant the caller acts for and return core errors; the HTTP layer
+//! reads requests into their arguments and renders their results.
+
+pub mod attributes;
+pub mod audience;
+pub mod auth;
+pub mod campaigns;
+pub mod contact_batch;
+pub mod contacts;
+pub mod endpoints;
+pub mod filters;
+pub mod health;
+pub mod imports;
+pub mod membership;
+pub mod segments;
+pub mod tenants;
+
+use crate::core::clock::Clock;
+use crate::db::pool::PgPool;
+
+/// What every use case runs against: the database and the clock date filters count from.
+#[derive(Clone)]
+pub struct Env {
+    pub pool: PgPool,
+    pub clock: Clock,
+}
