@@ -5,6 +5,8 @@
 //! SQL) -> [`core`] (the shared vocabulary and the domain rules, pure). [`app`] wires
 //! them together for `main` and the tests.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod app;
 pub mod config;
 pub mod core;

@@ -13,6 +13,7 @@ pub mod import;
 pub mod keys;
 pub mod membership;
 pub mod phone;
+pub mod push;
 pub mod segment;
 pub mod tenant;
 pub mod types;

@@ -8,7 +8,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text};
 use serde_json::Value;
 
 use super::schema::contacts;
-use crate::core::contact::CheckedPush;
+use crate::core::push::CheckedPush;
 
 /// The tenant's contacts any item names, by external id and by validated phone: each
 /// with its id and external id.

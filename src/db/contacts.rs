@@ -116,6 +116,31 @@ const SEARCH_TEXT: &str =
     "(name || ' ' || coalesce(phone, '') || ' ' || coalesce(phone_e164, '') || ' ' || \
                            coalesce(email, '') || ' ' || coalesce(external_id, ''))";
 
+/// A query over some of the tenant's contacts, rebuilt for each statement that reads it.
+pub type Selected = contacts::BoxedQuery<'static, diesel::pg::Pg>;
+
+/// The tenant's contacts with these ids.
+pub fn with_ids(tenant_id: i64, ids: Vec<i64>) -> impl Fn() -> Selected {
+    move || {
+        contacts::table
+            .filter(contacts::tenant_id.eq(tenant_id))
+            .filter(contacts::id.eq_any(ids.clone()))
+            .into_boxed()
+    }
+}
+
+/// The tenant's contacts matching `filters` and `condition`.
+pub fn selected(
+    tenant_id: i64,
+    filters: &ContactFilters,
+    condition: Option<Sql>,
+) -> impl Fn() -> Selected + '_ {
+    move || match &condition {
+        Some(condition) => filtered(tenant_id, filters).filter(condition.clone()),
+        None => filtered(tenant_id, filters),
+    }
+}
+
 /// The tenant's contacts matching `filters`: the source of every contact list and of
 /// "add all search results".
 pub fn filtered(

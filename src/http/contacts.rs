@@ -3,13 +3,14 @@
 use actix_web::{delete, get, patch, post, put, web, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::core::contact::ContactPush;
+use crate::core::push::ContactPush;
 use crate::db::contacts::ContactFilters;
 use crate::http::auth::Caller;
 use crate::http::dto::contacts::*;
 use crate::http::dto::segments::{Segment, SegmentList};
 use crate::http::error::ApiError;
-use crate::http::extract::{validation_problem, Json, Path, Query};
+use crate::http::extract::{Json, Path, Query};
+use crate::http::input::validation_problem;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::state::AppState;
 use crate::service::{contact_batch, contacts, segments};

@@ -9,12 +9,12 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-use validator::{Validate, ValidationErrors, ValidationErrorsKind};
+use validator::Validate;
 
 use crate::core::error::{Error, FieldError};
 use crate::http::error::ApiError;
+use crate::http::input::{field_errors, validation_problem};
 use crate::http::state::AppState;
 
 /// Bodies above this size are refused when no configuration is at hand.
@@ -286,99 +286,10 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// Flattens validator's nested errors into one list of dotted paths.
-pub fn validation_problem(errors: ValidationErrors) -> Error {
-    Error::Validation(field_errors(errors))
-}
-
-fn field_errors(errors: ValidationErrors) -> Vec<FieldError> {
-    let mut fields = Vec::new();
-    flatten(&errors, "", &mut fields);
-    fields.sort_by(|a, b| a.field.cmp(&b.field));
-    fields
-}
-
-fn flatten(errors: &ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
-    for (field, kind) in errors.errors() {
-        let path = if prefix.is_empty() {
-            field.to_string()
-        } else {
-            format!("{prefix}.{field}")
-        };
-        match kind {
-            ValidationErrorsKind::Field(list) => out.extend(list.iter().map(|error| {
-                let message = error
-                    .message
-                    .as_ref()
-                    .map_or_else(|| describe(error), |message| message.to_string());
-                FieldError::new(path.clone(), &error.code, message)
-            })),
-            ValidationErrorsKind::Struct(inner) => flatten(inner, &path, out),
-            ValidationErrorsKind::List(items) => {
-                for (index, inner) in items {
-                    flatten(inner, &format!("{path}[{index}]"), out);
-                }
-            }
-        }
-    }
-}
-
-/// A sentence for validator's built-in checks, from the parameters it records.
-fn describe(error: &validator::ValidationError) -> String {
-    let param = |name: &str| error.params.get(name).map(|value| value.to_string());
-    match error.code.as_ref() {
-        "length" => match (param("min"), param("max")) {
-            (Some(min), Some(max)) => format!("must be {min} to {max} characters long"),
-            (None, Some(max)) => format!("must be at most {max} characters long"),
-            (Some(min), None) => format!("must be at least {min} characters long"),
-            _ => "has the wrong length".to_owned(),
-        },
-        "range" => match (param("min"), param("max")) {
-            (Some(min), Some(max)) => format!("must be between {min} and {max}"),
-            (Some(min), None) => format!("must be at least {min}"),
-            (None, Some(max)) => format!("must be at most {max}"),
-            _ => "is out of range".to_owned(),
-        },
-        "email" => "must be a valid email address".to_owned(),
-        other => format!("is invalid ({other})"),
-    }
-}
-
-/// For names and other free text: surrounding white space is never meaningful.
-pub fn trimmed<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    String::deserialize(deserializer).map(|text| text.trim().to_owned())
-}
-
-/// As [`trimmed`], for optional text; blank becomes absent.
-pub fn trimmed_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    Option::<String>::deserialize(deserializer)
-        .map(|text| text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()))
-}
-
-/// For PATCH fields that may be left out but not cleared: present text is trimmed.
-pub fn trimmed_some<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<String>, D::Error> {
-    trimmed(deserializer).map(Some)
-}
-
-/// For PATCH fields that may be cleared: absent is `None` (with `#[serde(default)]`),
-/// `null` is `Some(None)`.
-pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
-/// As [`nullable`], for text: trimmed, and blank clears like `null`.
-pub fn patch_opt<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<String>>, D::Error> {
-    trimmed_opt(deserializer).map(Some)
-}
-
 #[cfg(test)]
 mod tests {
+    use serde::Deserialize;
+
     use super::*;
 
     #[derive(Debug, Deserialize)]

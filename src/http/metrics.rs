@@ -12,6 +12,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Made once at start-up from constant definitions, which cannot fail.
+    #[allow(clippy::expect_used)]
     pub fn new() -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(

@@ -11,6 +11,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod imports;
+pub mod input;
 pub mod members;
 pub mod metrics;
 pub mod openapi;

@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::core::clock::Clock;
-use crate::db::notify::{listen_for_changes, Listening};
-use crate::db::pool;
+use crate::db::notify::Listening;
 use crate::http::metrics::Metrics;
-use crate::service::auth::KeyCache;
+use crate::service::auth::{keep_fresh, KeyCache};
 use crate::service::Env;
 
 pub struct AppState {
@@ -28,12 +27,14 @@ impl AppState {
     pub fn with_clock(config: Config, clock: Clock) -> Self {
         let url = config.database_url.clone().unwrap_or_default();
         let keys = Arc::new(KeyCache::default());
-        let listening = listen_for_changes(url.clone(), keys.clone());
+        let listening = keep_fresh(&url, keys.clone());
         Self {
-            env: Env {
-                pool: pool::pool(&url, config.db_pool_size, config.statement_timeout_secs),
+            env: Env::new(
+                &url,
+                config.db_pool_size,
+                config.statement_timeout_secs,
                 clock,
-            },
+            ),
             config,
             metrics: Metrics::new(),
             keys,

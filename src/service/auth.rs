@@ -5,11 +5,13 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use super::Env;
 use crate::core::error::Error;
 use crate::core::keys::hash_api_key;
 use crate::core::tenant::Tenant;
-use crate::db::notify::ChangeListener;
+use crate::db::notify::{listen_for_changes, ChangeListener, Listening};
 use crate::db::{pool, tenants};
 
 /// How long a cached key is trusted even if a change announcement were lost.
@@ -77,6 +79,11 @@ impl ChangeListener for KeyCache {
     fn changed(&self) {
         self.clear();
     }
+}
+
+/// Keeps `cache` true to the database for as long as the returned handle lives.
+pub fn keep_fresh(database_url: &str, cache: Arc<KeyCache>) -> Listening {
+    listen_for_changes(database_url.to_owned(), cache)
 }
 
 /// The tenant `key` belongs to; `None` for an unknown or revoked key.

@@ -6,8 +6,8 @@ use diesel::prelude::*;
 
 use super::contacts::upsert;
 use super::Env;
-use crate::core::contact::{push_target, Candidate, CheckedPush, ContactPush};
 use crate::core::error::Error;
+use crate::core::push::{push_target, Candidate, CheckedPush, ContactPush};
 use crate::core::tenant::Tenant;
 use crate::db::contact_batch::{self, Existing};
 use crate::db::failure::unique_violation;

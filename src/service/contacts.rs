@@ -3,12 +3,10 @@
 use diesel::PgConnection;
 
 use super::Env;
-use crate::core::contact::{
-    apply_changes, external_id_taken, phone_taken, push_target, Candidate, ContactChanges,
-    ContactPush,
-};
+use crate::core::contact::{apply_changes, ContactChanges};
 use crate::core::error::Error;
 use crate::core::phone;
+use crate::core::push::{external_id_taken, phone_taken, push_target, Candidate, ContactPush};
 use crate::core::tenant::Tenant;
 use crate::db::contacts::{self, ContactFilters, ContactRow};
 use crate::db::failure::on_unique;

@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use diesel::PgConnection;
 
-use super::filters;
+use super::filters::{self, FilterReader};
 use crate::core::eligibility::Requirements;
 use crate::core::error::Error;
 use crate::core::filter::Node;
@@ -24,12 +24,13 @@ pub fn holders(
     except: Option<i64>,
 ) -> Result<Sql, Error> {
     let mut dynamic = Vec::new();
+    let mut reader = FilterReader::new(tenant_id);
     for (id, filter) in endpoints::dynamic_filters(conn, tenant_id, channel)? {
         if Some(id) == except {
             continue;
         }
         let Some(filter) = filter else { continue };
-        match filters::parse_filter(conn, tenant_id, &filter, "filter", Some(id)) {
+        match reader.parse(conn, &filter, "filter", Some(id)) {
             Ok(node) => dynamic.push(filters::compile(tenant_id, today, &node)),
             // A filter that no longer reads matches nobody until it is fixed.
             Err(Error::Validation(_)) => {}

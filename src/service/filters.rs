@@ -1,10 +1,13 @@
 //! Dynamic filters read against the tenant (its attributes and segments), compiled for
 //! the data layer, summarised, and counted.
 
+use std::collections::HashMap;
+
 use chrono::{NaiveDate, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 
+use crate::core::attributes::Definition;
 use crate::core::error::Error;
 use crate::core::filter::parse::{self, SegmentInfo};
 use crate::core::filter::{summary, Node};
@@ -14,7 +17,92 @@ use crate::db::segments::SegmentRow;
 use crate::db::sql::Condition as Sql;
 use crate::db::{attributes, contacts, segments};
 
-/// Parses a filter found at JSON path `path`; 422 naming every problem's path.
+/// Reads filters against one tenant's attributes and segments, each read from the
+/// database once however many filters name it (a page of segments costs one lookup
+/// per distinct name, not one per row).
+pub struct FilterReader {
+    tenant_id: i64,
+    attributes: Option<Vec<Definition>>,
+    segments: HashMap<i64, Option<SegmentInfo>>,
+}
+
+impl FilterReader {
+    pub fn new(tenant_id: i64) -> Self {
+        Self {
+            tenant_id,
+            attributes: None,
+            segments: HashMap::new(),
+        }
+    }
+
+    /// Parses a filter found at JSON path `path`; 422 naming every problem's path.
+    pub fn parse(
+        &mut self,
+        conn: &mut PgConnection,
+        filter: &Value,
+        path: &str,
+        own_id: Option<i64>,
+    ) -> Result<Node, Error> {
+        let tenant_id = self.tenant_id;
+        if self.attributes.is_none() {
+            self.attributes = Some(attributes::definitions(conn, tenant_id)?);
+        }
+        let definitions = self.attributes.as_deref().unwrap_or_default();
+        let known = &mut self.segments;
+        let mut lookup_failed = None;
+        let mut segment = |id: i64| {
+            if let Some(info) = known.get(&id) {
+                return info.clone();
+            }
+            match segments::get(conn, tenant_id, id).optional() {
+                Ok(row) => {
+                    let info = row.map(|row| SegmentInfo {
+                        id: row.id,
+                        name: row.name,
+                        filter: row.filter,
+                    });
+                    known.insert(id, info.clone());
+                    info
+                }
+                Err(error) => {
+                    lookup_failed = Some(error);
+                    None
+                }
+            }
+        };
+        let mut context = parse::Context {
+            attributes: definitions,
+            segment: &mut segment,
+            own_id,
+        };
+        let parsed = parse::parse(filter, path, &mut context);
+        if let Some(error) = lookup_failed {
+            return Err(error.into());
+        }
+        parsed.map_err(Error::Validation)
+    }
+
+    /// The filter as a sentence; a stored filter that no longer reads (it cannot, while
+    /// the attributes and segments it names are protected) says so rather than failing
+    /// the read.
+    pub fn summarize(
+        &mut self,
+        conn: &mut PgConnection,
+        filter: Option<&Value>,
+        own_id: i64,
+    ) -> Result<String, Error> {
+        let Some(filter) = filter else {
+            return Ok(NO_FILTERS.to_owned());
+        };
+        match self.parse(conn, filter, "filter", Some(own_id)) {
+            Ok(node) => Ok(summary::summarize(&node)),
+            Err(Error::Validation(_)) => Ok("Invalid filter".to_owned()),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// Parses one filter found at JSON path `path`; 422 naming every problem's path.
 pub fn parse_filter(
     conn: &mut PgConnection,
     tenant_id: i64,
@@ -22,47 +110,7 @@ pub fn parse_filter(
     path: &str,
     own_id: Option<i64>,
 ) -> Result<Node, Error> {
-    let attributes = attributes::definitions(conn, tenant_id)?;
-    let mut lookup_failed = None;
-    let mut segment = |id: i64| match segments::get(conn, tenant_id, id).optional() {
-        Ok(row) => row.map(|row| SegmentInfo {
-            id: row.id,
-            name: row.name,
-            filter: row.filter,
-        }),
-        Err(error) => {
-            lookup_failed = Some(error);
-            None
-        }
-    };
-    let mut context = parse::Context {
-        attributes: &attributes,
-        segment: &mut segment,
-        own_id,
-    };
-    let parsed = parse::parse(filter, path, &mut context);
-    if let Some(error) = lookup_failed {
-        return Err(error.into());
-    }
-    parsed.map_err(Error::Validation)
-}
-
-/// The filter as a sentence; a stored filter that no longer reads (it cannot, while the
-/// attributes and segments it names are protected) says so rather than failing the read.
-pub fn summarize(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    filter: Option<&Value>,
-    own_id: i64,
-) -> Result<String, Error> {
-    let Some(filter) = filter else {
-        return Ok(NO_FILTERS.to_owned());
-    };
-    match parse_filter(conn, tenant_id, filter, "filter", Some(own_id)) {
-        Ok(node) => Ok(summary::summarize(&node)),
-        Err(Error::Validation(_)) => Ok("Invalid filter".to_owned()),
-        Err(other) => Err(other),
-    }
+    FilterReader::new(tenant_id).parse(conn, filter, path, own_id)
 }
 
 pub fn compile(tenant_id: i64, today: NaiveDate, node: &Node) -> Sql {
@@ -130,11 +178,12 @@ pub fn containing(
     contact_id: i64,
 ) -> Result<Vec<SegmentRow>, Error> {
     let mut matched = Vec::new();
+    let mut reader = FilterReader::new(tenant_id);
     for segment in segments::dynamic_of_tenant(conn, tenant_id)? {
         let Some(filter) = &segment.filter else {
             continue;
         };
-        let node = match parse_filter(conn, tenant_id, filter, "filter", Some(segment.id)) {
+        let node = match reader.parse(conn, filter, "filter", Some(segment.id)) {
             Ok(node) => node,
             Err(Error::Validation(_)) => continue,
             Err(other) => return Err(other),

@@ -14,10 +14,9 @@ use crate::core::error::Error;
 use crate::core::membership::{Rejection, Removed, Report, Warning, MAX_LISTED};
 use crate::core::tenant::Tenant;
 use crate::core::types::SegmentKind;
-use crate::db::contacts::{filtered, ContactFilters, ContactRow};
+use crate::db::contacts::{selected, with_ids, ContactFilters, ContactRow};
 use crate::db::members::{self, ContactSource, MemberRow};
 use crate::db::pool;
-use crate::db::schema::contacts as contacts_table;
 use crate::db::segments::{self, SegmentRow};
 use crate::db::sql::Condition as Sql;
 
@@ -155,18 +154,6 @@ pub fn add_members(
     Ok(reports)
 }
 
-fn by_ids(
-    tenant_id: i64,
-    ids: Vec<i64>,
-) -> impl Fn() -> contacts_table::BoxedQuery<'static, diesel::pg::Pg> {
-    move || {
-        contacts_table::table
-            .filter(contacts_table::tenant_id.eq(tenant_id))
-            .filter(contacts_table::id.eq_any(ids.clone()))
-            .into_boxed()
-    }
-}
-
 /// Adds the contacts named (each once) to every segment named; one report per segment,
 /// in the order of `segment_ids`.
 pub async fn add_by_ids(
@@ -178,7 +165,7 @@ pub async fn add_by_ids(
     let named: BTreeSet<i64> = contact_ids.into_iter().collect();
     let today = env.clock.today();
     pool::retrying_transaction(&env.pool, move |conn| {
-        let source = by_ids(tenant.id, named.iter().copied().collect());
+        let source = with_ids(tenant.id, named.iter().copied().collect());
         add_members(conn, &tenant, today, &segment_ids, &source, Some(&named))
     })
     .await
@@ -209,11 +196,11 @@ pub async fn add_selection(
         let condition = match &selection.filter {
             Some(filter) => {
                 let node = filters::parse_filter(conn, tenant.id, filter, "filter", None)?;
-                filters::compile(tenant.id, today, &node)
+                Some(filters::compile(tenant.id, today, &node))
             }
-            None => Sql::always(),
+            None => None,
         };
-        let source = || filtered(tenant.id, &filters).filter(condition.clone());
+        let source = selected(tenant.id, &filters, condition);
         add_members(conn, &tenant, today, &[segment_id], &source, None)
     })
     .await?;
@@ -266,11 +253,11 @@ pub async fn list(
         let segment = segments::find(conn, tenant.id, segment_id)?;
         let page = match filters::condition_of(conn, tenant.id, today, &segment)? {
             Some(condition) => {
-                let source = || filtered(tenant.id, &filters).filter(condition.clone());
+                let source = selected(tenant.id, &filters, Some(condition));
                 members::list_matching(conn, &source, limit, offset)?
             }
             None => {
-                let source = || filtered(tenant.id, &filters);
+                let source = selected(tenant.id, &filters, None);
                 members::list_members(conn, tenant.id, segment_id, &source, limit, offset)?
             }
         };
@@ -299,7 +286,7 @@ pub async fn candidates(
         if segment.kind() == SegmentKind::Dynamic {
             return Err(read_only(segment_id));
         }
-        let source = || filtered(tenant.id, &filters);
+        let source = selected(tenant.id, &filters, None);
         Ok(members::list_candidates(
             conn, tenant.id, segment_id, &source, limit, offset,
         )?)
@@ -337,13 +324,8 @@ impl Export {
         let export = self.clone();
         pool::run(&env.pool, move |conn| match export.condition {
             Some(condition) => {
-                let tenant_id = export.tenant_id;
-                let source = move || {
-                    contacts_table::table
-                        .filter(contacts_table::tenant_id.eq(tenant_id))
-                        .filter(condition.clone())
-                        .into_boxed()
-                };
+                let filters = ContactFilters::default();
+                let source = selected(export.tenant_id, &filters, Some(condition));
                 members::matching_after(conn, &source, after, limit)
             }
             None => members::members_after(conn, export.tenant_id, export.segment_id, after, limit),

@@ -17,11 +17,27 @@ pub mod segments;
 pub mod tenants;
 
 use crate::core::clock::Clock;
-use crate::db::pool::PgPool;
+use crate::db::pool::{self, PgPool};
 
 /// What every use case runs against: the database and the clock date filters count from.
 #[derive(Clone)]
 pub struct Env {
     pub pool: PgPool,
     pub clock: Clock,
+}
+
+impl Env {
+    /// A pool of `pool_size` connections to `database_url`, made lazily, whose
+    /// statements stop after `statement_timeout_secs`.
+    pub fn new(
+        database_url: &str,
+        pool_size: u32,
+        statement_timeout_secs: u64,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            pool: pool::pool(database_url, pool_size, statement_timeout_secs),
+            clock,
+        }
+    }
 }

@@ -2,7 +2,8 @@
 
 use serde_json::Value;
 
-use super::{endpoints, filters, Env};
+use super::filters::{self, FilterReader};
+use super::{endpoints, Env};
 use crate::core::error::Error;
 use crate::core::filter::{summary, Node};
 use crate::core::segment::Sort;
@@ -20,12 +21,33 @@ pub struct SegmentView {
     pub filter_summary: String,
 }
 
-fn present(conn: &mut PgConnection, tenant_id: i64, row: SegmentRow) -> Result<SegmentView, Error> {
-    let filter_summary = filters::summarize(conn, tenant_id, row.filter.as_ref(), row.id)?;
-    Ok(SegmentView {
-        row,
-        filter_summary,
-    })
+/// The segments with their filters read back as sentences, each attribute and segment
+/// the filters name read once.
+fn present(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    rows: Vec<SegmentRow>,
+) -> Result<Vec<SegmentView>, Error> {
+    let mut reader = FilterReader::new(tenant_id);
+    rows.into_iter()
+        .map(|row| {
+            let filter_summary = reader.summarize(conn, row.filter.as_ref(), row.id)?;
+            Ok(SegmentView {
+                row,
+                filter_summary,
+            })
+        })
+        .collect()
+}
+
+fn present_one(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    row: SegmentRow,
+) -> Result<SegmentView, Error> {
+    present(conn, tenant_id, vec![row])?
+        .pop()
+        .ok_or_else(|| Error::internal("one segment in, one out"))
 }
 
 fn name_taken(name: &str) -> Error {
@@ -59,11 +81,7 @@ pub async fn list(
 ) -> Result<(Vec<SegmentView>, i64), Error> {
     pool::run(&env.pool, move |conn| {
         let (rows, total) = segments::list(conn, tenant.id, &filters, sort, limit, offset)?;
-        let items = rows
-            .into_iter()
-            .map(|row| present(conn, tenant.id, row))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok::<_, Error>((items, total))
+        Ok::<_, Error>((present(conn, tenant.id, rows)?, total))
     })
     .await
 }
@@ -131,7 +149,7 @@ pub async fn create(
             filters::refresh_count(conn, tenant.id, today, id, &node)?;
         }
         let row = segments::get(conn, tenant.id, id)?;
-        present(conn, tenant.id, row)
+        present_one(conn, tenant.id, row)
     })
     .await
 }
@@ -146,7 +164,7 @@ pub async fn get(env: &Env, tenant: Tenant, id: i64) -> Result<SegmentView, Erro
             let (recipients, at) = filters::refresh_count(conn, tenant.id, today, id, &node)?;
             (row.recipients, row.recipients_computed_at) = (recipients, Some(at));
         }
-        present(conn, tenant.id, row)
+        present_one(conn, tenant.id, row)
     })
     .await
 }
@@ -187,7 +205,7 @@ pub async fn update(
             filters::refresh_count(conn, tenant.id, today, id, &node)?;
         }
         let row = segments::get(conn, tenant.id, id)?;
-        present(conn, tenant.id, row)
+        present_one(conn, tenant.id, row)
     })
     .await
 }
@@ -251,9 +269,7 @@ pub async fn of_contact(
             .map_err(|e| Error::from(e).or_not_found("contact"))?;
         let mut rows = segments::of_contact(conn, tenant.id, contact_id)?;
         rows.extend(filters::containing(conn, tenant.id, today, contact_id)?);
-        rows.into_iter()
-            .map(|row| present(conn, tenant.id, row))
-            .collect::<Result<Vec<_>, _>>()
+        present(conn, tenant.id, rows)
     })
     .await
 }

@@ -1,5 +1,6 @@
 //! The API through HTTP, in process, against PostgreSQL: one database per test.
 
+mod architecture;
 mod attributes;
 mod campaigns;
 mod contacts;

@@ -2,6 +2,7 @@
 //! the tenant's attributes and segments ([`parse`]) and read back as a sentence
 //! ([`summary`]). The data layer compiles it to SQL (`crate::db::filter`).
 
+pub mod operators;
 pub mod parse;
 pub mod summary;
 

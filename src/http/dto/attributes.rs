@@ -8,7 +8,7 @@ use validator::Validate;
 use crate::core::attributes::is_valid_key;
 use crate::core::types::AttributeType;
 use crate::db::attributes::DefinitionRow;
-use crate::http::extract::trimmed;
+use crate::http::input::trimmed;
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -7,7 +7,7 @@ use validator::Validate;
 
 use crate::core::types::Channel;
 use crate::db::campaigns::CampaignWithSegments;
-use crate::http::extract::{trimmed, trimmed_some};
+use crate::http::input::{trimmed, trimmed_some};
 use crate::service::campaigns::{CampaignUpdate, NewCampaign};
 
 /// A campaign: the segments whose members it reaches, and those it leaves out.

@@ -6,10 +6,11 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use validator::{Validate, ValidationError};
 
-use crate::core::contact::{is_valid_email, tags_fit, ContactChanges, ContactPush, MAX_TAG_LENGTH};
+use crate::core::contact::{is_valid_email, tags_fit, ContactChanges, MAX_TAG_LENGTH};
+use crate::core::push::ContactPush;
 use crate::db::contacts::ContactRow;
 use crate::http::error::Problem;
-use crate::http::extract::{nullable, patch_opt, trimmed, trimmed_opt, trimmed_some};
+use crate::http::input::{nullable, patch_opt, trimmed, trimmed_opt, trimmed_some};
 
 fn check_tags(tags: &[String]) -> Result<(), ValidationError> {
     if tags_fit(tags) {

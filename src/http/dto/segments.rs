@@ -9,7 +9,7 @@ use validator::{Validate, ValidationError};
 use crate::core::segment::Sort;
 use crate::core::types::{Channel, SegmentKind};
 use crate::http::dto::contacts::Contact;
-use crate::http::extract::{patch_opt, trimmed, trimmed_opt, trimmed_some};
+use crate::http::input::{patch_opt, trimmed, trimmed_opt, trimmed_some};
 use crate::service::segments::{NewSegmentInput, SegmentUpdate, SegmentView};
 
 /// A segment: a reusable audience of contacts for one channel.

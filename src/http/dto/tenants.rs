@@ -7,7 +7,7 @@ use validator::{Validate, ValidationError};
 
 use crate::core::phone;
 use crate::db::tenants::{NewTenant, TenantChanges, TenantRow};
-use crate::http::extract::{nullable, patch_opt, trimmed, trimmed_some};
+use crate::http::input::{nullable, patch_opt, trimmed, trimmed_some};
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
