@@ -73,26 +73,14 @@ async fn import_segment_csv(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(region) = &params.default_region {
-        if !phone::is_known_region(region) {
-            return Err(ApiError::invalid_field(
-                "default_region",
-                "unknown_region",
-                "must be an ISO 3166 region code the phone library knows, e.g. IT",
-            ));
-        }
-    }
-    let prefer = request
-        .headers()
-        .get("Prefer")
-        .and_then(|value| value.to_str().ok());
-    let asynchronous = wants_async(prefer);
+    let region = known_region(params.default_region)?;
+    let asynchronous = wants_async(&request);
     let file = read_upload(&request, payload).await?;
     let request = ImportRequest {
         tenant,
         segment_id: path.0.id,
         file,
-        region: params.default_region,
+        region,
         mode: params.update.unwrap_or_default().into(),
     };
     if asynchronous {
@@ -155,8 +143,24 @@ fn unreadable_body(error: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// The region given to read national numbers with, if the phone library knows it.
+fn known_region(region: Option<String>) -> Result<Option<String>, ApiError> {
+    match region {
+        Some(region) if !phone::is_known_region(&region) => Err(ApiError::invalid_field(
+            "default_region",
+            "unknown_region",
+            "must be an ISO 3166 region code the phone library knows, e.g. IT",
+        )),
+        region => Ok(region),
+    }
+}
+
 /// `Prefer: respond-async` (RFC 7240), possibly among other preferences.
-fn wants_async(prefer: Option<&str>) -> bool {
+fn wants_async(request: &HttpRequest) -> bool {
+    let prefer = request
+        .headers()
+        .get("Prefer")
+        .and_then(|value| value.to_str().ok());
     prefer.is_some_and(|p| {
         p.split(',')
             .any(|token| token.trim().eq_ignore_ascii_case("respond-async"))

@@ -72,20 +72,11 @@ async fn the_validated_phone_and_external_id_are_unique_per_tenant() {
 async fn attributes_are_checked_against_their_definitions() {
     let app = spawn_app().await;
     let key = app.tenant_key().await;
-    app.post(
-        "/v1/attributes",
+    app.attributes(
         &key,
-        json!({"key": "city", "label": "City", "type": "text"}),
+        &[("city", "City", "text"), ("score", "Score", "number")],
     )
-    .await
-    .expect(201);
-    app.post(
-        "/v1/attributes",
-        &key,
-        json!({"key": "score", "label": "Score", "type": "number"}),
-    )
-    .await
-    .expect(201);
+    .await;
     let problem = app
         .post(
             "/v1/contacts",

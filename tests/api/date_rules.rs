@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date};
 use serde_json::json;
 
-use crate::harness::spawn_app;
+use crate::harness::{id, spawn_app};
 
 /// Whether someone born on `birth` has an anniversary on `day`: the same month and day,
 /// and for those born on 29 February, 28 February in years without a 29th.
@@ -67,13 +67,8 @@ async fn date_rules_agree_with_an_independent_computation_on_every_day_of_two_ye
 
     let app = spawn_app().await;
     let (tenant_id, key) = app.tenant(json!({})).await;
-    app.post(
-        "/v1/attributes",
-        &key,
-        json!({"key": "birthdate", "label": "Birth date", "type": "date"}),
-    )
-    .await
-    .expect(201);
+    app.attributes(&key, &[("birthdate", "Birth date", "date")])
+        .await;
     let mut conn = app.database.connection();
     // Every day from November 2022 to February 2025, the leap days of other years, and a
     // contact without the date.
@@ -142,4 +137,51 @@ async fn date_rules_agree_with_an_independent_computation_on_every_day_of_two_ye
         }
     }
     assert_eq!(checked, (365 + 366) * 5);
+}
+
+#[actix_web::test]
+async fn anniversaries_of_29_february_fall_on_the_28th_in_other_years() {
+    use diesel::prelude::*;
+    use segments::core::filter::{Condition, Field, Node, Test};
+    use segments::db::filter::Compiler;
+    let app = spawn_app().await;
+    let key = app.tenant_key().await;
+    app.attributes(&key, &[("birthdate", "Birth date", "date")])
+        .await;
+    let leapling = app
+        .contact(
+            &key,
+            json!({"name": "Leap", "attributes": {"birthdate": "2000-02-29"}}),
+        )
+        .await;
+    let tenant_id: i64 = app.get("/v1/tenant", &key).await.expect(200)["id"]
+        .as_i64()
+        .unwrap();
+    let node = Node::Condition(Condition {
+        field: Field::Attribute {
+            key: "birthdate".into(),
+            label: "Birth date".into(),
+            value_type: segments::core::types::AttributeType::Date,
+        },
+        test: Test::AnniversaryToday,
+    });
+    let mut conn = app.database.connection();
+    let matches_on = |day: &str, conn: &mut PgConnection| -> bool {
+        let today = NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+        let condition = Compiler { tenant_id, today }.compile(&node);
+        let ids: Vec<i64> = segments::db::schema::contacts::table
+            .filter(segments::db::schema::contacts::tenant_id.eq(tenant_id))
+            .filter(condition)
+            .select(segments::db::schema::contacts::id)
+            .load(conn)
+            .unwrap();
+        ids == vec![id(&leapling)]
+    };
+    assert!(
+        matches_on("2023-02-28", &mut conn),
+        "no 29th in 2023: the 28th"
+    );
+    assert!(!matches_on("2024-02-28", &mut conn), "2024 has a 29th");
+    assert!(matches_on("2024-02-29", &mut conn));
+    assert!(!matches_on("2023-03-01", &mut conn));
 }

@@ -11,6 +11,7 @@ use actix_web::{test as actix_test, web};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use segments::config::Config;
+use segments::core::clock::Clock;
 use segments::db::embedded::EmbeddedPostgres;
 use segments::{build_app, db, AppState};
 use serde_json::{json, Value};
@@ -241,8 +242,17 @@ pub struct TestApp<S> {
 pub async fn spawn_app() -> TestApp<
     impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>,
 > {
+    spawn_app_with_clock(Clock::System).await
+}
+
+/// The application whose date filters count from `clock`: "today" on any day of the year.
+pub async fn spawn_app_with_clock(
+    clock: Clock,
+) -> TestApp<
+    impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>,
+> {
     let database = TestDatabase::new();
-    let service = app_on(&database.url).await;
+    let service = app_on(&database.url, clock).await;
     TestApp { service, database }
 }
 
@@ -251,16 +261,17 @@ pub async fn spawn_app() -> TestApp<
 pub async fn replica_of<S>(
     app: &TestApp<S>,
 ) -> impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
-    let replica = app_on(&app.database.url).await;
+    let replica = app_on(&app.database.url, Clock::System).await;
     replica
 }
 
 async fn app_on(
     url: &str,
+    clock: Clock,
 ) -> impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
     let mut config = Config::for_database(url);
     config.admin_token = Some(ADMIN_TOKEN.to_owned());
-    let state = web::Data::new(AppState::new(config));
+    let state = web::Data::new(AppState::with_clock(config, clock));
     actix_test::init_service(build_app(state)).await
 }
 
@@ -351,6 +362,19 @@ where
 
     pub async fn contact(&self, key: &str, body: Value) -> Value {
         self.post("/v1/contacts", key, body).await.expect(201)
+    }
+
+    /// Defines attributes: `(key, label, type)` each.
+    pub async fn attributes(&self, key: &str, definitions: &[(&str, &str, &str)]) {
+        for (attribute, label, kind) in definitions {
+            self.post(
+                "/v1/attributes",
+                key,
+                json!({"key": attribute, "label": label, "type": kind}),
+            )
+            .await
+            .expect(201);
+        }
     }
 
     pub async fn segment(&self, key: &str, name: &str, channel: &str) -> Value {

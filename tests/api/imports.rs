@@ -40,13 +40,7 @@ fn assert_accounted(report: &Value) {
 async fn a_spreadsheet_export_is_imported_and_every_line_accounted_for() {
     let app = spawn_app().await;
     let key = app.tenant_key().await;
-    app.post(
-        "/v1/attributes",
-        &key,
-        json!({"key": "city", "label": "City", "type": "text"}),
-    )
-    .await
-    .expect(201);
+    app.attributes(&key, &[("city", "City", "text")]).await;
     let existing = app
         .contact(&key, json!({"name": "Old Name", "phone": "+39 333 000 0001", "opted_out": true, "privacy_consent": true}))
         .await;

@@ -38,13 +38,7 @@ impl Resources {
 }
 
 async fn tenant_a<S: App>(app: &TestApp<S>, key: &str) -> Resources {
-    app.post(
-        "/v1/attributes",
-        key,
-        json!({"key": "city", "label": "City", "type": "text"}),
-    )
-    .await
-    .expect(201);
+    app.attributes(key, &[("city", "City", "text")]).await;
     let contact = app
         .contact(
             key,

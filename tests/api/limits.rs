@@ -68,13 +68,7 @@ async fn every_limit_is_a_problem_with_the_right_status() {
         .await
         .expect_problem(422, "validation_failed");
     assert_eq!(field_codes(&problem)[0].0, "name");
-    app.post(
-        "/v1/attributes",
-        &key,
-        json!({"key": "notes", "label": "Notes", "type": "text"}),
-    )
-    .await
-    .expect(201);
+    app.attributes(&key, &[("notes", "Notes", "text")]).await;
     let problem = app
         .post(
             "/v1/contacts",
