@@ -77,15 +77,18 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NoRoute)
 }
 
-/// Lists show a dynamic segment's cached member count: recount those older than 30 s
-/// every 15 s, so none is ever older than a minute.
-pub fn keep_dynamic_counts_fresh(env: service::Env) {
+/// How often the evaluation job looks for dynamic segments to bring up to date.
+const EVALUATE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Keeps dynamic segments current where no write does it: those never evaluated (e.g.
+/// from before their members were stored) and, once a day, those depending on the date.
+pub fn keep_dynamic_segments_current(env: service::Env) {
     actix_web::rt::spawn(async move {
-        let mut ticks = actix_web::rt::time::interval(std::time::Duration::from_secs(15));
+        let mut ticks = actix_web::rt::time::interval(EVALUATE_EVERY);
         loop {
             ticks.tick().await;
-            if let Err(error) = service::segments::refresh_stale_counts(&env, 30).await {
-                tracing::warn!(%error, "could not recount dynamic segments");
+            if let Err(error) = service::dynamic::evaluate_all_due(&env).await {
+                tracing::warn!(%error, "could not evaluate dynamic segments");
             }
         }
     });

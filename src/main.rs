@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use actix_web::{web, HttpServer};
 use clap::{Parser, Subcommand};
 use diesel::{Connection, PgConnection};
-use segments::app::keep_dynamic_counts_fresh;
+use segments::app::keep_dynamic_segments_current;
 use segments::config::Config;
 use segments::core::phone;
 use segments::db::embedded::EmbeddedPostgres;
@@ -118,7 +118,7 @@ async fn serve(config: Config) -> std::io::Result<()> {
     let bind = config.bind.clone();
     let workers = config.workers;
     let state = web::Data::new(AppState::new(config));
-    keep_dynamic_counts_fresh(state.env.clone());
+    keep_dynamic_segments_current(state.env.clone());
     let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(30);
     if let Some(workers) = workers {
         server = server.workers(workers);

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::sql_types::{BigInt, Text};
 
 use super::schema::attribute_definitions;
 use crate::core::attributes::Definition;
@@ -71,27 +71,6 @@ pub fn insert(
         .returning(DefinitionRow::as_returning())
         .get_result(conn)
         .optional()
-}
-
-#[derive(QueryableByName)]
-struct InUse {
-    #[diesel(sql_type = Bool)]
-    in_use: bool,
-}
-
-/// Whether a dynamic segment's filter names `attributes.<key>` anywhere in its tree.
-pub fn used_by_a_filter(conn: &mut PgConnection, tenant_id: i64, key: &str) -> QueryResult<bool> {
-    diesel::sql_query(
-        "SELECT EXISTS (
-             SELECT 1 FROM segments
-             WHERE tenant_id = $1 AND kind = 'dynamic'
-               AND jsonb_path_exists(filter, '$.** ? (@.field == $f)', jsonb_build_object('f', $2))
-         ) AS in_use",
-    )
-    .bind::<BigInt, _>(tenant_id)
-    .bind::<Text, _>(format!("attributes.{key}"))
-    .get_result::<InUse>(conn)
-    .map(|row| row.in_use)
 }
 
 /// Deletes the definition and the values contacts hold for it; false when not defined.

@@ -1,7 +1,7 @@
-//! A campaign's audience as SQL: the union of the included segments (static members and
-//! dynamic filters), minus the excluded ones, each contact once, minus the opted out, the
-//! unreachable on the channel and, where the tenant requires it, those without consent.
-//! Everything is evaluated in PostgreSQL, one statement per question.
+//! A campaign's audience as SQL: the union of the included segments' members (static and
+//! dynamic alike: both are stored), minus the excluded ones, each contact once, minus the
+//! opted out, the unreachable on the channel and, where the tenant requires it, those
+//! without consent. Everything is evaluated in PostgreSQL, one statement per question.
 //!
 //! Whole-audience questions (the summary, the stream) join contacts to the `UNION` of the
 //! members, which PostgreSQL builds once by hashing or sorting; a page walks contacts in
@@ -15,20 +15,14 @@ use super::sql::{Condition as Sql, Statement};
 use crate::core::audience::{Counts, Recipient};
 use crate::core::types::Channel;
 
-/// The members of the segments an audience includes or excludes: the static segments'
-/// ids and the dynamic ones' compiled filters.
-#[derive(Clone, Default)]
-pub struct Members {
-    pub static_ids: Vec<i64>,
-    pub dynamic: Vec<Sql>,
-}
-
 #[derive(Clone)]
 pub struct Audience {
     pub tenant_id: i64,
     pub channel: Channel,
-    pub included: Members,
-    pub excluded: Members,
+    /// The segments whose members the audience reaches.
+    pub included: Vec<i64>,
+    /// The segments whose members it leaves out.
+    pub excluded: Vec<i64>,
     pub consent_required: bool,
 }
 
@@ -75,34 +69,13 @@ impl Audience {
 
     /// The ids of the included segments' members, each once, as a subquery.
     fn member_ids(&self) -> Statement<()> {
-        let mut union = Statement::new("");
-        let mut first = true;
-        if !self.included.static_ids.is_empty() {
-            union = union
-                // DISTINCT: a contact in two static segments is one member even when
-                // no dynamic branch follows to make the UNION remove the repeat.
-                .sql("SELECT DISTINCT m.contact_id AS id FROM segment_members m WHERE m.tenant_id = ")
-                .integer(self.tenant_id)
-                .sql(" AND m.segment_id = ANY(")
-                .integers(self.included.static_ids.clone())
-                .sql(")");
-            first = false;
-        }
-        if !self.included.dynamic.is_empty() {
-            if !first {
-                union = union.sql(" UNION ");
-            }
-            union = union
-                .sql("SELECT contacts.id FROM contacts WHERE contacts.tenant_id = ")
-                .integer(self.tenant_id)
-                .sql(" AND ")
-                .condition(Sql::any(self.included.dynamic.clone()));
-            first = false;
-        }
-        if first {
-            return Statement::new("SELECT NULL::bigint AS id WHERE FALSE");
-        }
-        union
+        Statement::new(
+            "SELECT DISTINCT m.contact_id AS id FROM segment_members m WHERE m.tenant_id = ",
+        )
+        .integer(self.tenant_id)
+        .sql(" AND m.segment_id = ANY(")
+        .integers(self.included.clone())
+        .sql(")")
     }
 
     /// `select`, then `FROM` the members joined to their contacts.
@@ -118,15 +91,8 @@ impl Audience {
     /// Why a member is left out, in the order a summary counts them: exclusion segment,
     /// opted out, no consent, no address.
     fn exclusions(&self) -> Vec<Sql> {
-        let mut excluded = self.excluded.dynamic.clone();
-        if !self.excluded.static_ids.is_empty() {
-            excluded.push(member_of_any(
-                self.tenant_id,
-                self.excluded.static_ids.clone(),
-            ));
-        }
         vec![
-            Sql::any(excluded),
+            member_of_any(self.tenant_id, self.excluded.clone()),
             Sql::column_is_true("contacts.opted_out"),
             self.consent().negated(),
             self.address().negated(),
@@ -179,23 +145,14 @@ impl Audience {
         after: i64,
         limit: i64,
     ) -> QueryResult<Vec<Recipient>> {
-        // The index probe for static membership first: OR stops at the first match, and
-        // it is cheaper than reading a contact's attributes for the dynamic filters.
-        let mut included = Vec::with_capacity(self.included.dynamic.len() + 1);
-        if !self.included.static_ids.is_empty() {
-            included.push(member_of_any(
-                self.tenant_id,
-                self.included.static_ids.clone(),
-            ));
-        }
-        included.extend(self.included.dynamic.iter().cloned());
+        let included = member_of_any(self.tenant_id, self.included.clone());
         let rows: Vec<RecipientFields> = Self::recipient_columns()
             .sql(" FROM contacts WHERE contacts.tenant_id = ")
             .integer(self.tenant_id)
             .sql(" AND contacts.id > ")
             .integer(after)
             .sql(" AND ")
-            .condition(Sql::any(included))
+            .condition(included)
             .sql(" AND ")
             .condition(self.eligible())
             .sql(" ORDER BY contacts.id LIMIT ")

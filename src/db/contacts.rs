@@ -303,19 +303,3 @@ pub fn first_matching(
         .select(ContactRow::as_select())
         .load(conn)
 }
-
-/// Whether `condition` matches the contact.
-pub fn matches(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    contact_id: i64,
-    condition: Sql,
-) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        contacts::table
-            .filter(contacts::tenant_id.eq(tenant_id))
-            .filter(contacts::id.eq(contact_id))
-            .filter(condition),
-    ))
-    .get_result(conn)
-}

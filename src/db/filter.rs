@@ -63,15 +63,15 @@ impl Compiler {
     }
 
     /// A static segment's members are rows; a dynamic one's are its own filter.
+    /// A segment's members are rows, static or dynamic alike (a dynamic segment's are
+    /// kept up to date as contacts change): naming a segment costs one index probe,
+    /// never an evaluation of its filter.
     fn membership(&self, segment: &SegmentRef) -> Sql {
-        match &segment.filter {
-            Some(filter) => self.compile(filter),
-            None => Sql::of("EXISTS (SELECT 1 FROM segment_members m WHERE m.tenant_id = ")
-                .value(Bound::Integer(self.tenant_id))
-                .sql(" AND m.segment_id = ")
-                .value(Bound::Integer(segment.id))
-                .sql(" AND m.contact_id = contacts.id)"),
-        }
+        Sql::of("EXISTS (SELECT 1 FROM segment_members m WHERE m.tenant_id = ")
+            .value(Bound::Integer(self.tenant_id))
+            .sql(" AND m.segment_id = ")
+            .value(Bound::Integer(segment.id))
+            .sql(" AND m.contact_id = contacts.id)")
     }
 
     fn attribute(&self, key: &str, value_type: AttributeType, test: &Test) -> Sql {

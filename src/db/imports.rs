@@ -152,6 +152,11 @@ pub fn staged_contacts(tenant_id: i64) -> contacts::BoxedQuery<'static, Pg> {
         .into_boxed()
 }
 
+/// The ids of the tenant's contacts whose phone is staged.
+pub fn staged_contact_ids(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<i64>> {
+    staged_contacts(tenant_id).select(contacts::id).load(conn)
+}
+
 /// Staged contacts that are opted out: imported all the same, and still opted out.
 pub fn opted_out(
     conn: &mut PgConnection,

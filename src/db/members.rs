@@ -312,39 +312,6 @@ pub fn list_candidates(
     Ok((rows, total))
 }
 
-/// A page of the contacts of `source`, for a dynamic segment whose members are computed.
-pub fn list_matching(
-    conn: &mut PgConnection,
-    source: ContactSource,
-    limit: i64,
-    offset: i64,
-) -> QueryResult<(Vec<MemberRow>, i64)> {
-    let rows: Vec<ContactRow> = source()
-        .order(contacts::id)
-        .limit(limit)
-        .offset(offset)
-        .select(ContactRow::as_select())
-        .load(conn)?;
-    let total = source().count().get_result(conn)?;
-    Ok((rows.into_iter().map(|row| (row, None)).collect(), total))
-}
-
-/// Contacts of `source` after `after` in id order, for exporting a dynamic segment.
-pub fn matching_after(
-    conn: &mut PgConnection,
-    source: ContactSource,
-    after: i64,
-    limit: i64,
-) -> QueryResult<Vec<MemberRow>> {
-    let rows: Vec<ContactRow> = source()
-        .filter(contacts::id.gt(after))
-        .order(contacts::id)
-        .limit(limit)
-        .select(ContactRow::as_select())
-        .load(conn)?;
-    Ok(rows.into_iter().map(|row| (row, None)).collect())
-}
-
 /// Members after `after` in contact id order, for exports.
 pub fn members_after(
     conn: &mut PgConnection,

@@ -6,6 +6,7 @@ pub mod audience;
 pub mod campaigns;
 pub mod contact_batch;
 pub mod contacts;
+pub mod dynamic;
 pub mod embedded;
 pub mod endpoints;
 pub mod failure;

@@ -65,6 +65,27 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         recipients_computed_at -> Nullable<Timestamptz>,
+        depth -> Int2,
+        conditions -> Int2,
+        dated -> Bool,
+        date_relative -> Bool,
+        evaluated_on -> Nullable<Date>,
+    }
+}
+
+diesel::table! {
+    segment_references (tenant_id, segment_id, referenced_id) {
+        tenant_id -> Int8,
+        segment_id -> Int8,
+        referenced_id -> Int8,
+    }
+}
+
+diesel::table! {
+    filter_attributes (tenant_id, segment_id, attribute_key) {
+        tenant_id -> Int8,
+        segment_id -> Int8,
+        attribute_key -> Text,
     }
 }
 
@@ -125,4 +146,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     campaigns,
     campaign_segments,
     imports,
+    segment_references,
+    filter_attributes,
 );

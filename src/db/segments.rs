@@ -6,9 +6,10 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use serde_json::Value;
 
-use super::schema::{segment_members, segments};
+use super::schema::{filter_attributes, segment_members, segment_references, segments};
 use super::sql::like_pattern;
 use crate::core::error::Error;
+use crate::core::filter::graph::{Derived, Vertex};
 use crate::core::segment::{Sort, SortColumn};
 use crate::core::types::{Channel, SegmentKind};
 
@@ -25,6 +26,10 @@ pub struct SegmentRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub recipients_computed_at: Option<DateTime<Utc>>,
+    /// The longest chain of references from the segment, itself included.
+    pub depth: i16,
+    /// The day a dynamic segment's members were last evaluated in full.
+    pub evaluated_on: Option<chrono::NaiveDate>,
 }
 
 impl SegmentRow {
@@ -191,72 +196,153 @@ pub fn of_contact(
         .load(conn)
 }
 
-/// A dynamic segment whose filter names segment `id`, if any.
-pub fn named_by_a_filter(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
-) -> QueryResult<Option<i64>> {
-    #[derive(QueryableByName)]
-    struct User {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        id: i64,
-    }
-    diesel::sql_query(
-        "SELECT id FROM segments
-         WHERE tenant_id = $1 AND kind = 'dynamic' AND id <> $2
-           AND jsonb_path_exists(filter, '$.** ? (@.field == \"segment\" && @.value == $id)',
-                                 jsonb_build_object('id', $2))
-         LIMIT 1",
-    )
-    .bind::<diesel::sql_types::BigInt, _>(tenant_id)
-    .bind::<diesel::sql_types::BigInt, _>(id)
-    .get_result::<User>(conn)
-    .optional()
-    .map(|user| user.map(|u| u.id))
+/// Every segment of the tenant as the bounds over references see it.
+pub fn graph(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<Vertex>> {
+    let rows: Vec<(i64, String, i16, bool)> = segments::table
+        .filter(segments::tenant_id.eq(tenant_id))
+        .select((
+            segments::id,
+            segments::name,
+            segments::conditions,
+            segments::dated,
+        ))
+        .load(conn)?;
+    let references: Vec<(i64, i64)> = segment_references::table
+        .filter(segment_references::tenant_id.eq(tenant_id))
+        .select((
+            segment_references::segment_id,
+            segment_references::referenced_id,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, conditions, dated)| Vertex {
+            id,
+            name,
+            conditions: usize::try_from(conditions).unwrap_or_default(),
+            references: references
+                .iter()
+                .filter(|(from, _)| *from == id)
+                .map(|(_, to)| *to)
+                .collect(),
+            date_relative: dated,
+        })
+        .collect())
 }
 
-/// Stores a dynamic segment's member count with the time it was counted.
-pub fn set_count(
+/// What a saved filter names and how it counts against the bounds.
+pub struct FilterFacts<'a> {
+    pub conditions: usize,
+    pub dated: bool,
+    pub references: &'a [i64],
+    pub attributes: &'a [String],
+}
+
+/// Records what the segment's filter names (protecting those segments and attributes
+/// from deletion) and its own facts.
+pub fn save_filter_facts(
     conn: &mut PgConnection,
     tenant_id: i64,
     id: i64,
-    recipients: i64,
-) -> QueryResult<(i64, DateTime<Utc>)> {
+    facts: &FilterFacts<'_>,
+) -> QueryResult<()> {
     diesel::update(segments::table.find((tenant_id, id)))
         .set((
-            segments::recipients.eq(recipients),
-            segments::recipients_computed_at.eq(diesel::dsl::now),
+            segments::conditions.eq(i16::try_from(facts.conditions).unwrap_or(i16::MAX)),
+            segments::dated.eq(facts.dated),
         ))
-        .returning((
-            segments::recipients,
-            segments::recipients_computed_at.assume_not_null(),
-        ))
-        .get_result(conn)
+        .execute(conn)?;
+    diesel::delete(
+        segment_references::table
+            .filter(segment_references::tenant_id.eq(tenant_id))
+            .filter(segment_references::segment_id.eq(id)),
+    )
+    .execute(conn)?;
+    let references: Vec<_> = facts
+        .references
+        .iter()
+        .map(|referenced| {
+            (
+                segment_references::tenant_id.eq(tenant_id),
+                segment_references::segment_id.eq(id),
+                segment_references::referenced_id.eq(*referenced),
+            )
+        })
+        .collect();
+    diesel::insert_into(segment_references::table)
+        .values(references)
+        .execute(conn)?;
+    diesel::delete(
+        filter_attributes::table
+            .filter(filter_attributes::tenant_id.eq(tenant_id))
+            .filter(filter_attributes::segment_id.eq(id)),
+    )
+    .execute(conn)?;
+    let attributes: Vec<_> = facts
+        .attributes
+        .iter()
+        .map(|key| {
+            (
+                filter_attributes::tenant_id.eq(tenant_id),
+                filter_attributes::segment_id.eq(id),
+                filter_attributes::attribute_key.eq(key),
+            )
+        })
+        .collect();
+    diesel::insert_into(filter_attributes::table)
+        .values(attributes)
+        .execute(conn)
+        .map(drop)
 }
 
-/// Dynamic segments (of every tenant) counted before `cutoff`, with their filters.
-pub fn stale_dynamic(
+/// Stores what the bounds derived for segments: their depth and date-relativity.
+pub fn save_derived(
     conn: &mut PgConnection,
-    cutoff: DateTime<Utc>,
-) -> QueryResult<Vec<(i64, i64, Option<Value>)>> {
-    segments::table
-        .filter(segments::kind.eq(SegmentKind::Dynamic.as_str()))
-        .filter(
-            segments::recipients_computed_at
-                .is_null()
-                .or(segments::recipients_computed_at.lt(cutoff)),
-        )
-        .select((segments::tenant_id, segments::id, segments::filter))
-        .load(conn)
+    tenant_id: i64,
+    derived: &[Derived],
+) -> QueryResult<()> {
+    for facts in derived {
+        diesel::update(segments::table.find((tenant_id, facts.id)))
+            .set((
+                segments::depth.eq(i16::try_from(facts.depth).unwrap_or(i16::MAX)),
+                segments::date_relative.eq(facts.date_relative),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
-/// The tenant's dynamic segments, by name.
-pub fn dynamic_of_tenant(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<SegmentRow>> {
+/// The tenant's dynamic segments in evaluation order: by depth, so a segment comes
+/// after every segment it names.
+pub fn dynamic_by_depth(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<SegmentRow>> {
     segments::table
         .filter(segments::tenant_id.eq(tenant_id))
         .filter(segments::kind.eq(SegmentKind::Dynamic.as_str()))
-        .order((segments::name, segments::id))
+        .order((segments::depth, segments::id))
         .select(SegmentRow::as_select())
+        .load(conn)
+}
+
+/// The dynamic segments (of every tenant) whose members need a full evaluation: never
+/// evaluated, or depending on the date and last evaluated before `today`; oldest first.
+pub fn due_for_evaluation(
+    conn: &mut PgConnection,
+    today: chrono::NaiveDate,
+    limit: i64,
+) -> QueryResult<Vec<(i64, i64)>> {
+    segments::table
+        .filter(segments::kind.eq(SegmentKind::Dynamic.as_str()))
+        .filter(
+            segments::evaluated_on
+                .is_null()
+                .or(segments::date_relative.and(segments::evaluated_on.lt(today))),
+        )
+        .order((
+            segments::evaluated_on.asc().nulls_first(),
+            segments::depth,
+            segments::id,
+        ))
+        .limit(limit)
+        .select((segments::tenant_id, segments::id))
         .load(conn)
 }

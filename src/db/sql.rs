@@ -116,6 +116,14 @@ impl Condition {
         Self::of(column)
     }
 
+    /// How many bind parameters the condition sends.
+    pub fn binds(&self) -> usize {
+        self.parts
+            .iter()
+            .filter(|part| matches!(part, Part::Value(_)))
+            .count()
+    }
+
     fn walk<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         for part in &self.parts {
             match part {

@@ -37,20 +37,20 @@ pub async fn define(
 }
 
 /// Deletes the definition and every contact's value for it; refused while a filter
-/// names it.
+/// names it (the filters' foreign key decides, so a filter saved concurrently cannot end
+/// up naming a deleted attribute).
 pub async fn delete(env: &Env, tenant: Tenant, key: String) -> Result<(), Error> {
-    pool::transaction(&env.pool, move |conn| {
-        if attributes::used_by_a_filter(conn, tenant.id, &key)? {
-            return Err(Error::conflict(
-                "attribute_in_use",
-                format!("Attribute `{key}` is used by a dynamic segment's filter; change that filter first."),
-            ));
-        }
-        if attributes::delete(conn, tenant.id, &key)? {
-            Ok(())
-        } else {
-            Err(Error::NotFound("attribute"))
-        }
+    pool::transaction(&env.pool, move |conn| match attributes::delete(conn, tenant.id, &key) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::NotFound("attribute")),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+            _,
+        )) => Err(Error::conflict(
+            "attribute_in_use",
+            format!("Attribute `{key}` is used by a dynamic segment's filter; change that filter first."),
+        )),
+        Err(other) => Err(other.into()),
     })
     .await
 }

@@ -1,16 +1,15 @@
 //! Audience resolution: who a campaign reaches, why the others are left out, and the
 //! recipients themselves, paged or streamed.
 
-use chrono::NaiveDate;
 use diesel::prelude::*;
 use tokio::sync::mpsc;
 
-use super::{filters, Env};
+use super::Env;
 use crate::core::audience::{unique, Counts, Recipient};
 use crate::core::error::{Error, FieldError};
 use crate::core::tenant::Tenant;
 use crate::core::types::Channel;
-use crate::db::audience::{Audience, Members};
+use crate::db::audience::Audience;
 use crate::db::{campaigns, pool, segments};
 
 /// Checks that every segment named exists in the tenant and has the channel (422
@@ -18,7 +17,6 @@ use crate::db::{campaigns, pool, segments};
 pub fn resolve(
     conn: &mut PgConnection,
     tenant: &Tenant,
-    today: NaiveDate,
     channel: Channel,
     segment_ids: &[i64],
     exclude_segment_ids: &[i64],
@@ -27,7 +25,6 @@ pub fn resolve(
     let included = members(
         conn,
         tenant.id,
-        today,
         channel,
         segment_ids,
         "segment_ids",
@@ -36,7 +33,6 @@ pub fn resolve(
     let excluded = members(
         conn,
         tenant.id,
-        today,
         channel,
         exclude_segment_ids,
         "exclude_segment_ids",
@@ -63,18 +59,17 @@ pub fn resolve(
     })
 }
 
-/// The segments' members: the static segments' ids, and the dynamic ones' compiled
-/// filters; a segment that is missing or of another channel is an error at `field[i]`.
+/// The segments named, each checked: one that is missing or of another channel is an
+/// error at `field[i]`.
 fn members(
     conn: &mut PgConnection,
     tenant_id: i64,
-    today: NaiveDate,
     channel: Channel,
     ids: &[i64],
     field: &str,
     errors: &mut Vec<FieldError>,
-) -> Result<Members, Error> {
-    let mut members = Members::default();
+) -> Result<Vec<i64>, Error> {
+    let mut found = Vec::new();
     for (index, id) in ids.iter().enumerate() {
         let path = format!("{field}[{index}]");
         let Some(segment) = segments::get(conn, tenant_id, *id).optional()? else {
@@ -98,25 +93,16 @@ fn members(
             ));
             continue;
         }
-        match filters::condition_of(conn, tenant_id, today, &segment)? {
-            Some(condition) => members.dynamic.push(condition),
-            None => members.static_ids.push(segment.id),
-        }
+        found.push(segment.id);
     }
-    Ok(members)
+    Ok(found)
 }
 
-fn campaign_audience(
-    conn: &mut PgConnection,
-    tenant: &Tenant,
-    today: NaiveDate,
-    id: i64,
-) -> Result<Audience, Error> {
+fn campaign_audience(conn: &mut PgConnection, tenant: &Tenant, id: i64) -> Result<Audience, Error> {
     let campaign = campaigns::find(conn, tenant.id, id)?;
     resolve(
         conn,
         tenant,
-        today,
         campaign.campaign.channel(),
         &campaign.segment_ids,
         &campaign.exclude_segment_ids,
@@ -125,9 +111,8 @@ fn campaign_audience(
 
 /// The audience summary of a campaign.
 pub async fn campaign_counts(env: &Env, tenant: Tenant, id: i64) -> Result<Counts, Error> {
-    let today = env.clock.today();
     pool::run(&env.pool, move |conn| {
-        let audience = campaign_audience(conn, &tenant, today, id)?;
+        let audience = campaign_audience(conn, &tenant, id)?;
         Ok::<_, Error>(audience.counts(conn)?)
     })
     .await
@@ -141,10 +126,9 @@ pub async fn counts(
     segment_ids: Vec<i64>,
     exclude_segment_ids: Vec<i64>,
 ) -> Result<Counts, Error> {
-    let today = env.clock.today();
     pool::run(&env.pool, move |conn| {
         let (included, excluded) = (unique(&segment_ids), unique(&exclude_segment_ids));
-        let audience = resolve(conn, &tenant, today, channel, &included, &excluded)?;
+        let audience = resolve(conn, &tenant, channel, &included, &excluded)?;
         Ok::<_, Error>(audience.counts(conn)?)
     })
     .await
@@ -158,9 +142,8 @@ pub async fn page(
     after: i64,
     limit: i64,
 ) -> Result<(Vec<Recipient>, Channel), Error> {
-    let today = env.clock.today();
     pool::run(&env.pool, move |conn| {
-        let audience = campaign_audience(conn, &tenant, today, id)?;
+        let audience = campaign_audience(conn, &tenant, id)?;
         let recipients = audience.recipients_after(conn, after, limit)?;
         Ok::<_, Error>((recipients, audience.channel))
     })
@@ -185,11 +168,7 @@ pub async fn stream(
     tenant: Tenant,
     id: i64,
 ) -> Result<(Channel, mpsc::Receiver<Result<Vec<Recipient>, Error>>), Error> {
-    let today = env.clock.today();
-    let audience = pool::run(&env.pool, move |conn| {
-        campaign_audience(conn, &tenant, today, id)
-    })
-    .await?;
+    let audience = pool::run(&env.pool, move |conn| campaign_audience(conn, &tenant, id)).await?;
     let channel = audience.channel;
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
     let pool = env.pool.clone();

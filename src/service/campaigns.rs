@@ -14,14 +14,13 @@ use crate::db::pool;
 fn save_segments(
     conn: &mut PgConnection,
     tenant: &Tenant,
-    today: chrono::NaiveDate,
     id: i64,
     channel: Channel,
     included: &[i64],
     excluded: &[i64],
 ) -> Result<(), Error> {
     let (included, excluded) = (unique(included), unique(excluded));
-    audience::resolve(conn, tenant, today, channel, &included, &excluded)?;
+    audience::resolve(conn, tenant, channel, &included, &excluded)?;
     Ok(campaigns::set_segments(
         conn, tenant.id, id, &included, &excluded,
     )?)
@@ -58,13 +57,11 @@ pub async fn create(
     tenant: Tenant,
     input: NewCampaign,
 ) -> Result<CampaignWithSegments, Error> {
-    let today = env.clock.today();
     pool::transaction(&env.pool, move |conn| {
         let row = campaigns::insert(conn, tenant.id, &input.name, input.channel)?;
         save_segments(
             conn,
             &tenant,
-            today,
             row.id,
             input.channel,
             &input.segment_ids,
@@ -85,7 +82,6 @@ pub async fn update(
     id: i64,
     input: CampaignUpdate,
 ) -> Result<CampaignWithSegments, Error> {
-    let today = env.clock.today();
     pool::transaction(&env.pool, move |conn| {
         let current = campaigns::find(conn, tenant.id, id)?;
         if input.segment_ids.is_some() || input.exclude_segment_ids.is_some() {
@@ -94,7 +90,7 @@ pub async fn update(
                 .exclude_segment_ids
                 .unwrap_or(current.exclude_segment_ids);
             let channel = current.campaign.channel();
-            save_segments(conn, &tenant, today, id, channel, &included, &excluded)?;
+            save_segments(conn, &tenant, id, channel, &included, &excluded)?;
         }
         campaigns::update(conn, tenant.id, id, &CampaignChanges { name: input.name })?;
         campaigns::find(conn, tenant.id, id)

@@ -5,7 +5,9 @@
 use diesel::prelude::*;
 
 use super::contacts::upsert;
-use super::Env;
+use chrono::NaiveDate;
+
+use super::{dynamic, Env};
 use crate::core::error::Error;
 use crate::core::push::{push_target, Candidate, CheckedPush, ContactPush};
 use crate::core::tenant::Tenant;
@@ -29,14 +31,17 @@ pub async fn upsert_batch(
     tenant: Tenant,
     items: Vec<Result<ContactPush, Error>>,
 ) -> Result<Vec<ItemOutcome>, Error> {
-    pool::transaction(&env.pool, move |conn| run(conn, &tenant, items)).await
+    let today = env.clock.today();
+    pool::transaction(&env.pool, move |conn| run(conn, &tenant, today, items)).await
 }
 
 fn run(
     conn: &mut PgConnection,
     tenant: &Tenant,
+    today: NaiveDate,
     items: Vec<Result<ContactPush, Error>>,
 ) -> Result<Vec<ItemOutcome>, Error> {
+    dynamic::begin_write(conn, tenant.id)?;
     let definitions = attributes::definitions(conn, tenant.id)?;
     let mut outcomes: Vec<Option<ItemOutcome>> = (0..items.len()).map(|_| None).collect();
     let mut checked = Vec::with_capacity(items.len());
@@ -73,12 +78,16 @@ fn run(
     });
     let slow: Vec<(usize, &CheckedPush)> = match fast {
         Ok(inserted) => {
+            let mut written = Vec::with_capacity(updates.len() + inserted.len());
             for (index, id, _) in &updates {
                 outcomes[*index] = Some(Ok((*id, false)));
+                written.push(*id);
             }
             for ((index, _), id) in inserts.iter().zip(inserted) {
                 outcomes[*index] = Some(Ok((id, true)));
+                written.push(id);
             }
+            dynamic::contacts_written(conn, tenant.id, today, &|_| Ok(written.clone()))?;
             later
         }
         Err(error)
@@ -100,7 +109,7 @@ fn run(
         Err(error) => return Err(error.into()),
     };
     for (index, item) in slow {
-        let outcome = conn.transaction(|conn| upsert(conn, tenant, item.push.clone()));
+        let outcome = conn.transaction(|conn| upsert(conn, tenant, today, item.push.clone()));
         outcomes[index] = Some(match outcome {
             Ok((row, created)) => Ok((row.id, created)),
             Err(

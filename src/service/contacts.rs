@@ -2,7 +2,9 @@
 
 use diesel::PgConnection;
 
-use super::Env;
+use chrono::NaiveDate;
+
+use super::{dynamic, Env};
 use crate::core::contact::{apply_changes, ContactChanges};
 use crate::core::error::Error;
 use crate::core::phone;
@@ -15,10 +17,12 @@ use crate::db::{attributes, pool};
 const PHONE_KEY: &str = "contacts_phone_e164_key";
 const EXTERNAL_ID_KEY: &str = "contacts_external_id_key";
 
-/// Applies `changes` to `current` (or to a new contact) and stores the result.
+/// Applies `changes` to `current` (or to a new contact) and stores the result; dynamic
+/// segments follow. Call after [`dynamic::begin_write`].
 fn save(
     conn: &mut PgConnection,
     tenant: &Tenant,
+    today: NaiveDate,
     current: Option<ContactRow>,
     changes: ContactChanges,
 ) -> Result<ContactRow, Error> {
@@ -35,7 +39,7 @@ fn save(
         Some(id) => contacts::update(conn, tenant.id, id, &values),
         None => contacts::insert(conn, tenant.id, &values),
     };
-    saved.map_err(|error| {
+    let row = saved.map_err(|error| {
         on_unique(error, &[PHONE_KEY, EXTERNAL_ID_KEY], |constraint| {
             if constraint == PHONE_KEY {
                 phone_taken(values.phone_e164.as_deref().unwrap_or_default())
@@ -43,14 +47,18 @@ fn save(
                 external_id_taken(values.external_id.as_deref().unwrap_or_default())
             }
         })
-    })
+    })?;
+    dynamic::contacts_written(conn, tenant.id, today, &|_| Ok(vec![row.id]))?;
+    Ok(row)
 }
 
 /// Creates the contact a push names (by external id, else by validated phone), or
-/// updates it with what the push carries. True when created.
+/// updates it with what the push carries. True when created. Call after
+/// [`dynamic::begin_write`].
 pub fn upsert(
     conn: &mut PgConnection,
     tenant: &Tenant,
+    today: NaiveDate,
     push: ContactPush,
 ) -> Result<(ContactRow, bool), Error> {
     let by_external_id = match &push.external_id {
@@ -83,7 +91,7 @@ pub fn upsert(
         .flatten()
         .find(|row| Some(row.id) == target);
     let created = existing.is_none();
-    save(conn, tenant, existing, push.changes(!created)).map(|row| (row, created))
+    save(conn, tenant, today, existing, push.changes(!created)).map(|row| (row, created))
 }
 
 pub async fn list(
@@ -100,8 +108,10 @@ pub async fn list(
 }
 
 pub async fn create(env: &Env, tenant: Tenant, push: ContactPush) -> Result<ContactRow, Error> {
+    let today = env.clock.today();
     pool::transaction(&env.pool, move |conn| {
-        save(conn, &tenant, None, push.changes(false))
+        dynamic::begin_write(conn, tenant.id)?;
+        save(conn, &tenant, today, None, push.changes(false))
     })
     .await
 }
@@ -118,16 +128,19 @@ pub async fn update(
     id: i64,
     changes: ContactChanges,
 ) -> Result<ContactRow, Error> {
+    let today = env.clock.today();
     pool::transaction(&env.pool, move |conn| {
+        dynamic::begin_write(conn, tenant.id)?;
         let current = contacts::get_for_update(conn, tenant.id, id)
             .map_err(|e| Error::from(e).or_not_found("contact"))?;
-        save(conn, &tenant, Some(current), changes)
+        save(conn, &tenant, today, Some(current), changes)
     })
     .await
 }
 
 pub async fn delete(env: &Env, tenant: Tenant, id: i64) -> Result<(), Error> {
     let deleted = pool::retrying_transaction(&env.pool, move |conn| {
+        dynamic::begin_write(conn, tenant.id)?;
         Ok(contacts::delete(conn, tenant.id, id)?)
     })
     .await?;
@@ -144,5 +157,10 @@ pub async fn push(
     tenant: Tenant,
     push: ContactPush,
 ) -> Result<(ContactRow, bool), Error> {
-    pool::transaction(&env.pool, move |conn| upsert(conn, &tenant, push)).await
+    let today = env.clock.today();
+    pool::transaction(&env.pool, move |conn| {
+        dynamic::begin_write(conn, tenant.id)?;
+        upsert(conn, &tenant, today, push)
+    })
+    .await
 }

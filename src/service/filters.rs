@@ -1,9 +1,9 @@
 //! Dynamic filters read against the tenant (its attributes and segments), compiled for
-//! the data layer, summarised, and counted.
+//! the data layer, and summarised.
 
 use std::collections::HashMap;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use diesel::prelude::*;
 use serde_json::Value;
 
@@ -13,9 +13,8 @@ use crate::core::filter::parse::{self, SegmentInfo};
 use crate::core::filter::{summary, Node};
 use crate::core::segment::NO_FILTERS;
 use crate::db::filter::Compiler;
-use crate::db::segments::SegmentRow;
 use crate::db::sql::Condition as Sql;
-use crate::db::{attributes, contacts, segments};
+use crate::db::{attributes, segments};
 
 /// Reads filters against one tenant's attributes and segments, each read from the
 /// database once however many filters name it (a page of segments costs one lookup
@@ -59,7 +58,6 @@ impl FilterReader {
                     let info = row.map(|row| SegmentInfo {
                         id: row.id,
                         name: row.name,
-                        filter: row.filter,
                     });
                     known.insert(id, info.clone());
                     info
@@ -115,83 +113,4 @@ pub fn parse_filter(
 
 pub fn compile(tenant_id: i64, today: NaiveDate, node: &Node) -> Sql {
     Compiler { tenant_id, today }.compile(node)
-}
-
-/// A dynamic segment's filter, compiled; `None` for a static segment.
-pub fn condition_of(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    today: NaiveDate,
-    segment: &SegmentRow,
-) -> Result<Option<Sql>, Error> {
-    let Some(filter) = &segment.filter else {
-        return Ok(None);
-    };
-    let node = parse_filter(conn, tenant_id, filter, "filter", Some(segment.id))?;
-    Ok(Some(compile(tenant_id, today, &node)))
-}
-
-/// Counts a dynamic segment's members now and stores the count with its time.
-pub fn refresh_count(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    today: NaiveDate,
-    segment_id: i64,
-    node: &Node,
-) -> Result<(i64, chrono::DateTime<Utc>), Error> {
-    let recipients = contacts::count_matching(conn, tenant_id, compile(tenant_id, today, node))?;
-    Ok(segments::set_count(
-        conn, tenant_id, segment_id, recipients,
-    )?)
-}
-
-/// Recounts every dynamic segment (of every tenant) counted longer ago than
-/// `max_age_seconds`; returns how many were recounted.
-pub fn refresh_stale(
-    conn: &mut PgConnection,
-    today: NaiveDate,
-    max_age_seconds: i64,
-) -> Result<usize, Error> {
-    let cutoff = Utc::now() - chrono::Duration::seconds(max_age_seconds);
-    let mut refreshed = 0;
-    for (tenant_id, segment_id, filter) in segments::stale_dynamic(conn, cutoff)? {
-        let Some(filter) = filter else { continue };
-        match parse_filter(conn, tenant_id, &filter, "filter", Some(segment_id)) {
-            Ok(node) => {
-                refresh_count(conn, tenant_id, today, segment_id, &node)?;
-                refreshed += 1;
-            }
-            Err(Error::Validation(errors)) => {
-                tracing::warn!(segment_id, ?errors, "a stored filter no longer reads");
-            }
-            Err(other) => return Err(other),
-        }
-    }
-    Ok(refreshed)
-}
-
-/// The dynamic segments whose filters match the contact now.
-pub fn containing(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    today: NaiveDate,
-    contact_id: i64,
-) -> Result<Vec<SegmentRow>, Error> {
-    let mut matched = Vec::new();
-    let mut reader = FilterReader::new(tenant_id);
-    for segment in segments::dynamic_of_tenant(conn, tenant_id)? {
-        let Some(filter) = &segment.filter else {
-            continue;
-        };
-        let node = match reader.parse(conn, filter, "filter", Some(segment.id)) {
-            Ok(node) => node,
-            Err(Error::Validation(_)) => continue,
-            Err(other) => return Err(other),
-        };
-        let condition = compile(tenant_id, today, &node);
-        if contacts::matches(conn, tenant_id, contact_id, condition)? {
-            matched.push(segment);
-        }
-    }
-    Ok(matched)
 }

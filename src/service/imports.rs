@@ -17,7 +17,7 @@ use diesel::PgConnection;
 use serde_json::Value;
 
 use super::membership::{add_members, lock_static_segments};
-use super::Env;
+use super::{dynamic, Env};
 use crate::core::attributes::Definition;
 use crate::core::error::Error;
 use crate::core::import::file::{self, Layout, RowError};
@@ -86,6 +86,7 @@ fn import_in(
     progress: &Progress,
 ) -> Result<Report, Error> {
     let tenant = &request.tenant;
+    dynamic::begin_write(conn, tenant.id)?;
     // Tenant, then segment, then contacts in phone order: every writer locks in this
     // order, so concurrent imports wait for each other instead of deadlocking.
     if tenant.endpoint_limit.is_some() {
@@ -116,6 +117,9 @@ fn import_in(
 
     let (contacts_created, contacts_updated) =
         imports::upsert_contacts(conn, tenant.id, request.mode)?;
+    dynamic::contacts_written(conn, tenant.id, today, &|conn| {
+        Ok(imports::staged_contact_ids(conn, tenant.id)?)
+    })?;
     let tenant_id = tenant.id;
     let (_, membership) = add_members(
         conn,

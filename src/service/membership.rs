@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use diesel::prelude::*;
 
-use super::{endpoints, filters, Env};
+use super::{dynamic, endpoints, filters, Env};
 use crate::core::eligibility::{
     Requirements, Verdict, CONTACT_NOT_FOUND, NO_VALIDATED_MOBILE_WARNING,
 };
@@ -18,7 +18,6 @@ use crate::db::contacts::{selected, with_ids, ContactFilters, ContactRow};
 use crate::db::members::{self, ContactSource, MemberRow};
 use crate::db::pool;
 use crate::db::segments::{self, SegmentRow};
-use crate::db::sql::Condition as Sql;
 
 /// 409 for writes to a dynamic segment's members.
 pub fn read_only(segment_id: i64) -> Error {
@@ -72,6 +71,7 @@ pub fn add_members(
     source: ContactSource,
     named_ids: Option<&BTreeSet<i64>>,
 ) -> Result<Vec<(i64, Report)>, Error> {
+    dynamic::begin_write(conn, tenant.id)?;
     if tenant.endpoint_limit.is_some() {
         members::lock_tenant(conn, tenant.id)?;
     }
@@ -83,7 +83,7 @@ pub fn add_members(
             channels.push((segment.channel(), rules(tenant, segment)));
         }
     }
-    endpoints::check_members(conn, tenant, today, &channels, source)?;
+    endpoints::check_members(conn, tenant, &channels, source)?;
     let mut reports = Vec::with_capacity(segments.len());
     let mut missing: Option<Vec<i64>> = None;
     for segment in &segments {
@@ -151,6 +151,11 @@ pub fn add_members(
             },
         ));
     }
+    // Segments whose filters name these ones follow, for the contacts written.
+    let written: Vec<i64> = segments.iter().map(|s| s.id).collect();
+    dynamic::members_written(conn, tenant.id, today, &written, &|conn| {
+        Ok(members::existing_ids(conn, source)?)
+    })?;
     Ok(reports)
 }
 
@@ -221,10 +226,13 @@ pub async fn remove(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    let today = env.clock.today();
     pool::retrying_transaction(&env.pool, move |conn| {
+        dynamic::begin_write(conn, tenant.id)?;
         lock_static_segments(conn, &tenant, &[segment_id])?;
         let removed = members::remove(conn, tenant.id, segment_id, &ids)? as i64;
         let recipients = members::adjust_recipients(conn, tenant.id, segment_id, -removed)?;
+        dynamic::members_written(conn, tenant.id, today, &[segment_id], &|_| Ok(ids.clone()))?;
         Ok(Removed {
             removed,
             recipients,
@@ -248,22 +256,22 @@ pub async fn list(
         None,
         tenant.default_region.as_deref(),
     );
-    let today = env.clock.today();
     pool::run(&env.pool, move |conn| {
         let segment = segments::find(conn, tenant.id, segment_id)?;
-        let page = match filters::condition_of(conn, tenant.id, today, &segment)? {
-            Some(condition) => {
-                let source = selected(tenant.id, &filters, Some(condition));
-                members::list_matching(conn, &source, limit, offset)?
-            }
-            None => {
-                let source = selected(tenant.id, &filters, None);
-                members::list_members(conn, tenant.id, segment_id, &source, limit, offset)?
-            }
-        };
-        Ok::<_, Error>(page)
+        let source = selected(tenant.id, &filters, None);
+        let (rows, total) =
+            members::list_members(conn, tenant.id, segment_id, &source, limit, offset)?;
+        Ok::<_, Error>((joined_at(&segment, rows), total))
     })
     .await
+}
+
+/// A dynamic segment's members have no time they were added: they match its filter.
+fn joined_at(segment: &SegmentRow, rows: Vec<MemberRow>) -> Vec<MemberRow> {
+    match segment.kind() {
+        SegmentKind::Static => rows,
+        SegmentKind::Dynamic => rows.into_iter().map(|(row, _)| (row, None)).collect(),
+    }
 }
 
 /// A page of the contacts not yet in a static segment, and their total.
@@ -298,21 +306,16 @@ pub async fn candidates(
 #[derive(Clone)]
 pub struct Export {
     tenant_id: i64,
-    segment_id: i64,
-    /// A dynamic segment's compiled filter; `None` for a static one.
-    condition: Option<Sql>,
+    segment: SegmentRow,
 }
 
 /// Checks the segment exists and prepares its export.
 pub async fn export(env: &Env, tenant: Tenant, segment_id: i64) -> Result<Export, Error> {
-    let today = env.clock.today();
     pool::run(&env.pool, move |conn| {
         let segment = segments::find(conn, tenant.id, segment_id)?;
-        let condition = filters::condition_of(conn, tenant.id, today, &segment)?;
         Ok::<_, Error>(Export {
             tenant_id: tenant.id,
-            segment_id,
-            condition,
+            segment,
         })
     })
     .await
@@ -322,13 +325,10 @@ impl Export {
     /// Up to `limit` members after contact id `after`, in contact id order.
     pub async fn batch(&self, env: &Env, after: i64, limit: i64) -> Result<Vec<MemberRow>, Error> {
         let export = self.clone();
-        pool::run(&env.pool, move |conn| match export.condition {
-            Some(condition) => {
-                let filters = ContactFilters::default();
-                let source = selected(export.tenant_id, &filters, Some(condition));
-                members::matching_after(conn, &source, after, limit)
-            }
-            None => members::members_after(conn, export.tenant_id, export.segment_id, after, limit),
+        pool::run(&env.pool, move |conn| {
+            let rows =
+                members::members_after(conn, export.tenant_id, export.segment.id, after, limit)?;
+            Ok::<_, Error>(joined_at(&export.segment, rows))
         })
         .await
     }

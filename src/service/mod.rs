@@ -8,6 +8,7 @@ pub mod auth;
 pub mod campaigns;
 pub mod contact_batch;
 pub mod contacts;
+pub mod dynamic;
 pub mod endpoints;
 pub mod filters;
 pub mod health;

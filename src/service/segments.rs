@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::filters::{self, FilterReader};
-use super::{endpoints, Env};
+use super::{dynamic, endpoints, Env};
 use crate::core::error::Error;
 use crate::core::filter::{summary, Node};
 use crate::core::segment::Sort;
@@ -86,7 +86,7 @@ pub async fn list(
     .await
 }
 
-/// A dynamic segment's filter checked against the endpoint limit before it is saved.
+/// A dynamic segment's filter, read and checked against the endpoint limit.
 fn checked_filter(
     conn: &mut PgConnection,
     tenant: &Tenant,
@@ -107,6 +107,21 @@ fn no_filter_allowed() -> Error {
     Error::invalid_field("filter", "not_allowed", "a static segment has no filter")
 }
 
+/// A name taken, or a segment or attribute the filter names deleted meanwhile.
+fn write_failed(name: &str) -> impl FnOnce(diesel::result::Error) -> Error + '_ {
+    move |error| match error {
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+            _,
+        ) => Error::invalid_field(
+            "filter",
+            "segment_not_found",
+            "a segment or attribute the filter names was just deleted",
+        ),
+        error => on_unique(error, &["segments_name_key"], |_| name_taken(name)),
+    }
+}
+
 pub async fn create(
     env: &Env,
     tenant: Tenant,
@@ -114,6 +129,7 @@ pub async fn create(
 ) -> Result<SegmentView, Error> {
     let today = env.clock.today();
     pool::transaction(&env.pool, move |conn| {
+        dynamic::begin_change(conn, tenant.id)?;
         let node = match (input.kind, &input.filter) {
             (SegmentKind::Static, Some(_)) => return Err(no_filter_allowed()),
             (SegmentKind::Dynamic, None) => {
@@ -143,10 +159,11 @@ pub async fn create(
             filter: input.filter,
         };
         let id = segments::insert(conn, &new_segment)
-            .map_err(|e| on_unique(e, &["segments_name_key"], |_| name_taken(&name)))?
+            .map_err(write_failed(&name))?
             .id;
         if let Some(node) = node {
-            filters::refresh_count(conn, tenant.id, today, id, &node)?;
+            dynamic::save_filter(conn, tenant.id, id, &name, &node)?;
+            dynamic::evaluate_segment(conn, tenant.id, today, id, &node)?;
         }
         let row = segments::get(conn, tenant.id, id)?;
         present_one(conn, tenant.id, row)
@@ -154,16 +171,9 @@ pub async fn create(
     .await
 }
 
-/// The segment, its dynamic member count taken now.
 pub async fn get(env: &Env, tenant: Tenant, id: i64) -> Result<SegmentView, Error> {
-    let today = env.clock.today();
     pool::run(&env.pool, move |conn| {
-        let mut row = segments::find(conn, tenant.id, id)?;
-        if let Some(filter) = &row.filter {
-            let node = filters::parse_filter(conn, tenant.id, filter, "filter", Some(id))?;
-            let (recipients, at) = filters::refresh_count(conn, tenant.id, today, id, &node)?;
-            (row.recipients, row.recipients_computed_at) = (recipients, Some(at));
-        }
+        let row = segments::find(conn, tenant.id, id)?;
         present_one(conn, tenant.id, row)
     })
     .await
@@ -177,6 +187,7 @@ pub async fn update(
 ) -> Result<SegmentView, Error> {
     let today = env.clock.today();
     pool::transaction(&env.pool, move |conn| {
+        dynamic::begin_change(conn, tenant.id)?;
         let current = segments::find(conn, tenant.id, id)?;
         let node = match &input.filter {
             Some(_) if current.kind() == SegmentKind::Static => return Err(no_filter_allowed()),
@@ -190,19 +201,16 @@ pub async fn update(
             )?),
             None => None,
         };
-        let name = input.name.clone();
+        let name = input.name.clone().unwrap_or_else(|| current.name.clone());
         let changes = SegmentChanges {
             name: input.name,
             description: input.description,
             filter: input.filter.map(Some),
         };
-        segments::update(conn, tenant.id, id, &changes).map_err(|e| {
-            on_unique(e, &["segments_name_key"], |_| {
-                name_taken(name.as_deref().unwrap_or_default())
-            })
-        })?;
+        segments::update(conn, tenant.id, id, &changes).map_err(write_failed(&name))?;
         if let Some(node) = node {
-            filters::refresh_count(conn, tenant.id, today, id, &node)?;
+            dynamic::save_filter(conn, tenant.id, id, &name, &node)?;
+            dynamic::evaluate_segment(conn, tenant.id, today, id, &node)?;
         }
         let row = segments::get(conn, tenant.id, id)?;
         present_one(conn, tenant.id, row)
@@ -210,20 +218,22 @@ pub async fn update(
     .await
 }
 
+/// Deletes the segment; refused while a filter names it (the references' foreign key
+/// decides, so a filter saved concurrently cannot end up naming a deleted segment).
 pub async fn delete(env: &Env, tenant: Tenant, id: i64) -> Result<(), Error> {
     pool::transaction(&env.pool, move |conn| {
-        if let Some(user) = segments::named_by_a_filter(conn, tenant.id, id)? {
-            return Err(Error::conflict(
+        dynamic::begin_change(conn, tenant.id)?;
+        match segments::delete(conn, tenant.id, id) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::NotFound("segment")),
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                _,
+            )) => Err(Error::conflict(
                 "segment_in_use",
-                format!(
-                    "Segment {user} uses this segment in its filter; change that filter first."
-                ),
-            ));
-        }
-        if segments::delete(conn, tenant.id, id)? {
-            Ok(())
-        } else {
-            Err(Error::NotFound("segment"))
+                "Another segment's filter names this segment; change that filter first.",
+            )),
+            Err(other) => Err(other.into()),
         }
     })
     .await
@@ -256,30 +266,17 @@ pub async fn preview(
     .await
 }
 
-/// The static segments the contact was added to (by name), then the dynamic ones
-/// matching it now (by name).
+/// The segments the contact is a member of, static and dynamic, by name.
 pub async fn of_contact(
     env: &Env,
     tenant: Tenant,
     contact_id: i64,
 ) -> Result<Vec<SegmentView>, Error> {
-    let today = env.clock.today();
     pool::run(&env.pool, move |conn| {
         contacts::get(conn, tenant.id, contact_id)
             .map_err(|e| Error::from(e).or_not_found("contact"))?;
-        let mut rows = segments::of_contact(conn, tenant.id, contact_id)?;
-        rows.extend(filters::containing(conn, tenant.id, today, contact_id)?);
+        let rows = segments::of_contact(conn, tenant.id, contact_id)?;
         present(conn, tenant.id, rows)
-    })
-    .await
-}
-
-/// Keeps the list's dynamic counts at most a minute old: recounts those older than
-/// `max_age_seconds`.
-pub async fn refresh_stale_counts(env: &Env, max_age_seconds: i64) -> Result<usize, Error> {
-    let today = env.clock.today();
-    pool::run(&env.pool, move |conn| {
-        filters::refresh_stale(conn, today, max_age_seconds)
     })
     .await
 }

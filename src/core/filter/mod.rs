@@ -2,9 +2,12 @@
 //! the tenant's attributes and segments ([`parse`]) and read back as a sentence
 //! ([`summary`]). The data layer compiles it to SQL (`crate::db::filter`).
 
+pub mod graph;
 pub mod operators;
 pub mod parse;
 pub mod summary;
+
+use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 
@@ -14,6 +17,13 @@ use crate::core::types::AttributeType;
 pub const MAX_DEPTH: usize = 5;
 /// Most conditions in one filter.
 pub const MAX_CONDITIONS: usize = 50;
+/// Most groups and conditions in one filter.
+pub const MAX_NODES: usize = 200;
+/// Most conditions in a filter together with every segment it names, directly or
+/// through others (each counted once).
+pub const MAX_TOTAL_CONDITIONS: usize = 200;
+/// Longest chain of references: a segment naming one that names a third.
+pub const MAX_CHAIN: usize = 3;
 /// Most values in an `in`, `not_in`, `contains_any` or `contains_all` list.
 pub const MAX_LIST_VALUES: usize = 100;
 /// Largest day count of `in_last_days` and the like (100 years).
@@ -109,14 +119,66 @@ pub enum Test {
 pub struct SegmentRef {
     pub id: i64,
     pub name: String,
-    /// The segment's own filter when it is dynamic: its members are computed from it.
-    pub filter: Option<Box<Node>>,
 }
 
 impl Node {
     /// "No filters": a group with nothing in it matches every contact.
     pub fn is_empty(&self) -> bool {
         matches!(self, Node::All(nodes) if nodes.is_empty())
+    }
+
+    /// Every condition of the tree, depth first.
+    pub fn conditions(&self) -> Vec<&Condition> {
+        let mut found = Vec::new();
+        self.collect(&mut found);
+        found
+    }
+
+    fn collect<'a>(&'a self, found: &mut Vec<&'a Condition>) {
+        match self {
+            Node::All(nodes) | Node::Any(nodes) => {
+                nodes.iter().for_each(|node| node.collect(found))
+            }
+            Node::Not(node) => node.collect(found),
+            Node::Condition(condition) => found.push(condition),
+        }
+    }
+
+    /// The segments the filter names.
+    pub fn references(&self) -> BTreeSet<i64> {
+        self.conditions()
+            .into_iter()
+            .filter_map(|condition| match &condition.test {
+                Test::InSegment(segment) | Test::NotInSegment(segment) => Some(segment.id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The attributes the filter names.
+    pub fn attribute_keys(&self) -> BTreeSet<String> {
+        self.conditions()
+            .into_iter()
+            .filter_map(|condition| match &condition.field {
+                Field::Attribute { key, .. } => Some(key.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether the filter's own conditions depend on the date (relative dates,
+    /// anniversaries), so that its members change from one day to the next.
+    pub fn is_date_relative(&self) -> bool {
+        self.conditions().into_iter().any(|condition| {
+            matches!(
+                condition.test,
+                Test::InLastDays(_)
+                    | Test::NotInLastDays(_)
+                    | Test::InNextDays(_)
+                    | Test::AnniversaryThisMonth
+                    | Test::AnniversaryToday
+            )
+        })
     }
 }
 

@@ -1,23 +1,25 @@
 //! JSON to a typed [`Node`] tree, checked against the tenant's attributes and segments.
-//! Every problem is reported with the JSON path of the node it is in.
+//! Every problem is reported with the JSON path of the node it is in. Limits are
+//! checked as the tree is read, so a filter too large is refused before it costs a
+//! lookup more than the limits allow. A segment the filter names is looked up, never
+//! expanded: its members are read, not its filter (see [`super::graph`] for the bounds
+//! over chains of references).
 
 use serde_json::{Map, Value};
 
 use super::operators::Kind;
 use super::{
     Condition, Field, FlagColumn, Node, SegmentRef, Test, TextColumn, MAX_CONDITIONS, MAX_DAYS,
-    MAX_DEPTH, MAX_LIST_VALUES,
+    MAX_DEPTH, MAX_LIST_VALUES, MAX_NODES,
 };
 use crate::core::attributes::{parse_date, Definition};
 use crate::core::error::FieldError;
 
 /// A segment of the tenant a filter may name.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInfo {
     pub id: i64,
     pub name: String,
-    /// Its filter, when it is dynamic.
-    pub filter: Option<Value>,
 }
 
 /// What parsing needs to know about the tenant.
@@ -33,8 +35,7 @@ struct Parser<'a, 'b> {
     context: &'b mut Context<'a>,
     errors: Vec<FieldError>,
     conditions: usize,
-    /// Segments whose filters are being expanded: meeting one again is a cycle.
-    visiting: Vec<i64>,
+    nodes: usize,
 }
 
 /// Parses `value`, found at JSON path `path` (e.g. `filter`).
@@ -43,22 +44,24 @@ pub fn parse(
     path: &str,
     context: &mut Context<'_>,
 ) -> Result<Node, Vec<FieldError>> {
-    let visiting = context.own_id.into_iter().collect();
     let mut parser = Parser {
         context,
         errors: Vec::new(),
         conditions: 0,
-        visiting,
+        nodes: 0,
     };
     let node = parser.node(value, path, 1);
     if parser.conditions > MAX_CONDITIONS {
         parser.errors.push(FieldError::new(
             path,
             "too_many_conditions",
-            format!(
-                "a filter may have at most {MAX_CONDITIONS} conditions; this one has {}",
-                parser.conditions
-            ),
+            format!("a filter may have at most {MAX_CONDITIONS} conditions; this one has more"),
+        ));
+    } else if parser.nodes > MAX_NODES {
+        parser.errors.push(FieldError::new(
+            path,
+            "too_many_nodes",
+            format!("a filter may have at most {MAX_NODES} groups and conditions in all"),
         ));
     }
     match node {
@@ -76,6 +79,11 @@ impl Parser<'_, '_> {
     }
 
     fn node(&mut self, value: &Value, path: &str, depth: usize) -> Option<Node> {
+        self.nodes += 1;
+        // Past a limit, nothing more is read (nor looked up): the whole filter is refused.
+        if self.nodes > MAX_NODES || self.conditions > MAX_CONDITIONS {
+            return None;
+        }
         if depth > MAX_DEPTH {
             return self.fail(
                 path,
@@ -361,50 +369,19 @@ impl Parser<'_, '_> {
         let Some(id) = value.as_i64().filter(|id| *id > 0) else {
             return self.wrong(path, "a segment id");
         };
-        if self.visiting.contains(&id) {
-            self.errors.push(FieldError::new(
+        if self.context.own_id == Some(id) {
+            return self.fail(
                 path,
                 "segment_cycle",
-                format!(
-                    "segment {id} leads back to this filter: segments cannot include themselves"
-                ),
-            ));
-            return None;
+                format!("segment {id} is this segment: a segment cannot include itself"),
+            );
         }
         let Some(info) = (self.context.segment)(id) else {
-            self.errors.push(FieldError::new(
-                path,
-                "segment_not_found",
-                format!("no segment {id} exists"),
-            ));
-            return None;
-        };
-        let filter = match &info.filter {
-            None => None,
-            Some(filter) => {
-                self.visiting.push(id);
-                let before = self.errors.len();
-                let conditions = self.conditions;
-                let parsed = self.node(filter, path, 1);
-                self.conditions = conditions;
-                self.visiting.pop();
-                // Problems inside another segment's filter are that segment's to fix.
-                for error in self.errors.iter_mut().skip(before) {
-                    if error.code != "segment_cycle" {
-                        error.message = format!(
-                            "segment {id} (\"{}\") has an invalid filter: {}",
-                            info.name, error.message
-                        );
-                    }
-                    error.field = path.to_owned();
-                }
-                Some(Box::new(parsed?))
-            }
+            return self.fail(path, "segment_not_found", format!("no segment {id} exists"));
         };
         Some(SegmentRef {
             id,
             name: info.name,
-            filter,
         })
     }
 }

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::parse::{parse, Context, SegmentInfo};
 use super::summary::summarize;
-use super::{Node, Test};
+use super::Node;
 use crate::core::attributes::Definition;
 use crate::core::error::FieldError;
 use crate::core::types::AttributeType;
@@ -26,31 +26,17 @@ fn attributes() -> Vec<Definition> {
     .collect()
 }
 
-/// Segments 1 (static "VIP"), 2 (dynamic, naming 3) and 3 (dynamic, naming 2): a cycle.
+/// Segments 1 ("VIP") and 4 ("Milan") exist; no other does.
 fn segment(id: i64) -> Option<SegmentInfo> {
-    let info = |name: &str, filter: Option<Value>| {
-        Some(SegmentInfo {
-            id,
-            name: name.into(),
-            filter,
-        })
+    let name = match id {
+        1 => "VIP",
+        4 => "Milan",
+        _ => return None,
     };
-    match id {
-        1 => info("VIP", None),
-        2 => info(
-            "Loop A",
-            Some(json!({"field": "segment", "op": "in", "value": 3})),
-        ),
-        3 => info(
-            "Loop B",
-            Some(json!({"field": "segment", "op": "in", "value": 2})),
-        ),
-        4 => info(
-            "Milan",
-            Some(json!({"field": "attributes.city", "op": "eq", "value": "Milan"})),
-        ),
-        _ => None,
-    }
+    Some(SegmentInfo {
+        id,
+        name: name.into(),
+    })
 }
 
 fn read(filter: Value, own_id: Option<i64>) -> Result<Node, Vec<FieldError>> {
@@ -218,23 +204,41 @@ fn depth_and_size_are_limited() {
 }
 
 #[test]
-fn cycles_through_segments_are_refused() {
-    assert_eq!(
-        refused(json!({"field": "segment", "op": "in", "value": 2})),
-        error("filter.value", "segment_cycle")
-    );
+fn a_segment_named_is_looked_up_never_expanded() {
     let own = read(json!({"field": "segment", "op": "in", "value": 4}), Some(4))
         .expect_err("a segment naming itself");
     assert_eq!(own[0].code, "segment_cycle");
-    // A dynamic segment's filter is inlined: its members follow it.
+    assert_eq!(
+        refused(json!({"field": "segment", "op": "in", "value": 9})),
+        error("filter.value", "segment_not_found")
+    );
     let node = read(json!({"field": "segment", "op": "in", "value": 4}), None).unwrap();
-    let Node::Condition(condition) = node else {
-        panic!("a condition")
+    assert_eq!(node.references().into_iter().collect::<Vec<_>>(), [4]);
+    assert_eq!(node.conditions().len(), 1);
+}
+
+#[test]
+fn a_filter_past_its_limits_is_refused_before_it_costs_more_lookups() {
+    let lookups = std::cell::Cell::new(0);
+    let attributes = attributes();
+    let mut lookup = |id: i64| {
+        lookups.set(lookups.get() + 1);
+        segment(id)
     };
-    let Test::InSegment(segment) = condition.test else {
-        panic!("segment membership")
+    let mut context = Context {
+        attributes: &attributes,
+        segment: &mut lookup,
+        own_id: None,
     };
-    assert!(segment.filter.is_some());
+    let named: Vec<Value> = (0..1000)
+        .map(|_| json!({"field": "segment", "op": "in", "value": 1}))
+        .collect();
+    let errors = parse(&json!({"any": named}), "filter", &mut context).unwrap_err();
+    assert_eq!(errors[0].code, "too_many_conditions");
+    assert!(lookups.get() <= 51, "{} lookups", lookups.get());
+    let empty_groups: Vec<Value> = (0..1000).map(|_| json!({"all": []})).collect();
+    let errors = parse(&json!({"any": empty_groups}), "filter", &mut context).unwrap_err();
+    assert_eq!(errors[0].code, "too_many_nodes");
 }
 
 #[test]
