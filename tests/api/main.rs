@@ -8,6 +8,7 @@ mod date_rules;
 mod dynamic;
 mod eligibility;
 mod errors;
+mod filter_bounds;
 mod filter_fuzz;
 mod filter_operators;
 mod harness;
