@@ -27,6 +27,11 @@ pub struct Config {
     #[arg(long, env = "SEGMENTS_DB_POOL_SIZE", default_value_t = 8)]
     pub db_pool_size: u32,
 
+    /// Most of the pool one tenant may hold at once, in percent (at least one
+    /// connection), so one tenant's slow work never starves the others.
+    #[arg(long, env = "SEGMENTS_TENANT_POOL_SHARE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub tenant_pool_share: u32,
+
     /// Longest a single SQL statement may run, in seconds, before PostgreSQL cancels it and
     /// the client gets 503 `query_timeout` (0: no limit). A query a client abandoned stops
     /// here at the latest.
@@ -61,6 +66,7 @@ impl Config {
             admin_token: None,
             json_limit: 1024 * 1024,
             db_pool_size: 4,
+            tenant_pool_share: 100,
             statement_timeout_secs: 60,
             data_dir: PathBuf::from(".data"),
             workers: None,

@@ -57,6 +57,9 @@ pub enum Error {
     /// not get in time): running it again may well succeed.
     #[error("transaction lost a race")]
     Contention(#[source] Cause),
+    /// The tenant is using its whole share of the database: retry shortly.
+    #[error("the tenant's share of database connections is taken")]
+    Busy,
     /// A bug or an unexpected failure.
     #[error("internal error")]
     Internal(#[source] Cause),

@@ -48,9 +48,6 @@ impl From<RecipientFields> for Recipient {
     }
 }
 
-/// The cursor a stream reads the audience through; one per transaction.
-const CURSOR: &str = "audience_recipients";
-
 impl Audience {
     fn address(&self) -> Sql {
         match self.channel {
@@ -161,25 +158,4 @@ impl Audience {
         Ok(rows.into_iter().map(Recipient::from).collect())
     }
 
-    /// Opens a cursor over every recipient in contact id order, read with
-    /// [`Audience::fetch`]: one statement for the whole audience, read a batch at a time.
-    /// Must run inside a transaction.
-    pub fn open_cursor(&self, conn: &mut PgConnection) -> QueryResult<()> {
-        let select = self
-            .over_members(Self::recipient_columns())
-            .sql(" WHERE ")
-            .condition(self.eligible())
-            .sql(" ORDER BY contacts.id");
-        Statement::<()>::new(&format!("DECLARE {CURSOR} NO SCROLL CURSOR FOR "))
-            .statement(select)
-            .execute(conn)?;
-        Ok(())
-    }
-
-    /// The next `count` recipients from the cursor; fewer at the end.
-    pub fn fetch(conn: &mut PgConnection, count: usize) -> QueryResult<Vec<Recipient>> {
-        let rows: Vec<RecipientFields> =
-            Statement::<RecipientRow>::new(&format!("FETCH {count} FROM {CURSOR}")).load(conn)?;
-        Ok(rows.into_iter().map(Recipient::from).collect())
-    }
 }

@@ -131,7 +131,7 @@ fn status_of(error: &Error) -> StatusCode {
         Error::Validation(_) | Error::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict { .. } => StatusCode::CONFLICT,
-        Error::Unavailable(_) | Error::TimedOut(_) | Error::Contention(_) => {
+        Error::Unavailable(_) | Error::TimedOut(_) | Error::Contention(_) | Error::Busy => {
             StatusCode::SERVICE_UNAVAILABLE
         }
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -145,6 +145,7 @@ fn code_of(error: &Error) -> &'static str {
         Error::Conflict { code, .. } | Error::Unprocessable { code, .. } => code,
         Error::Unavailable(_) | Error::Contention(_) => "database_unavailable",
         Error::TimedOut(_) => "query_timeout",
+        Error::Busy => "tenant_busy",
         Error::Internal(_) => "internal_error",
     }
 }
@@ -162,6 +163,7 @@ fn detail_of(error: &Error) -> String {
         Error::TimedOut(_) => {
             "The database took too long to answer; retry later or narrow the request.".to_owned()
         }
+        Error::Busy => "This account's work is using its full share of the database; retry in a few seconds.".to_owned(),
         Error::Internal(_) => "An unexpected error occurred; it has been logged.".to_owned(),
         other => other.to_string(),
     }
@@ -220,7 +222,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         response.content_type("application/problem+json");
         match self {
-            Self::Service(Error::Unavailable(_) | Error::TimedOut(_) | Error::Contention(_)) => {
+            Self::Service(
+                Error::Unavailable(_) | Error::TimedOut(_) | Error::Contention(_) | Error::Busy,
+            ) => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
             }
             Self::Unauthorized => {

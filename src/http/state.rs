@@ -29,12 +29,7 @@ impl AppState {
         let keys = Arc::new(KeyCache::default());
         let listening = keep_fresh(&url, keys.clone());
         Self {
-            env: Env::new(
-                &url,
-                config.db_pool_size,
-                config.statement_timeout_secs,
-                clock,
-            ),
+            env: Env::new(&config, clock),
             config,
             metrics: Metrics::new(),
             keys,

@@ -9,7 +9,7 @@ use crate::db::attributes::{self, DefinitionRow};
 use crate::db::pool;
 
 pub async fn list(env: &Env, tenant: Tenant) -> Result<Vec<DefinitionRow>, Error> {
-    pool::run(&env.pool, move |conn| attributes::list(conn, tenant.id)).await
+    pool::run(&env.pool.tenant(tenant.id), move |conn| attributes::list(conn, tenant.id)).await
 }
 
 pub async fn define(
@@ -19,7 +19,7 @@ pub async fn define(
     label: String,
     value_type: AttributeType,
 ) -> Result<DefinitionRow, Error> {
-    pool::transaction(&env.pool, move |conn| {
+    pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         if attributes::count(conn, tenant.id)? >= MAX_DEFINITIONS {
             return Err(Error::unprocessable(
                 "too_many_attributes",
@@ -40,7 +40,7 @@ pub async fn define(
 /// names it (the filters' foreign key decides, so a filter saved concurrently cannot end
 /// up naming a deleted attribute).
 pub async fn delete(env: &Env, tenant: Tenant, key: String) -> Result<(), Error> {
-    pool::transaction(&env.pool, move |conn| match attributes::delete(conn, tenant.id, &key) {
+    pool::transaction(&env.pool.tenant(tenant.id), move |conn| match attributes::delete(conn, tenant.id, &key) {
         Ok(true) => Ok(()),
         Ok(false) => Err(Error::NotFound("attribute")),
         Err(diesel::result::Error::DatabaseError(

@@ -111,7 +111,7 @@ fn campaign_audience(conn: &mut PgConnection, tenant: &Tenant, id: i64) -> Resul
 
 /// The audience summary of a campaign.
 pub async fn campaign_counts(env: &Env, tenant: Tenant, id: i64) -> Result<Counts, Error> {
-    pool::run(&env.pool, move |conn| {
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let audience = campaign_audience(conn, &tenant, id)?;
         Ok::<_, Error>(audience.counts(conn)?)
     })
@@ -126,7 +126,7 @@ pub async fn counts(
     segment_ids: Vec<i64>,
     exclude_segment_ids: Vec<i64>,
 ) -> Result<Counts, Error> {
-    pool::run(&env.pool, move |conn| {
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let (included, excluded) = (unique(&segment_ids), unique(&exclude_segment_ids));
         let audience = resolve(conn, &tenant, channel, &included, &excluded)?;
         Ok::<_, Error>(audience.counts(conn)?)
@@ -142,7 +142,7 @@ pub async fn page(
     after: i64,
     limit: i64,
 ) -> Result<(Vec<Recipient>, Channel), Error> {
-    pool::run(&env.pool, move |conn| {
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let audience = campaign_audience(conn, &tenant, id)?;
         let recipients = audience.recipients_after(conn, after, limit)?;
         Ok::<_, Error>((recipients, audience.channel))
@@ -151,54 +151,50 @@ pub async fn page(
 }
 
 /// Recipients fetched per database round trip while streaming.
-const STREAM_BATCH: usize = 5000;
+const STREAM_BATCH: i64 = 5000;
 
 /// Batches waiting for a slow client; beyond this the database reads pause.
 const STREAM_BUFFER: usize = 2;
 
-/// A client that reads nothing for this long loses its stream, so a stalled download
-/// cannot hold a database connection and its transaction forever.
+/// A client that reads nothing for this long loses its stream.
 const STALLED_CLIENT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Every recipient, in batches, read from one database cursor on a blocking thread. The
-/// bounded channel is the backpressure: memory stays flat and a slow client slows the
-/// reads; a client that goes away ends the transaction. An error ends the stream.
+/// Every recipient, in batches in contact id order, each read in its own short
+/// statement: between batches the stream holds no connection and no transaction, so a
+/// client that reads slowly (or not at all) costs the database nothing. The bounded
+/// channel is the backpressure: memory stays flat. An error ends the stream.
 pub async fn stream(
     env: &Env,
     tenant: Tenant,
     id: i64,
 ) -> Result<(Channel, mpsc::Receiver<Result<Vec<Recipient>, Error>>), Error> {
-    let audience = pool::run(&env.pool, move |conn| campaign_audience(conn, &tenant, id)).await?;
+    let pool = env.pool.tenant(tenant.id);
+    let audience = pool::run(&pool, move |conn| campaign_audience(conn, &tenant, id)).await?;
     let channel = audience.channel;
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-    let pool = env.pool.clone();
     tokio::spawn(async move {
-        let failures = sender.clone();
-        let read = pool::transaction(&pool, move |conn| {
-            audience.open_cursor(conn)?;
-            loop {
-                let batch = Audience::fetch(conn, STREAM_BATCH)?;
-                let done = batch.len() < STREAM_BATCH;
-                if !deliver(&sender, batch) || done {
-                    return Ok(());
+        let mut after = 0;
+        loop {
+            let audience = audience.clone();
+            let batch = pool::run(&pool, move |conn| {
+                audience.recipients_after(conn, after, STREAM_BATCH)
+            })
+            .await;
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::warn!(%error, "audience stream cut short");
+                    let _ = sender.send(Err(error)).await;
+                    return;
                 }
+            };
+            let done = (batch.len() as i64) < STREAM_BATCH;
+            after = batch.last().map_or(after, |r| r.contact_id);
+            let delivered = tokio::time::timeout(STALLED_CLIENT, sender.send(Ok(batch))).await;
+            if !matches!(delivered, Ok(Ok(()))) || done {
+                return;
             }
-        })
-        .await;
-        if let Err(error) = read {
-            tracing::warn!(%error, "audience stream cut short");
-            let _ = failures.send(Err(error)).await;
         }
     });
     Ok((channel, receiver))
-}
-
-/// Hands a batch to the response, waiting while the client is slow; false when the
-/// client has gone or stalled.
-fn deliver(sender: &mpsc::Sender<Result<Vec<Recipient>, Error>>, batch: Vec<Recipient>) -> bool {
-    let runtime = tokio::runtime::Handle::current();
-    matches!(
-        runtime.block_on(tokio::time::timeout(STALLED_CLIENT, sender.send(Ok(batch)))),
-        Ok(Ok(()))
-    )
 }

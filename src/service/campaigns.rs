@@ -45,7 +45,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<CampaignWithSegments>, i64), Error> {
-    pool::run(&env.pool, move |conn| {
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let (rows, total) = campaigns::list(conn, tenant.id, limit, offset)?;
         Ok::<_, Error>((campaigns::with_segments(conn, tenant.id, rows)?, total))
     })
@@ -57,7 +57,7 @@ pub async fn create(
     tenant: Tenant,
     input: NewCampaign,
 ) -> Result<CampaignWithSegments, Error> {
-    pool::transaction(&env.pool, move |conn| {
+    pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         let row = campaigns::insert(conn, tenant.id, &input.name, input.channel)?;
         save_segments(
             conn,
@@ -73,7 +73,7 @@ pub async fn create(
 }
 
 pub async fn get(env: &Env, tenant: Tenant, id: i64) -> Result<CampaignWithSegments, Error> {
-    pool::run(&env.pool, move |conn| campaigns::find(conn, tenant.id, id)).await
+    pool::run(&env.pool.tenant(tenant.id), move |conn| campaigns::find(conn, tenant.id, id)).await
 }
 
 pub async fn update(
@@ -82,7 +82,7 @@ pub async fn update(
     id: i64,
     input: CampaignUpdate,
 ) -> Result<CampaignWithSegments, Error> {
-    pool::transaction(&env.pool, move |conn| {
+    pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         let current = campaigns::find(conn, tenant.id, id)?;
         if input.segment_ids.is_some() || input.exclude_segment_ids.is_some() {
             let included = input.segment_ids.unwrap_or(current.segment_ids);
@@ -99,7 +99,7 @@ pub async fn update(
 }
 
 pub async fn delete(env: &Env, tenant: Tenant, id: i64) -> Result<(), Error> {
-    let deleted = pool::run(&env.pool, move |conn| {
+    let deleted = pool::run(&env.pool.tenant(tenant.id), move |conn| {
         campaigns::delete(conn, tenant.id, id)
     })
     .await?;

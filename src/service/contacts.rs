@@ -101,7 +101,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<ContactRow>, i64), Error> {
-    pool::run(&env.pool, move |conn| {
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
         contacts::list(conn, tenant.id, &filters, limit, offset)
     })
     .await
@@ -109,7 +109,7 @@ pub async fn list(
 
 pub async fn create(env: &Env, tenant: Tenant, push: ContactPush) -> Result<ContactRow, Error> {
     let today = env.clock.today();
-    pool::transaction(&env.pool, move |conn| {
+    pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_write(conn, tenant.id)?;
         save(conn, &tenant, today, None, push.changes(false))
     })
@@ -117,7 +117,7 @@ pub async fn create(env: &Env, tenant: Tenant, push: ContactPush) -> Result<Cont
 }
 
 pub async fn get(env: &Env, tenant: Tenant, id: i64) -> Result<ContactRow, Error> {
-    pool::run(&env.pool, move |conn| contacts::get(conn, tenant.id, id))
+    pool::run(&env.pool.tenant(tenant.id), move |conn| contacts::get(conn, tenant.id, id))
         .await
         .map_err(|e| e.or_not_found("contact"))
 }
@@ -129,7 +129,7 @@ pub async fn update(
     changes: ContactChanges,
 ) -> Result<ContactRow, Error> {
     let today = env.clock.today();
-    pool::transaction(&env.pool, move |conn| {
+    pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_write(conn, tenant.id)?;
         let current = contacts::get_for_update(conn, tenant.id, id)
             .map_err(|e| Error::from(e).or_not_found("contact"))?;
@@ -139,7 +139,7 @@ pub async fn update(
 }
 
 pub async fn delete(env: &Env, tenant: Tenant, id: i64) -> Result<(), Error> {
-    let deleted = pool::retrying_transaction(&env.pool, move |conn| {
+    let deleted = pool::retrying_transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_write(conn, tenant.id)?;
         Ok(contacts::delete(conn, tenant.id, id)?)
     })
@@ -158,7 +158,7 @@ pub async fn push(
     push: ContactPush,
 ) -> Result<(ContactRow, bool), Error> {
     let today = env.clock.today();
-    pool::transaction(&env.pool, move |conn| {
+    pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_write(conn, tenant.id)?;
         upsert(conn, &tenant, today, push)
     })

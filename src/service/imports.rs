@@ -73,7 +73,8 @@ async fn run(
     progress: Arc<Progress>,
 ) -> Result<Report, Error> {
     let today = env.clock.today();
-    pool::retrying_transaction(&env.pool, move |conn| {
+    let pool = env.pool.tenant(request.tenant.id);
+    pool::retrying_transaction(&pool, move |conn| {
         import_in(conn, &request, today, &progress)
     })
     .await
@@ -259,7 +260,7 @@ pub async fn start_job(
         request.segment_id,
         request.file.len() as i64,
     );
-    let job = pool::transaction(&env.pool, move |conn| {
+    let job = pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         // 404 or 409 now, as the synchronous import would answer.
         lock_static_segments(conn, &tenant, &[segment_id])?;
         Ok(imports::insert_job(conn, tenant.id, segment_id, bytes)?)
@@ -271,7 +272,7 @@ pub async fn start_job(
     tokio::spawn(async move {
         let progress = Arc::new(Progress::default());
         let reporter = {
-            let (pool, progress) = (env.pool.clone(), progress.clone());
+            let (pool, progress) = (env.pool.tenant(tenant_id), progress.clone());
             tokio::spawn(async move {
                 let mut ticks = tokio::time::interval(PROGRESS_EVERY);
                 loop {
@@ -297,7 +298,7 @@ pub async fn start_job(
                 Err(render(&error))
             }
         };
-        let finished = pool::run(&env.pool, move |conn| {
+        let finished = pool::run(&env.pool.tenant(tenant_id), move |conn| {
             imports::finish_job(conn, tenant_id, id, outcome, rows)
         })
         .await;
@@ -324,7 +325,7 @@ pub async fn job(
     render: RenderProblem,
 ) -> Result<ImportRow, Error> {
     let problem = render(&interrupted());
-    pool::run(&env.pool, move |conn| {
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
         imports::fail_if_abandoned(conn, tenant.id, id, &problem)?;
         imports::find_job(conn, tenant.id, id).map_err(|e| Error::from(e).or_not_found("import"))
     })

@@ -169,7 +169,7 @@ pub async fn add_by_ids(
 ) -> Result<Vec<(i64, Report)>, Error> {
     let named: BTreeSet<i64> = contact_ids.into_iter().collect();
     let today = env.clock.today();
-    pool::retrying_transaction(&env.pool, move |conn| {
+    pool::retrying_transaction(&env.pool.tenant(tenant.id), move |conn| {
         let source = with_ids(tenant.id, named.iter().copied().collect());
         add_members(conn, &tenant, today, &segment_ids, &source, Some(&named))
     })
@@ -197,7 +197,7 @@ pub async fn add_selection(
         tenant.default_region.as_deref(),
     );
     let today = env.clock.today();
-    let mut reports = pool::retrying_transaction(&env.pool, move |conn| {
+    let mut reports = pool::retrying_transaction(&env.pool.tenant(tenant.id), move |conn| {
         let condition = match &selection.filter {
             Some(filter) => {
                 let node = filters::parse_filter(conn, tenant.id, filter, "filter", None)?;
@@ -227,7 +227,7 @@ pub async fn remove(
         .into_iter()
         .collect();
     let today = env.clock.today();
-    pool::retrying_transaction(&env.pool, move |conn| {
+    pool::retrying_transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_write(conn, tenant.id)?;
         lock_static_segments(conn, &tenant, &[segment_id])?;
         let removed = members::remove(conn, tenant.id, segment_id, &ids)? as i64;
@@ -256,7 +256,7 @@ pub async fn list(
         None,
         tenant.default_region.as_deref(),
     );
-    pool::run(&env.pool, move |conn| {
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let segment = segments::find(conn, tenant.id, segment_id)?;
         let source = selected(tenant.id, &filters, None);
         let (rows, total) =
@@ -289,7 +289,7 @@ pub async fn candidates(
         None,
         tenant.default_region.as_deref(),
     );
-    pool::run(&env.pool, move |conn| {
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let segment = segments::find(conn, tenant.id, segment_id)?;
         if segment.kind() == SegmentKind::Dynamic {
             return Err(read_only(segment_id));
@@ -311,7 +311,7 @@ pub struct Export {
 
 /// Checks the segment exists and prepares its export.
 pub async fn export(env: &Env, tenant: Tenant, segment_id: i64) -> Result<Export, Error> {
-    pool::run(&env.pool, move |conn| {
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let segment = segments::find(conn, tenant.id, segment_id)?;
         Ok::<_, Error>(Export {
             tenant_id: tenant.id,
@@ -325,7 +325,7 @@ impl Export {
     /// Up to `limit` members after contact id `after`, in contact id order.
     pub async fn batch(&self, env: &Env, after: i64, limit: i64) -> Result<Vec<MemberRow>, Error> {
         let export = self.clone();
-        pool::run(&env.pool, move |conn| {
+        pool::run(&env.pool.tenant(export.tenant_id), move |conn| {
             let rows =
                 members::members_after(conn, export.tenant_id, export.segment.id, after, limit)?;
             Ok::<_, Error>(joined_at(&export.segment, rows))

@@ -17,6 +17,7 @@ pub mod membership;
 pub mod segments;
 pub mod tenants;
 
+use crate::config::Config;
 use crate::core::clock::Clock;
 use crate::db::pool::{self, PgPool};
 
@@ -28,16 +29,16 @@ pub struct Env {
 }
 
 impl Env {
-    /// A pool of `pool_size` connections to `database_url`, made lazily, whose
-    /// statements stop after `statement_timeout_secs`.
-    pub fn new(
-        database_url: &str,
-        pool_size: u32,
-        statement_timeout_secs: u64,
-        clock: Clock,
-    ) -> Self {
+    /// A pool of connections to the configured database, made lazily.
+    pub fn new(config: &Config, clock: Clock) -> Self {
+        let url = config.database_url.clone().unwrap_or_default();
         Self {
-            pool: pool::pool(database_url, pool_size, statement_timeout_secs),
+            pool: pool::pool(
+                &url,
+                config.db_pool_size,
+                config.statement_timeout_secs,
+                config.tenant_pool_share,
+            ),
             clock,
         }
     }

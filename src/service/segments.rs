@@ -79,7 +79,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<SegmentView>, i64), Error> {
-    pool::run(&env.pool, move |conn| {
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let (rows, total) = segments::list(conn, tenant.id, &filters, sort, limit, offset)?;
         Ok::<_, Error>((present(conn, tenant.id, rows)?, total))
     })
@@ -128,7 +128,7 @@ pub async fn create(
     input: NewSegmentInput,
 ) -> Result<SegmentView, Error> {
     let today = env.clock.today();
-    pool::transaction(&env.pool, move |conn| {
+    pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_change(conn, tenant.id)?;
         let node = match (input.kind, &input.filter) {
             (SegmentKind::Static, Some(_)) => return Err(no_filter_allowed()),
@@ -172,7 +172,7 @@ pub async fn create(
 }
 
 pub async fn get(env: &Env, tenant: Tenant, id: i64) -> Result<SegmentView, Error> {
-    pool::run(&env.pool, move |conn| {
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let row = segments::find(conn, tenant.id, id)?;
         present_one(conn, tenant.id, row)
     })
@@ -186,7 +186,7 @@ pub async fn update(
     input: SegmentUpdate,
 ) -> Result<SegmentView, Error> {
     let today = env.clock.today();
-    pool::transaction(&env.pool, move |conn| {
+    pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_change(conn, tenant.id)?;
         let current = segments::find(conn, tenant.id, id)?;
         let node = match &input.filter {
@@ -221,7 +221,7 @@ pub async fn update(
 /// Deletes the segment; refused while a filter names it (the references' foreign key
 /// decides, so a filter saved concurrently cannot end up naming a deleted segment).
 pub async fn delete(env: &Env, tenant: Tenant, id: i64) -> Result<(), Error> {
-    pool::transaction(&env.pool, move |conn| {
+    pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_change(conn, tenant.id)?;
         match segments::delete(conn, tenant.id, id) {
             Ok(true) => Ok(()),
@@ -254,7 +254,7 @@ pub async fn preview(
     sample: i64,
 ) -> Result<Preview, Error> {
     let today = env.clock.today();
-    pool::run(&env.pool, move |conn| {
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let node = filters::parse_filter(conn, tenant.id, &filter, "filter", None)?;
         let condition = filters::compile(tenant.id, today, &node);
         Ok::<_, Error>(Preview {
@@ -272,7 +272,7 @@ pub async fn of_contact(
     tenant: Tenant,
     contact_id: i64,
 ) -> Result<Vec<SegmentView>, Error> {
-    pool::run(&env.pool, move |conn| {
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
         contacts::get(conn, tenant.id, contact_id)
             .map_err(|e| Error::from(e).or_not_found("contact"))?;
         let rows = segments::of_contact(conn, tenant.id, contact_id)?;

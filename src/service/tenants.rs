@@ -60,5 +60,8 @@ pub async fn revoke_key(env: &Env, id: i64, key_id: i64) -> Result<(), Error> {
 /// The endpoints the tenant's segments hold now.
 pub async fn endpoints_used(env: &Env, tenant: &Tenant) -> Result<i64, Error> {
     let tenant_id = tenant.id;
-    pool::run(&env.pool, move |conn| endpoints::used(conn, tenant_id)).await
+    pool::run(&env.pool.tenant(tenant_id), move |conn| {
+        endpoints::used(conn, tenant_id)
+    })
+    .await
 }
