@@ -3,7 +3,7 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpResponse};
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -11,9 +11,11 @@ use utoipa_actix_web::{scope, AppExt};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::http::error::ApiError;
+use crate::http::request_log::RequestLog;
 use crate::http::state::AppState;
 use crate::http::{
-    attributes, audience, campaigns, contacts, imports, members, openapi, ops, segments, tenants,
+    attributes, audience, campaigns, contacts, imports, members, openapi, ops, rate_limit,
+    segments, tenants,
 };
 use crate::service;
 
@@ -69,12 +71,25 @@ pub fn build_app(
     app.service(swagger_ui)
         .service(web::redirect("/swagger-ui", "/swagger-ui/"))
         .default_service(web::to(not_found))
+        .wrap(from_fn(rate_limit::limit_requests))
         .wrap(from_fn(ops::track_requests))
-        .wrap(tracing_actix_web::TracingLogger::default())
+        .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+        .wrap(tracing_actix_web::TracingLogger::<RequestLog>::new())
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NoRoute)
+}
+
+/// Forgets rate-limit state of callers quiet for a while, every minute.
+pub fn keep_rate_limits_small(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            ticks.tick().await;
+            state.rate_limits.forget_idle();
+        }
+    });
 }
 
 /// How often the evaluation job looks for dynamic segments to bring up to date.

@@ -32,6 +32,14 @@ pub struct Config {
     #[arg(long, env = "SEGMENTS_TENANT_POOL_SHARE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub tenant_pool_share: u32,
 
+    /// Requests a second each API key may make (0: no limit); see `rate_burst`.
+    #[arg(long, env = "SEGMENTS_RATE_LIMIT", default_value_t = 1000)]
+    pub rate_limit: u32,
+
+    /// Requests a key may make at once before `rate_limit` paces it.
+    #[arg(long, env = "SEGMENTS_RATE_BURST", default_value_t = 5000)]
+    pub rate_burst: u32,
+
     /// Longest a single SQL statement may run, in seconds, before PostgreSQL cancels it and
     /// the client gets 503 `query_timeout` (0: no limit). A query a client abandoned stops
     /// here at the latest.
@@ -58,6 +66,18 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// Refuses settings the service must not start with.
+    pub fn check(&self) -> Result<(), String> {
+        let min = crate::core::keys::MIN_ADMIN_TOKEN_LENGTH;
+        match &self.admin_token {
+            Some(token) if token.chars().count() < min => Err(format!(
+                "SEGMENTS_ADMIN_TOKEN must be at least {min} characters (e.g. `openssl rand -hex 32`); \
+                 unset it to turn the admin API off"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The configuration tests and tools start from: no admin token, defaults elsewhere.
     pub fn for_database(database_url: &str) -> Self {
         Self {
@@ -67,6 +87,8 @@ impl Config {
             json_limit: 1024 * 1024,
             db_pool_size: 4,
             tenant_pool_share: 100,
+            rate_limit: 1000,
+            rate_burst: 5000,
             statement_timeout_secs: 60,
             data_dir: PathBuf::from(".data"),
             workers: None,

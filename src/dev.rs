@@ -9,14 +9,15 @@ use std::path::Path;
 use diesel::PgConnection;
 
 use crate::config::Config;
-use crate::core::keys::{generate_api_key, hash_api_key};
+use crate::core::keys::{generate_api_key, hash_api_key, shown_part};
 use crate::db::tenants as queries;
 
 /// Ensures the embedded mode has an admin token and a development tenant, and prints
 /// how to reach them.
 pub fn announce(config: &mut Config, connection: &mut PgConnection) -> Result<(), String> {
     let admin_token = match &config.admin_token {
-        Some(token) => token.clone(),
+        // The operator's own token is never printed.
+        Some(_) => "(as set in SEGMENTS_ADMIN_TOKEN)".to_owned(),
         None => {
             let token = read_or_create(&config.data_dir.join("admin-token"), || {
                 Ok(generate_api_key())
@@ -49,8 +50,13 @@ pub fn announce(config: &mut Config, connection: &mut PgConnection) -> Result<()
                 },
             )
             .map_err(|e| e.to_string())?;
-            queries::insert_api_key(connection, tenant.id, &hash_api_key(&key))
-                .map_err(|e| e.to_string())?;
+            queries::insert_api_key(
+                connection,
+                tenant.id,
+                &hash_api_key(&key),
+                &shown_part(&key),
+            )
+            .map_err(|e| e.to_string())?;
             write_secret(&key_file, &key)?;
             key
         }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use actix_web::{web, HttpServer};
 use clap::{Parser, Subcommand};
 use diesel::{Connection, PgConnection};
-use segments::app::keep_dynamic_segments_current;
+use segments::app::{keep_dynamic_segments_current, keep_rate_limits_small};
 use segments::config::Config;
 use segments::core::phone;
 use segments::db::embedded::EmbeddedPostgres;
@@ -76,6 +76,7 @@ fn healthcheck(bind: &str) -> ExitCode {
 }
 
 fn run(mut config: Config, migrate_only: bool) -> Result<(), String> {
+    config.check()?;
     let embedded = match &config.database_url {
         Some(_) => None,
         None => {
@@ -119,6 +120,7 @@ async fn serve(config: Config) -> std::io::Result<()> {
     let workers = config.workers;
     let state = web::Data::new(AppState::new(config));
     keep_dynamic_segments_current(state.env.clone());
+    keep_rate_limits_small(state.clone());
     let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(30);
     if let Some(workers) = workers {
         server = server.workers(workers);

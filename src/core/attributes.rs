@@ -1,7 +1,7 @@
 //! Attribute definitions (the typed custom fields contacts carry and filters name) and
 //! contact values checked against them.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde_json::{Map, Value};
 
 use super::error::FieldError;
@@ -110,10 +110,13 @@ pub fn from_cell(value_type: AttributeType, cell: &str) -> Result<Value, String>
     Ok(value)
 }
 
+/// A `YYYY-MM-DD` date PostgreSQL can hold as a date (years 1 to 9999; chrono alone
+/// would also read year 0, which PostgreSQL refuses).
 pub fn parse_date(text: &str) -> Option<NaiveDate> {
     (text.len() == 10)
         .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
         .flatten()
+        .filter(|date| (1..=9999).contains(&date.year()))
 }
 
 #[cfg(test)]
@@ -183,6 +186,12 @@ mod tests {
         assert!(parse_date("2023-02-29").is_none());
         assert!(parse_date("2024-2-9").is_none());
         assert!(parse_date("29/02/2024").is_none());
+        assert!(
+            parse_date("0000-01-01").is_none(),
+            "PostgreSQL has no year 0"
+        );
+        assert!(parse_date("0001-01-01").is_some());
+        assert!(parse_date("9999-12-31").is_some());
     }
 
     #[test]

@@ -14,6 +14,24 @@ pub fn generate_api_key() -> String {
     format!("{KEY_PREFIX}{}", hex::encode(bytes))
 }
 
+/// Characters of a key kept to tell it apart: the prefix and 7 of its random ones.
+pub const SHOWN_CHARACTERS: usize = 10;
+
+/// What may be shown of a key once it is made.
+pub fn shown_part(key: &str) -> String {
+    key.chars().take(SHOWN_CHARACTERS).collect()
+}
+
+/// Whether `key` has the shape of a key this service makes: a request carrying anything
+/// else is refused before the database is asked.
+pub fn is_well_formed(key: &str) -> bool {
+    key.strip_prefix(KEY_PREFIX)
+        .is_some_and(|rest| rest.len() == 64 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The shortest admin token the service accepts.
+pub const MIN_ADMIN_TOKEN_LENGTH: usize = 32;
+
 /// Keys carry 256 bits of entropy, so one SHA-256 round is enough: there is nothing to
 /// brute-force that a slow hash would protect.
 pub fn hash_api_key(key: &str) -> Vec<u8> {
@@ -39,6 +57,11 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(hash_api_key(&a), hash_api_key(&a));
         assert_ne!(hash_api_key(&a), hash_api_key(&b));
+        assert!(is_well_formed(&a));
+        assert_eq!(shown_part(&a).len(), 10);
+        assert!(!is_well_formed("sk_123"));
+        assert!(!is_well_formed(&a.replace("sk_", "pk_")));
+        assert!(!is_well_formed(&format!("{a}0")));
     }
 
     #[test]

@@ -157,5 +157,4 @@ impl Audience {
             .load(conn)?;
         Ok(rows.into_iter().map(Recipient::from).collect())
     }
-
 }

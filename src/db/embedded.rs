@@ -1,5 +1,7 @@
 //! The embedded default: with no `DATABASE_URL`, a private PostgreSQL cluster under the
-//! data directory, run from the machine's installed server binaries.
+//! data directory, run from the machine's installed server binaries. It listens on the
+//! loopback address only and takes a password (generated, kept in the data directory,
+//! readable by its owner alone), so no other local user can reach the data.
 
 use std::fs;
 use std::net::TcpListener;
@@ -17,6 +19,7 @@ const DATABASE: &str = "segments";
 /// started it.
 pub struct EmbeddedPostgres {
     data_dir: PathBuf,
+    password: String,
     bin_dir: PathBuf,
     port: u16,
     started_here: bool,
@@ -33,6 +36,11 @@ impl EmbeddedPostgres {
             .map_err(|e| format!("cannot resolve {}: {e}", root.display()))?;
         let data_dir = root.join("postgres");
         let bin_dir = find_bin_dir()?;
+        let password_file = root.join("postgres-password");
+        let password = match fs::read_to_string(&password_file) {
+            Ok(password) => password.trim().to_owned(),
+            Err(_) => crate::core::keys::generate_api_key().replace("sk_", ""),
+        };
         // PostgreSQL refuses to run as root: hand the cluster to an unprivileged user.
         let run_as = if is_root() {
             Some(unprivileged_user()?)
@@ -41,13 +49,14 @@ impl EmbeddedPostgres {
         };
         let mut cluster = Self {
             data_dir,
+            password,
             bin_dir,
             port: 0,
             started_here: false,
             run_as,
         };
         if !cluster.data_dir.join("PG_VERSION").exists() {
-            cluster.init()?;
+            cluster.init(&root)?;
         }
         match cluster.running_port() {
             Some(port) => cluster.port = port,
@@ -57,17 +66,24 @@ impl EmbeddedPostgres {
                 cluster.started_here = true;
             }
         }
+        cluster.require_password(&password_file)?;
         cluster.create_database()?;
         Ok(cluster)
     }
 
     pub fn database_url(&self) -> String {
-        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{DATABASE}", self.port)
+        format!(
+            "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{DATABASE}",
+            self.password, self.port
+        )
     }
 
     /// The URL of the maintenance database, for creating and dropping others.
     pub fn admin_url(&self) -> String {
-        format!("postgres://{SUPERUSER}@127.0.0.1:{}/postgres", self.port)
+        format!(
+            "postgres://{SUPERUSER}:{}@127.0.0.1:{}/postgres",
+            self.password, self.port
+        )
     }
 
     pub fn stop(&self) {
@@ -82,22 +98,63 @@ impl EmbeddedPostgres {
         }
     }
 
-    fn init(&self) -> Result<(), String> {
+    fn init(&self, root: &Path) -> Result<(), String> {
         fs::create_dir_all(&self.data_dir).map_err(|e| e.to_string())?;
         self.hand_over(&self.data_dir)?;
+        // initdb reads the password from a file the server's account can read; it is
+        // removed at once (the service keeps its own copy, readable by itself alone).
+        let pwfile = root.join("initdb-password");
+        write_private(&pwfile, &self.password)?;
+        self.hand_over(&pwfile)?;
         let mut command = self.command("initdb");
         command
             .args([
                 "-U",
                 SUPERUSER,
-                "--auth=trust",
+                "--auth=scram-sha-256",
                 "-E",
                 "UTF8",
                 "--locale=C.UTF-8",
-                "-D",
             ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .arg("-D")
             .arg(&self.data_dir);
-        run(command).map(drop)
+        let outcome = run(command).map(drop);
+        let _ = fs::remove_file(&pwfile);
+        outcome
+    }
+
+    /// Clusters made before passwords were required trusted every local connection:
+    /// give the superuser the password and stop trusting anyone.
+    fn require_password(&self, password_file: &Path) -> Result<(), String> {
+        let hba_file = self.data_dir.join("pg_hba.conf");
+        let hba = fs::read_to_string(&hba_file).unwrap_or_default();
+        if hba.lines().any(|line| line.trim_end().ends_with("trust")) {
+            let trusted = format!("postgres://{SUPERUSER}@127.0.0.1:{}/postgres", self.port);
+            let mut connection = PgConnection::establish(&trusted).map_err(|e| e.to_string())?;
+            // A password cannot be bound in ALTER ROLE; it is hex, so it quotes safely.
+            diesel::sql_query(format!(
+                "ALTER ROLE {SUPERUSER} PASSWORD '{}'",
+                self.password
+            ))
+            .execute(&mut connection)
+            .map_err(|e| e.to_string())?;
+            let hardened: String = hba
+                .lines()
+                .map(|line| match line.trim_end().strip_suffix("trust") {
+                    Some(rest) => format!("{rest}scram-sha-256\n"),
+                    None => format!("{line}\n"),
+                })
+                .collect();
+            fs::write(&hba_file, hardened).map_err(|e| e.to_string())?;
+            let mut reload = self.command("pg_ctl");
+            reload.args(["reload", "-D"]).arg(&self.data_dir);
+            run(reload)?;
+        }
+        if !password_file.exists() {
+            write_private(password_file, &self.password)?;
+        }
+        Ok(())
     }
 
     fn launch(&self) -> Result<(), String> {
@@ -240,4 +297,18 @@ fn free_port() -> Result<u16, String> {
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
         .map_err(|e| format!("no free port: {e}"))
+}
+
+/// Writes a file only its owner may read.
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    writeln!(file, "{text}").map_err(|e| e.to_string())
 }

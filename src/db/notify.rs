@@ -26,6 +26,8 @@ pub trait ChangeListener: Send + Sync {
     fn listening(&self, listening: bool);
     /// Keys or tenants changed.
     fn changed(&self);
+    /// The listening connection answered a ping: nothing was missed until now.
+    fn heard(&self);
 }
 
 /// The listening thread; stops when dropped.
@@ -43,9 +45,9 @@ impl Drop for Listening {
     }
 }
 
-/// How often the listening connection is checked, and the longest a lost one can go
-/// unnoticed.
-const PING_EVERY: Duration = Duration::from_secs(5);
+/// How often the listening connection is checked (listeners stop trusting a silent
+/// connection after a few missed pings).
+const PING_EVERY: Duration = Duration::from_secs(1);
 const POLL_EVERY: Duration = Duration::from_millis(100);
 
 /// Listens on [`CHANGES_CHANNEL`] for as long as the returned handle lives, reconnecting

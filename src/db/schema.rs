@@ -19,6 +19,8 @@ diesel::table! {
         tenant_id -> Int8,
         key_hash -> Bytea,
         created_at -> Timestamptz,
+        prefix -> Nullable<Text>,
+        last_used_at -> Nullable<Timestamptz>,
     }
 }
 

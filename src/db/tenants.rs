@@ -41,17 +41,20 @@ pub struct TenantChanges {
 #[diesel(table_name = api_keys)]
 pub struct ApiKeyRow {
     pub id: i64,
+    pub prefix: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
+/// The tenant a key belongs to, with the key's id.
 pub fn find_by_key_hash(
     conn: &mut PgConnection,
     key_hash: &[u8],
-) -> QueryResult<Option<TenantRow>> {
+) -> QueryResult<Option<(TenantRow, i64)>> {
     tenants::table
         .inner_join(api_keys::table)
         .filter(api_keys::key_hash.eq(key_hash))
-        .select(TenantRow::as_select())
+        .select((TenantRow::as_select(), api_keys::id))
         .first(conn)
         .optional()
 }
@@ -85,11 +88,13 @@ pub fn insert_api_key(
     conn: &mut PgConnection,
     tenant_id: i64,
     key_hash: &[u8],
+    prefix: &str,
 ) -> QueryResult<ApiKeyRow> {
     diesel::insert_into(api_keys::table)
         .values((
             api_keys::tenant_id.eq(tenant_id),
             api_keys::key_hash.eq(key_hash),
+            api_keys::prefix.eq(prefix),
         ))
         .returning(ApiKeyRow::as_returning())
         .get_result(conn)
@@ -115,4 +120,24 @@ impl From<TenantRow> for Tenant {
             require_privacy_consent: row.require_privacy_consent,
         }
     }
+}
+
+/// The tenant's live keys, oldest first.
+pub fn api_keys(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<ApiKeyRow>> {
+    api_keys::table
+        .filter(api_keys::tenant_id.eq(tenant_id))
+        .order(api_keys::id)
+        .select(ApiKeyRow::as_select())
+        .load(conn)
+}
+
+/// Records that the key was used, at most once a minute (readers are told it may lag).
+pub fn touch_api_key(conn: &mut PgConnection, key_hash: &[u8]) -> QueryResult<()> {
+    diesel::sql_query(
+        "UPDATE api_keys SET last_used_at = now() WHERE key_hash = $1 \
+         AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    )
+    .bind::<diesel::sql_types::Bytea, _>(key_hash)
+    .execute(conn)
+    .map(drop)
 }

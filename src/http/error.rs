@@ -56,6 +56,12 @@ pub enum ApiError {
     /// No route answers this path.
     #[error("route not found")]
     NoRoute,
+    /// The body stopped arriving.
+    #[error("The request body stopped arriving; send it again.")]
+    BodyStalled,
+    /// The caller is past its rate limit.
+    #[error("Too many requests for this key; retry after `Retry-After` seconds.")]
+    RateLimited,
 }
 
 impl ApiError {
@@ -79,6 +85,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::NoRoute => "not_found",
+            Self::RateLimited => "rate_limited",
+            Self::BodyStalled => "request_timeout",
         }
     }
 
@@ -163,7 +171,10 @@ fn detail_of(error: &Error) -> String {
         Error::TimedOut(_) => {
             "The database took too long to answer; retry later or narrow the request.".to_owned()
         }
-        Error::Busy => "This account's work is using its full share of the database; retry in a few seconds.".to_owned(),
+        Error::Busy => {
+            "This account's work is using its full share of the database; retry in a few seconds."
+                .to_owned()
+        }
         Error::Internal(_) => "An unexpected error occurred; it has been logged.".to_owned(),
         other => other.to_string(),
     }
@@ -203,6 +214,8 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyStalled => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -232,9 +245,15 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        response.json(self.to_problem())
+        let mut response = response.json(self.to_problem());
+        response.extensions_mut().insert(ProblemCode(self.code()));
+        response
     }
 }
+
+/// The code of the problem an answer carries, for the request's log line.
+#[derive(Debug, Clone, Copy)]
+pub struct ProblemCode(pub &'static str);
 
 #[cfg(test)]
 mod tests {

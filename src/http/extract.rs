@@ -71,7 +71,11 @@ where
     E: std::fmt::Display,
 {
     let mut bytes = web::BytesMut::new();
-    while let Some(chunk) = body.next().await {
+    loop {
+        let next = tokio::time::timeout(STALLED_BODY, body.next())
+            .await
+            .map_err(|_| ApiError::BodyStalled)?;
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|error| {
             ApiError::bad_request(
                 "unreadable_body",
@@ -85,6 +89,10 @@ where
     }
     Ok(bytes.freeze())
 }
+
+/// A body that sends nothing for this long is cut off (408): a client cannot hold a
+/// request open by trickling it.
+const STALLED_BODY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Syntax errors are 400; well-formed JSON of the wrong shape is 422 with the field path.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

@@ -122,12 +122,22 @@ async fn read_upload(request: &HttpRequest, payload: web::Payload) -> Result<web
         return read_limited(payload, MAX_FILE_BYTES).await;
     }
     let mut multipart = actix_multipart::Multipart::new(request.headers(), payload);
-    while let Some(field) = multipart.next().await {
+    loop {
+        let next = tokio::time::timeout(STALLED_PART, multipart.next())
+            .await
+            .map_err(|_| ApiError::BodyStalled)?;
+        let Some(field) = next else { break };
         let field = field.map_err(unreadable_body)?;
-        if field.name() == Some("file") {
-            return read_limited(field, MAX_FILE_BYTES).await;
+        match field.name() {
+            Some("file") => return read_limited(field, MAX_FILE_BYTES).await,
+            name => {
+                return Err(ApiError::invalid_field(
+                    name.unwrap_or_default(),
+                    "unexpected_form_field",
+                    "the form takes one field, `file`",
+                ))
+            }
         }
-        read_limited(field, MAX_FILE_BYTES).await?;
     }
     Err(Error::unprocessable(
         "missing_file_field",
@@ -135,6 +145,9 @@ async fn read_upload(request: &HttpRequest, payload: web::Payload) -> Result<web
     )
     .into())
 }
+
+/// A multipart upload that sends nothing for this long is cut off (408).
+const STALLED_PART: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn unreadable_body(error: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(

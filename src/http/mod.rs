@@ -17,6 +17,8 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
+pub mod rate_limit;
+pub mod request_log;
 pub mod schemas;
 pub mod segments;
 pub mod state;

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::core::clock::Clock;
 use crate::db::notify::Listening;
 use crate::http::metrics::Metrics;
+use crate::http::rate_limit::RateLimits;
 use crate::service::auth::{keep_fresh, KeyCache};
 use crate::service::Env;
 
@@ -14,6 +15,7 @@ pub struct AppState {
     pub config: Config,
     pub metrics: Metrics,
     pub keys: Arc<KeyCache>,
+    pub rate_limits: RateLimits,
     /// Empties `keys` when another replica changes keys or tenants; stops with the state.
     _listening: Listening,
 }
@@ -27,11 +29,13 @@ impl AppState {
     pub fn with_clock(config: Config, clock: Clock) -> Self {
         let url = config.database_url.clone().unwrap_or_default();
         let keys = Arc::new(KeyCache::default());
+        let rate_limits = RateLimits::new(config.rate_limit, config.rate_burst);
         let listening = keep_fresh(&url, keys.clone());
         Self {
             env: Env::new(&config, clock),
             config,
             metrics: Metrics::new(),
+            rate_limits,
             keys,
             _listening: listening,
         }

@@ -10,6 +10,12 @@ use crate::http::extract::{Json, Path};
 use crate::http::state::AppState;
 use crate::service::tenants;
 
+/// Answers carrying a key or a secret are never stored by a cache on the way.
+fn no_store(mut response: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    response.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+    response
+}
+
 #[derive(serde::Deserialize)]
 struct TenantPath {
     id: i64,
@@ -44,10 +50,11 @@ async fn create_tenant(
     state: web::Data<AppState>,
     Json(input): Json<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
-    let (row, api_key) = tenants::create(&state.env, input.into()).await?;
-    Ok(HttpResponse::Created().json(CreatedTenant {
+    let (row, key, api_key) = tenants::create(&state.env, input.into()).await?;
+    Ok(no_store(HttpResponse::Created()).json(CreatedTenant {
         tenant: row.into(),
         api_key,
+        api_key_id: key.id,
     }))
 }
 
@@ -122,10 +129,36 @@ async fn create_api_key(
     path: Path<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let (row, api_key) = tenants::create_key(&state.env, path.0.id).await?;
-    Ok(HttpResponse::Created().json(CreatedApiKey {
+    Ok(no_store(HttpResponse::Created()).json(CreatedApiKey {
         id: row.id,
         api_key,
         created_at: row.created_at,
+    }))
+}
+
+/// List a tenant's API keys
+///
+/// Every live key of the tenant, oldest first: its id (to revoke it), its first 10
+/// characters (to tell keys apart; never enough to use one), when it was made and when
+/// it last authenticated a request (kept to the minute). The keys themselves are never
+/// shown again. Admin token only.
+#[utoipa::path(
+    tag = "admin",
+    params(("id" = i64, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "The tenant's live keys.", body = ApiKeyList),
+        (status = 404, description = "`not_found`: no such tenant, or the admin API is off."),
+    )
+)]
+#[get("/admin/tenants/{id}/api-keys")]
+async fn list_api_keys(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: Path<TenantPath>,
+) -> Result<web::Json<ApiKeyList>, ApiError> {
+    let rows = tenants::keys(&state.env, path.0.id).await?;
+    Ok(web::Json(ApiKeyList {
+        items: rows.into_iter().map(Into::into).collect(),
     }))
 }
 
@@ -186,6 +219,7 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(get_tenant)
         .service(update_tenant)
         .service(create_api_key)
+        .service(list_api_keys)
         .service(revoke_api_key)
         .service(get_current_tenant);
 }

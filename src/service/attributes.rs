@@ -9,7 +9,10 @@ use crate::db::attributes::{self, DefinitionRow};
 use crate::db::pool;
 
 pub async fn list(env: &Env, tenant: Tenant) -> Result<Vec<DefinitionRow>, Error> {
-    pool::run(&env.pool.tenant(tenant.id), move |conn| attributes::list(conn, tenant.id)).await
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
+        attributes::list(conn, tenant.id)
+    })
+    .await
 }
 
 pub async fn define(

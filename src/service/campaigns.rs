@@ -73,7 +73,10 @@ pub async fn create(
 }
 
 pub async fn get(env: &Env, tenant: Tenant, id: i64) -> Result<CampaignWithSegments, Error> {
-    pool::run(&env.pool.tenant(tenant.id), move |conn| campaigns::find(conn, tenant.id, id)).await
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
+        campaigns::find(conn, tenant.id, id)
+    })
+    .await
 }
 
 pub async fn update(

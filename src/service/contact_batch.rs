@@ -32,7 +32,10 @@ pub async fn upsert_batch(
     items: Vec<Result<ContactPush, Error>>,
 ) -> Result<Vec<ItemOutcome>, Error> {
     let today = env.clock.today();
-    pool::transaction(&env.pool.tenant(tenant.id), move |conn| run(conn, &tenant, today, items)).await
+    pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
+        run(conn, &tenant, today, items)
+    })
+    .await
 }
 
 fn run(

@@ -117,9 +117,11 @@ pub async fn create(env: &Env, tenant: Tenant, push: ContactPush) -> Result<Cont
 }
 
 pub async fn get(env: &Env, tenant: Tenant, id: i64) -> Result<ContactRow, Error> {
-    pool::run(&env.pool.tenant(tenant.id), move |conn| contacts::get(conn, tenant.id, id))
-        .await
-        .map_err(|e| e.or_not_found("contact"))
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
+        contacts::get(conn, tenant.id, id)
+    })
+    .await
+    .map_err(|e| e.or_not_found("contact"))
 }
 
 pub async fn update(

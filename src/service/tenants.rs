@@ -2,22 +2,31 @@
 
 use super::{endpoints, Env};
 use crate::core::error::Error;
-use crate::core::keys::{generate_api_key, hash_api_key};
+use crate::core::keys::{generate_api_key, hash_api_key, shown_part};
 use crate::core::tenant::Tenant;
 use crate::db::tenants::{self, ApiKeyRow, NewTenant, TenantChanges, TenantRow};
 use crate::db::{notify, pool};
 
-/// A new tenant and its first key, shown only now.
-pub async fn create(env: &Env, tenant: NewTenant) -> Result<(TenantRow, String), Error> {
+/// A new tenant and its first key (shown only now) with the key's row.
+pub async fn create(env: &Env, tenant: NewTenant) -> Result<(TenantRow, ApiKeyRow, String), Error> {
     let api_key = generate_api_key();
-    let key_hash = hash_api_key(&api_key);
-    let row = pool::transaction(&env.pool, move |conn| {
+    let (key_hash, prefix) = (hash_api_key(&api_key), shown_part(&api_key));
+    let (row, key) = pool::transaction(&env.pool, move |conn| {
         let row = tenants::insert(conn, &tenant)?;
-        tenants::insert_api_key(conn, row.id, &key_hash)?;
-        Ok(row)
+        let key = tenants::insert_api_key(conn, row.id, &key_hash, &prefix)?;
+        Ok((row, key))
     })
     .await?;
-    Ok((row, api_key))
+    Ok((row, key, api_key))
+}
+
+/// The tenant's live keys (never the keys themselves).
+pub async fn keys(env: &Env, id: i64) -> Result<Vec<ApiKeyRow>, Error> {
+    pool::run(&env.pool, move |conn| {
+        tenants::get(conn, id)?;
+        Ok::<_, Error>(tenants::api_keys(conn, id)?)
+    })
+    .await
 }
 
 pub async fn get(env: &Env, id: i64) -> Result<TenantRow, Error> {
@@ -37,10 +46,10 @@ pub async fn update(env: &Env, id: i64, changes: TenantChanges) -> Result<Tenant
 /// Another key for the tenant, shown only now.
 pub async fn create_key(env: &Env, id: i64) -> Result<(ApiKeyRow, String), Error> {
     let api_key = generate_api_key();
-    let key_hash = hash_api_key(&api_key);
+    let (key_hash, prefix) = (hash_api_key(&api_key), shown_part(&api_key));
     let row = pool::run(&env.pool, move |conn| {
         tenants::get(conn, id)?;
-        tenants::insert_api_key(conn, id, &key_hash)
+        tenants::insert_api_key(conn, id, &key_hash, &prefix)
     })
     .await?;
     Ok((row, api_key))

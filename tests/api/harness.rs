@@ -17,7 +17,7 @@ use segments::{build_app, db, AppState};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token-of-thirty-two-chars";
 
 /// The server's maintenance URL, resolved once per test process.
 fn server_url() -> &'static str {

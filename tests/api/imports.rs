@@ -157,13 +157,33 @@ async fn multipart_uploads_and_the_template_work() {
     assert!(template.content_type.starts_with("text/csv"));
     assert!(template.text.starts_with("phone,name"));
     let boundary = "XyZbOuNdArY";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nignored\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.csv\"\r\nContent-Type: text/csv\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(template.text.as_bytes());
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let form = |extra: &str| {
+        let mut body = format!(
+            "{extra}--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(template.text.as_bytes());
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        body
+    };
+    // A part the contract does not name is refused, naming it; nothing is written.
+    let refused = app
+        .send(
+            upload(
+                segment,
+                &key,
+                "",
+                &format!("multipart/form-data; boundary={boundary}"),
+                form(&format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nignored\r\n"
+                )),
+            )
+            .to_request(),
+        )
+        .await
+        .expect_problem(422, "validation_failed");
+    assert_eq!(refused["errors"][0]["field"], "note");
+    let body = form("");
     let report = app
         .send(
             upload(

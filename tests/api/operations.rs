@@ -65,7 +65,7 @@ async fn without_a_database_requests_answer_503_with_retry_after() {
         &app,
         actix_test::TestRequest::get()
             .uri("/v1/segments")
-            .insert_header(("Authorization", "Bearer sk_x"))
+            .insert_header(("Authorization", format!("Bearer sk_{}", "0".repeat(64))))
             .to_request(),
     )
     .await;

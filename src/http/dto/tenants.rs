@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use validator::{Validate, ValidationError};
 
 use crate::core::phone;
-use crate::db::tenants::{NewTenant, TenantChanges, TenantRow};
+use crate::db::tenants::{ApiKeyRow, NewTenant, TenantChanges, TenantRow};
 use crate::http::input::{nullable, patch_opt, trimmed, trimmed_some};
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -109,6 +109,42 @@ pub struct CreatedTenant {
     /// The tenant's first API key. Shown only now: store it.
     #[schema(example = "sk_4f1c...")]
     pub api_key: String,
+    /// The key's id, to revoke it with `DELETE /v1/admin/tenants/{id}/api-keys/{key_id}`.
+    #[schema(example = 7)]
+    pub api_key_id: i64,
+}
+
+/// One of a tenant's live API keys; the key itself is never shown again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKey {
+    #[schema(example = 7)]
+    pub id: i64,
+    /// The key's first 10 characters, to tell keys apart; null for keys made before
+    /// prefixes were kept.
+    #[schema(example = "sk_4f1c9a2")]
+    pub prefix: Option<String>,
+    #[schema(example = "2026-02-01T08:00:00Z")]
+    pub created_at: DateTime<Utc>,
+    /// When the key last authenticated a request; may lag by a minute; null if never.
+    #[schema(example = "2026-02-03T10:12:00Z")]
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiKeyRow> for ApiKey {
+    fn from(row: ApiKeyRow) -> Self {
+        Self {
+            id: row.id,
+            prefix: row.prefix,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+        }
+    }
+}
+
+/// A tenant's live API keys, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub items: Vec<ApiKey>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
