@@ -122,28 +122,25 @@ async fn read_upload(request: &HttpRequest, payload: web::Payload) -> Result<web
         return read_limited(payload, MAX_FILE_BYTES).await;
     }
     let mut multipart = actix_multipart::Multipart::new(request.headers(), payload);
-    loop {
-        let next = tokio::time::timeout(STALLED_PART, multipart.next())
-            .await
-            .map_err(|_| ApiError::BodyStalled)?;
-        let Some(field) = next else { break };
-        let field = field.map_err(unreadable_body)?;
-        match field.name() {
-            Some("file") => return read_limited(field, MAX_FILE_BYTES).await,
-            name => {
-                return Err(ApiError::invalid_field(
-                    name.unwrap_or_default(),
-                    "unexpected_form_field",
-                    "the form takes one field, `file`",
-                ))
-            }
-        }
+    let first = tokio::time::timeout(STALLED_PART, multipart.next())
+        .await
+        .map_err(|_| ApiError::BodyStalled)?;
+    let Some(field) = first else {
+        return Err(Error::unprocessable(
+            "missing_file_field",
+            "The form has no `file` field: send the CSV as the form field named `file`.",
+        )
+        .into());
+    };
+    let field = field.map_err(unreadable_body)?;
+    match field.name() {
+        Some("file") => read_limited(field, MAX_FILE_BYTES).await,
+        name => Err(ApiError::invalid_field(
+            name.unwrap_or_default(),
+            "unexpected_form_field",
+            "the form takes one field, `file`",
+        )),
     }
-    Err(Error::unprocessable(
-        "missing_file_field",
-        "The form has no `file` field: send the CSV as the form field named `file`.",
-    )
-    .into())
 }
 
 /// A multipart upload that sends nothing for this long is cut off (408).
