@@ -1,6 +1,7 @@
 //! Logs: `RUST_LOG` filters, `SEGMENTS_LOG_FORMAT=json` switches to one JSON object a line.
-//! Each request is logged when its span closes, with its request id, route, status and
-//! duration (the span `tracing-actix-web` opens).
+//! Each request is logged when its span closes (see `http::request_log`).
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::EnvFilter;
@@ -12,6 +13,8 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(FmtSpan::CLOSE)
+        // Colours only for a person at a terminal, never in files or log collectors.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder

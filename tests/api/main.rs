@@ -22,5 +22,6 @@ mod operations;
 mod outage;
 mod process;
 mod races;
+mod safety;
 mod segments;
 mod tenants;

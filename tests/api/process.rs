@@ -101,6 +101,15 @@ async fn sigterm_during_an_import_finishes_it_whole_and_exits_0_and_secrets_stay
     )
     .await;
     let segment = segment["id"].as_i64().unwrap();
+    // A search for a phone number: the query string never reaches the log.
+    call(
+        &base,
+        "GET",
+        "/v1/contacts?search=%2B393339990001",
+        &key,
+        None,
+    )
+    .await;
 
     let rows = 40_000;
     let file: String = std::iter::once("phone,name\n".to_owned())
@@ -178,5 +187,42 @@ async fn sigterm_during_an_import_finishes_it_whole_and_exits_0_and_secrets_stay
     );
     assert!(!log.contains(ADMIN_TOKEN), "the admin token was logged");
     assert!(!log.contains(&key), "an API key was logged");
+    assert!(
+        !log.contains("3339990001"),
+        "a searched phone number was logged"
+    );
+    let tenant_id = created["tenant"]["id"].as_i64().unwrap();
+    let search_line = log
+        .lines()
+        .find(|line| line.contains("route=/v1/contacts") && line.contains("close"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no request line for the search: {}",
+                &log[..log.len().min(3000)]
+            )
+        });
+    assert!(
+        search_line.contains(&format!("tenant_id={tenant_id}")),
+        "{search_line}"
+    );
+    assert!(search_line.contains("key_id="), "{search_line}");
+    assert!(search_line.contains("status=200"), "{search_line}");
     let _ = std::fs::remove_file(&service.log);
+}
+
+#[test]
+fn a_short_admin_token_is_refused_at_start() {
+    let output = Command::new(env!("CARGO_BIN_EXE_segments"))
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("SEGMENTS_ADMIN_TOKEN", "too-short")
+        .arg("migrate")
+        .output()
+        .expect("run the binary");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at least 32 characters"), "{stderr}");
+    assert!(
+        !stderr.contains("too-short"),
+        "the token itself is not repeated"
+    );
 }
