@@ -70,7 +70,7 @@ async fn create_attribute(
     responses(
         (status = 204, description = "Deleted."),
         (status = 404, description = "`not_found`: no such attribute."),
-        (status = 409, description = "`attribute_in_use`: a dynamic segment's filter names it."),
+        (status = 409, description = "`attribute_in_use`: a segment's filter names it; change that filter first."),
     )
 )]
 #[delete("/attributes/{key}")]

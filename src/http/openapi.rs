@@ -102,8 +102,10 @@ const SHARED: &[(&str, &str, &str)] = &[
     ("413", "PayloadTooLarge", "`payload_too_large`: the body is larger than the limit."),
     ("415", "UnsupportedMediaType", "`unsupported_media_type`: send the body as `application/json`."),
     ("422", "ValidationFailed", "`validation_failed` (every offending field in `errors`) or another rule's code."),
+    ("408", "RequestTimeout", "`request_timeout`: the body stopped arriving for 30 s; send the request again."),
+    ("429", "RateLimited", "`rate_limited`: past the key's rate limit; retry after the `Retry-After` seconds."),
     ("500", "InternalError", "`internal_error`: a bug; the cause is logged, never shown."),
-    ("503", "Unavailable", "`database_unavailable`: retry after the `Retry-After` seconds."),
+    ("503", "Unavailable", "`database_unavailable` (the database is unreachable or busy) or `tenant_busy` (this account's work holds its whole share of the database): retry after the `Retry-After` seconds."),
 ];
 
 /// A problem+json body for an error response: handlers declare only the status and
@@ -129,7 +131,7 @@ fn add_shared(operation: &mut Operation, security: Option<&str>) {
     for (status, name, _) in SHARED {
         let applies = match *status {
             "401" => security.is_some(),
-            "413" | "415" => has_body,
+            "408" | "413" | "415" => has_body,
             _ => security.is_some() || *status == "500",
         };
         if applies && !operation.responses.responses.contains_key(*status) {

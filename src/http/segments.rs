@@ -24,8 +24,7 @@ pub struct SegmentPath {
 /// `search` matches part of the name, ignoring case; `kind` and `channel` narrow the
 /// list; `sort` orders it by `name`, `created_at`, `updated_at` or `recipients`, `-`
 /// first for descending (default `-created_at`, newest first). Each segment shows its
-/// `filter_summary` and `recipients`; a dynamic segment's `recipients` here is at most
-/// 60 s old (see `recipients_computed_at`).
+/// `filter_summary` and `recipients`, exact for static and dynamic segments alike.
 #[utoipa::path(
     tag = "segments",
     params(SegmentListParams, PageParams),
@@ -77,7 +76,7 @@ async fn list_segments(
     responses(
         (status = 201, description = "The segment, created.", body = Segment),
         (status = 409, description = "`segment_name_taken`: another segment of the tenant has this name (ignoring case)."),
-        (status = 422, description = "`validation_failed`, each problem in `errors` with its JSON path (e.g. `filter.all[1].op`): a filter on a static segment (`not_allowed`), none on a dynamic one (`required`), or a filter that does not read (`unknown_field`, `undefined_attribute`, `invalid_operator`, `invalid_value`, `too_deep`, `too_many_conditions`, `segment_cycle`, ...); or `endpoint_limit_exceeded` (with `used`, `limit`, `requested`): the dynamic segment's members would take the tenant past its endpoint limit."),
+        (status = 422, description = "`validation_failed`, each problem in `errors` with its JSON path (e.g. `filter.all[1].op`): a filter on a static segment (`not_allowed`), none on a dynamic one (`required`), or a filter that does not read (`unknown_field`, `undefined_attribute`, `invalid_operator`, `invalid_value`, `too_deep`, `too_many_conditions`, `too_many_nodes`, `segment_not_found`, `segment_cycle`, `references_too_deep`, `filter_too_large` (this filter or one naming this segment would pass the bounds; the message names it), ...); or `endpoint_limit_exceeded` (with `used`, `limit`, `requested`): the dynamic segment's members would take the tenant past its endpoint limit."),
     )
 )]
 #[post("/segments")]
@@ -93,8 +92,8 @@ async fn create_segment(
 /// Read a segment
 ///
 /// The segment with its `filter_summary` (the filter as a sentence, "No filters" when
-/// there is none) and `recipients`. A dynamic segment's `recipients` is counted now, so
-/// this is the place for an exact figure.
+/// there is none) and `recipients`, the exact member count (a dynamic segment's members
+/// follow its filter as contacts change).
 #[utoipa::path(
     tag = "segments",
     params(("id" = i64, Path, description = "Segment id")),
@@ -127,7 +126,7 @@ async fn get_segment(
         (status = 200, description = "The segment, changed.", body = Segment),
         (status = 404, description = "`not_found`: no such segment."),
         (status = 409, description = "`segment_name_taken`: another segment of the tenant has this name (ignoring case)."),
-        (status = 422, description = "`validation_failed`, each problem in `errors` with its JSON path (e.g. `filter.all[1].op`): a filter on a static segment (`not_allowed`), none on a dynamic one (`required`), or a filter that does not read (`unknown_field`, `undefined_attribute`, `invalid_operator`, `invalid_value`, `too_deep`, `too_many_conditions`, `segment_cycle`, ...); or `endpoint_limit_exceeded` (with `used`, `limit`, `requested`): the dynamic segment's members would take the tenant past its endpoint limit."),
+        (status = 422, description = "`validation_failed`, each problem in `errors` with its JSON path (e.g. `filter.all[1].op`): a filter on a static segment (`not_allowed`), none on a dynamic one (`required`), or a filter that does not read (`unknown_field`, `undefined_attribute`, `invalid_operator`, `invalid_value`, `too_deep`, `too_many_conditions`, `too_many_nodes`, `segment_not_found`, `segment_cycle`, `references_too_deep`, `filter_too_large` (this filter or one naming this segment would pass the bounds; the message names it), ...); or `endpoint_limit_exceeded` (with `used`, `limit`, `requested`): the dynamic segment's members would take the tenant past its endpoint limit."),
     )
 )]
 #[patch("/segments/{id}")]
@@ -144,7 +143,7 @@ async fn update_segment(
 /// Delete a segment
 ///
 /// The segment and its memberships go; its contacts stay, and every campaign stops
-/// naming it. Refused with 409 `segment_in_use` while a dynamic segment's filter names it
+/// naming it. Refused with 409 `segment_in_use` while another segment's filter names it
 /// (`{"field": "segment", ...}`): change that filter first.
 #[utoipa::path(
     tag = "segments",
@@ -152,7 +151,7 @@ async fn update_segment(
     responses(
         (status = 204, description = "Deleted."),
         (status = 404, description = "`not_found`: no such segment."),
-        (status = 409, description = "`segment_in_use`: a dynamic segment's filter names it."),
+        (status = 409, description = "`segment_in_use`: another segment's filter names it; change that filter first."),
     )
 )]
 #[delete("/segments/{id}")]
@@ -187,10 +186,17 @@ async fn delete_segment(
 /// including those that lack the value. Text `eq`, `neq`, `in`, `not_in` compare exactly;
 /// `contains`, `not_contains`, `starts_with` ignore case and take `%` and `_` literally.
 /// `between` includes both ends. Relative dates (`in_last_days`, `not_in_last_days`,
-/// `in_next_days`) and anniversaries use the database's current date in UTC, today
-/// included; a 29 February anniversary falls on 28 February in other years. At most 5
-/// levels deep and 50 conditions; a segment may not include itself through others. Every
-/// refusal is a 422 naming the JSON path of the offending node.
+/// `in_next_days`) and anniversaries count from the service's current date in UTC, today
+/// included; a 29 February anniversary falls on 28 February in other years. A segment
+/// named is read by its members (kept current as contacts change), never by expanding
+/// its filter.
+///
+/// **Bounds.** A filter has at most 5 levels, 50 conditions and 200 groups and
+/// conditions in all. A chain of segments naming segments is at most 3 deep, and a
+/// filter with every segment it reaches (each counted once) at most 200 conditions; a
+/// change that would take any segment naming this one past these bounds is refused,
+/// naming that segment. A segment may not include itself. Every refusal is a 422
+/// naming the JSON path of the offending node.
 #[utoipa::path(
     tag = "segments",
     request_body = PreviewRequest,

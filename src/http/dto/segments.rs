@@ -30,12 +30,13 @@ pub struct Segment {
     /// The filter as a person would read it; "No filters" when there is none.
     #[schema(example = "No filters")]
     pub filter_summary: String,
-    /// Number of members. Exact at all times for a static segment; for a dynamic one,
-    /// counted at `recipients_computed_at`: fresh on the segment's own GET, at most 60 s
-    /// old in lists.
+    /// Number of members, exact at all times: a dynamic segment's members are kept
+    /// current as contacts, memberships and its filter change.
     #[schema(example = 0)]
     pub recipients: i64,
-    /// When a dynamic segment's `recipients` was counted; null for a static segment.
+    /// When a dynamic segment's members were last evaluated in full (its filter saved,
+    /// or the daily re-evaluation of filters that depend on the date); null for a static
+    /// segment.
     #[schema(example = json!(null))]
     pub recipients_computed_at: Option<DateTime<Utc>>,
     #[schema(example = "2026-02-10T11:00:00Z")]
