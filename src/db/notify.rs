@@ -97,6 +97,7 @@ fn relay(mut connection: PgConnection, listener: &dyn ChangeListener, stop: &Ato
             {
                 return;
             }
+            listener.heard();
             last_ping = Instant::now();
         }
         std::thread::sleep(POLL_EVERY);

@@ -386,3 +386,36 @@ async fn a_body_that_stops_arriving_is_cut_off_with_408() {
     assert!(started.elapsed() >= Duration::from_secs(29));
     reply.expect_problem(408, "request_timeout");
 }
+
+#[actix_web::test]
+async fn the_change_listener_keeps_saying_it_hears_and_relays_changes() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use segments::db::notify::{announce_change, listen_for_changes, ChangeListener};
+
+    #[derive(Default)]
+    struct Counting {
+        heard: AtomicUsize,
+        changed: AtomicUsize,
+    }
+    impl ChangeListener for Counting {
+        fn listening(&self, _: bool) {}
+        fn changed(&self) {
+            self.changed.fetch_add(1, Ordering::Relaxed);
+        }
+        fn heard(&self) {
+            self.heard.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let database = TestDatabase::new();
+    let counting = Arc::new(Counting::default());
+    let listening = listen_for_changes(database.url.clone(), counting.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    announce_change(&mut database.connection()).unwrap();
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    drop(listening);
+    // Pinged about once a second: a cache trusting it for 5 s never lapses while it runs.
+    assert!(counting.heard.load(Ordering::Relaxed) >= 2);
+    assert_eq!(counting.changed.load(Ordering::Relaxed), 1);
+}
