@@ -8,9 +8,10 @@ use rand::{Rng, SeedableRng};
 use segments::core::keys::hash_api_key;
 use segments::db::schema::contacts;
 
-pub const API_KEY: &str = "sk_benchmark_key_0000000000000000000000000000000000000000000000000000";
+/// A key of the service's shape (`sk_` and 64 hex digits): others are refused unread.
+pub const API_KEY: &str = "sk_be0c4a1100000000000000000000000000000000000000000000000000000000";
 /// Bump when the generated data changes shape, so an old data set is not reused.
-const DATA_VERSION: i64 = 1;
+const DATA_VERSION: i64 = 2;
 
 const FIRST: &[&str] = &[
     "Giulia", "Marco", "Anna", "Luca", "Sofia", "Matteo", "Emma", "Paul", "Lena", "Hugo", "Lucía",

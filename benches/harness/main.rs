@@ -4,11 +4,12 @@
 //!
 //! `cargo bench --bench harness -- [SCENARIO ...] [--contacts N] [--runs N] [--quick]`
 //! Scenarios: api, contacts-batch, members-add, from-search, dynamic-count, segments-list,
-//! audience-summary, audience-stream (default: all).
+//! audience-summary, audience-stream, csv-import, noisy-neighbour (default: all).
 
 mod audience;
 mod data;
 mod import;
+mod noisy;
 mod report;
 mod scenarios;
 mod service;
@@ -47,6 +48,7 @@ const ALL: &[&str] = &[
     "audience-summary",
     "audience-stream",
     "csv-import",
+    "noisy-neighbour",
 ];
 
 #[actix_web::main]
@@ -87,6 +89,7 @@ async fn main() {
             "audience-summary" => audience::audience_summary(&mut ctx).await,
             "audience-stream" => audience::audience_stream(&mut ctx).await,
             "csv-import" => import::csv_import(&mut ctx).await,
+            "noisy-neighbour" => noisy::noisy_neighbour(&mut ctx).await,
             _ => scenarios::from_search(&mut ctx).await,
         });
     }

@@ -22,32 +22,43 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     pub async fn call(&self, method: &str, base: &str, path: &str, body: Option<Value>) -> Value {
-        // A client per call: awc's pooled connector does not survive the long synchronous
-        // reference statements that block this thread between calls.
-        let client = awc::Client::builder()
-            .timeout(std::time::Duration::from_secs(600))
-            .finish();
-        let request = client
-            .request(method.parse().expect("method"), format!("{base}{path}"))
-            .insert_header(("Authorization", format!("Bearer {API_KEY}")));
-        let mut response = match body {
-            Some(body) => request.send_json(&body).await,
-            None => request.send().await,
-        }
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let bytes = response
-            .body()
-            .limit(64 * 1024 * 1024)
-            .await
-            .expect("read body");
-        assert!(
-            response.status().is_success(),
-            "{method} {path}: {} {}",
-            response.status(),
-            String::from_utf8_lossy(&bytes)
-        );
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        call_as(API_KEY, method, base, path, body).await
     }
+}
+
+/// A call with `key`; panics on anything but success.
+pub async fn call_as(
+    key: &str,
+    method: &str,
+    base: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    // A client per call: awc's pooled connector does not survive the long synchronous
+    // reference statements that block this thread between calls.
+    let client = awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(600))
+        .finish();
+    let request = client
+        .request(method.parse().expect("method"), format!("{base}{path}"))
+        .insert_header(("Authorization", format!("Bearer {key}")));
+    let mut response = match body {
+        Some(body) => request.send_json(&body).await,
+        None => request.send().await,
+    }
+    .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let bytes = response
+        .body()
+        .limit(64 * 1024 * 1024)
+        .await
+        .expect("read body");
+    assert!(
+        response.status().is_success(),
+        "{method} {path}: {} {}",
+        response.status(),
+        String::from_utf8_lossy(&bytes)
+    );
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 
 /// Run numbers: a warm-up first (`WARM_UP`, not counted) unless quick, then the measured runs.
@@ -103,7 +114,7 @@ fn wrk(url: &str, seconds: u64) -> (f64, f64, f64) {
     (rate, percentile("50%"), percentile("99%"))
 }
 
-fn to_ms(value: &str) -> f64 {
+pub fn to_ms(value: &str) -> f64 {
     let split = value
         .find(|c: char| c.is_alphabetic())
         .unwrap_or(value.len());

@@ -10,12 +10,20 @@ pub struct Service {
 }
 
 impl Service {
+    /// The service with its rate limit off: throughput scenarios send one key's
+    /// requests as fast as the service answers them.
     pub fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, &[("SEGMENTS_RATE_LIMIT", "0")])
+    }
+
+    /// As [`Service::start`], with settings of its environment changed.
+    pub fn start_with(database_url: &str, settings: &[(&str, &str)]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
         let child = Command::new(env!("CARGO_BIN_EXE_segments"))
+            .envs(settings.iter().copied())
             .env("DATABASE_URL", database_url)
             .env("SEGMENTS_BIND", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")

@@ -190,6 +190,9 @@ pub async fn add_selection(
     segment_id: i64,
     selection: Selection,
 ) -> Result<Report, Error> {
+    if let Some(filter) = &selection.filter {
+        filters::check_size(filter)?;
+    }
     let filters = ContactFilters::new(
         selection.search.as_deref(),
         selection.tag,

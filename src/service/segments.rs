@@ -127,6 +127,9 @@ pub async fn create(
     tenant: Tenant,
     input: NewSegmentInput,
 ) -> Result<SegmentView, Error> {
+    if let Some(filter) = &input.filter {
+        filters::check_size(filter)?;
+    }
     let today = env.clock.today();
     pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_change(conn, tenant.id)?;
@@ -185,6 +188,9 @@ pub async fn update(
     id: i64,
     input: SegmentUpdate,
 ) -> Result<SegmentView, Error> {
+    if let Some(filter) = &input.filter {
+        filters::check_size(filter)?;
+    }
     let today = env.clock.today();
     pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_change(conn, tenant.id)?;
@@ -253,6 +259,7 @@ pub async fn preview(
     filter: Value,
     sample: i64,
 ) -> Result<Preview, Error> {
+    filters::check_size(&filter)?;
     let today = env.clock.today();
     pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let node = filters::parse_filter(conn, tenant.id, &filter, "filter", None)?;

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::parse::{parse, Context, SegmentInfo};
+use super::parse::{check_size, parse, Context, SegmentInfo};
 use super::summary::summarize;
 use super::Node;
 use crate::core::attributes::Definition;
@@ -239,6 +239,34 @@ fn a_filter_past_its_limits_is_refused_before_it_costs_more_lookups() {
     let empty_groups: Vec<Value> = (0..1000).map(|_| json!({"all": []})).collect();
     let errors = parse(&json!({"any": empty_groups}), "filter", &mut context).unwrap_err();
     assert_eq!(errors[0].code, "too_many_nodes");
+}
+
+#[test]
+fn the_size_check_before_any_lookup_agrees_with_the_parser() {
+    let condition = json!({"field": "name", "op": "exists"});
+    let conditions = |n: usize| (0..n).map(|_| condition.clone()).collect::<Vec<_>>();
+    let groups = |n: usize| (0..n).map(|_| json!({"all": []})).collect::<Vec<_>>();
+    let nested = json!({"any": [{"all": conditions(25)}, {"not": {"all": conditions(25)}}]});
+    let cases = [
+        (json!({"all": conditions(50)}), None),
+        (json!({"all": conditions(51)}), Some("too_many_conditions")),
+        (json!({"any": groups(199)}), None),
+        (json!({"any": groups(200)}), Some("too_many_nodes")),
+        (json!({"any": groups(20_000)}), Some("too_many_nodes")),
+        (nested.clone(), None),
+        (
+            json!({"all": [nested, condition]}),
+            Some("too_many_conditions"),
+        ),
+    ];
+    for (filter, refused) in cases {
+        let early = check_size(&filter, "filter").err().map(|e| e.code);
+        let parsed = read(filter, None)
+            .err()
+            .map(|errors| errors[0].code.clone());
+        assert_eq!(early.as_deref(), refused);
+        assert_eq!(parsed.as_deref(), refused, "the parser agrees");
+    }
 }
 
 #[test]
