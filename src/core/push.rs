@@ -104,16 +104,20 @@ pub fn push_target(
     }
 }
 
+/// The codes of a push that names a phone or external id another contact holds.
+pub const PHONE_TAKEN: &str = "phone_taken";
+pub const EXTERNAL_ID_TAKEN: &str = "external_id_taken";
+
 pub fn phone_taken(phone_e164: &str) -> Error {
     Error::conflict(
-        "phone_taken",
+        PHONE_TAKEN,
         format!("Another contact already has the phone {phone_e164}."),
     )
 }
 
 pub fn external_id_taken(external_id: &str) -> Error {
     Error::conflict(
-        "external_id_taken",
+        EXTERNAL_ID_TAKEN,
         format!("Another contact already has the external id {external_id}."),
     )
 }

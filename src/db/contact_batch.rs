@@ -7,7 +7,6 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text};
 use serde_json::Value;
 
-use super::schema::contacts;
 use crate::core::push::CheckedPush;
 
 /// The tenant's contacts any item names, by external id and by validated phone: each
@@ -30,26 +29,32 @@ pub fn find_existing(
         .iter()
         .filter_map(|i| i.phone.as_ref().map(|p| p.e164.clone()))
         .collect();
-    // Two index scans rather than one OR, which the planner serves worse. No row locks:
-    // a concurrent change to the same contacts makes the writes below fail on a unique
-    // key, and the batch then goes one by one.
-    let by = |query: contacts::BoxedQuery<'static, diesel::pg::Pg>| {
-        query.select((contacts::id, contacts::external_id, contacts::phone_e164))
-    };
-    let of_tenant = || {
-        contacts::table
-            .filter(contacts::tenant_id.eq(tenant_id))
-            .into_boxed()
-    };
-    let rows: Vec<(i64, Option<String>, Option<String>)> =
-        by(of_tenant().filter(contacts::external_id.eq_any(external_ids)))
-            .union_all(by(of_tenant().filter(contacts::phone_e164.eq_any(phones))))
-            .load(conn)?;
+    // The ids from two index scans (one OR is served worse), then the rows locked in id
+    // order: two batches naming the same contacts take them in one order, never waiting
+    // for each other crosswise. A contact created meanwhile is not seen: the writes then
+    // fail on a unique key, and the batch tries again.
+    let rows: Vec<Found> = diesel::sql_query(
+        "SELECT id, external_id, phone_e164 FROM contacts \
+         WHERE tenant_id = $1 AND id IN ( \
+             SELECT id FROM contacts WHERE tenant_id = $1 AND external_id = ANY($2) \
+             UNION ALL \
+             SELECT id FROM contacts WHERE tenant_id = $1 AND phone_e164 = ANY($3)) \
+         ORDER BY id FOR NO KEY UPDATE",
+    )
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<Array<Text>, _>(external_ids)
+    .bind::<Array<Text>, _>(phones)
+    .load(conn)?;
     let mut existing = Existing {
         by_external_id: HashMap::new(),
         by_phone: HashMap::new(),
     };
-    for (id, external_id, phone) in rows {
+    for Found {
+        id,
+        external_id,
+        phone_e164: phone,
+    } in rows
+    {
         if let Some(key) = &external_id {
             existing
                 .by_external_id
@@ -60,6 +65,16 @@ pub fn find_existing(
         }
     }
     Ok(existing)
+}
+
+#[derive(QueryableByName)]
+struct Found {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    external_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    phone_e164: Option<String>,
 }
 
 fn tags_json(item: &CheckedPush) -> Value {

@@ -11,6 +11,11 @@ use super::sql::{like_pattern, Condition as Sql};
 use crate::core::contact::ContactValues;
 use crate::core::phone;
 
+/// The unique constraints a contact's write can break: one validated phone, one external
+/// id per tenant.
+pub const PHONE_KEY: &str = "contacts_phone_e164_key";
+pub const EXTERNAL_ID_KEY: &str = "contacts_external_id_key";
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = contacts)]
 pub struct ContactRow {
@@ -192,40 +197,38 @@ pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<Cont
 }
 
 /// Locks the row: read-modify-write of attributes must not lose a concurrent change.
-pub fn get_for_update(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<ContactRow> {
+/// `FOR NO KEY UPDATE`, so members can still be added to the contact meanwhile.
+pub fn get_for_change(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<ContactRow> {
     contacts::table
         .find((tenant_id, id))
         .select(ContactRow::as_select())
-        .for_update()
+        .for_no_key_update()
         .first(conn)
 }
 
-pub fn find_by_external_id(
+/// The contacts a push may name, locked in id order (so two pushes never wait for each
+/// other in opposite orders): the one with `external_id`, the one with `phone_e164`.
+pub fn find_push_matches(
     conn: &mut PgConnection,
     tenant_id: i64,
-    external_id: &str,
-) -> QueryResult<Option<ContactRow>> {
+    external_id: Option<&str>,
+    phone_e164: Option<&str>,
+) -> QueryResult<Vec<ContactRow>> {
+    if external_id.is_none() && phone_e164.is_none() {
+        return Ok(Vec::new());
+    }
+    // A key not given is bound as NULL, which equals nothing.
     contacts::table
         .filter(contacts::tenant_id.eq(tenant_id))
-        .filter(contacts::external_id.eq(external_id))
+        .filter(
+            contacts::external_id
+                .eq(external_id)
+                .or(contacts::phone_e164.eq(phone_e164)),
+        )
+        .order(contacts::id)
         .select(ContactRow::as_select())
-        .for_update()
-        .first(conn)
-        .optional()
-}
-
-pub fn find_by_phone(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    phone_e164: &str,
-) -> QueryResult<Option<ContactRow>> {
-    contacts::table
-        .filter(contacts::tenant_id.eq(tenant_id))
-        .filter(contacts::phone_e164.eq(phone_e164))
-        .select(ContactRow::as_select())
-        .for_update()
-        .first(conn)
-        .optional()
+        .for_no_key_update()
+        .load(conn)
 }
 
 pub fn insert(
@@ -255,8 +258,14 @@ pub fn update(
 /// segment it was in. False when there was no such contact.
 pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<bool> {
     // Locking the contact first waits out any membership write that references it, so the
-    // memberships removed below are all of them.
-    if get_for_update(conn, tenant_id, id).optional()?.is_none() {
+    // memberships removed below are all of them. `FOR UPDATE`: the row is going away.
+    let found = contacts::table
+        .find((tenant_id, id))
+        .select(contacts::id)
+        .for_update()
+        .first::<i64>(conn)
+        .optional()?;
+    if found.is_none() {
         return Ok(false);
     }
     let mut segment_ids: Vec<i64> = diesel::delete(

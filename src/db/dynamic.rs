@@ -1,9 +1,10 @@
 //! Dynamic segments' stored members: evaluated for the contacts a write touched, or in
 //! full when a filter changes or the date moves on, each change counted.
 //!
-//! Who may run at once is decided by one lock per tenant: writes that change what
-//! filters read (contacts, static members) hold it shared, so they run side by side;
-//! a full evaluation holds it exclusively, so no write it cannot see slips past it.
+//! Who may run at once is decided by one lock per tenant ([`super::locks::Lock::Evaluation`]):
+//! writes that change what filters read (contacts, static members) hold it shared, so
+//! they run side by side; a full evaluation holds it exclusively, so no write it cannot
+//! see slips past it.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date};
@@ -15,25 +16,6 @@ use crate::core::types::SegmentKind;
 /// Most bind parameters in one evaluation statement (PostgreSQL allows 65,535): the
 /// segments of a level are evaluated in groups that fit.
 const MAX_BINDS: usize = 30_000;
-
-/// The key of a tenant's evaluation lock.
-const LOCK_KEY: &str = "SELECT hashtextextended('segments.evaluation.' || $1::text, 0)";
-
-/// Taken by every write that changes what filters read.
-pub fn lock_shared(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<()> {
-    diesel::sql_query(format!("SELECT pg_advisory_xact_lock_shared(({LOCK_KEY}))"))
-        .bind::<BigInt, _>(tenant_id)
-        .execute(conn)
-        .map(drop)
-}
-
-/// Taken by full evaluations and by changes to filters and segments.
-pub fn lock_exclusive(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<()> {
-    diesel::sql_query(format!("SELECT pg_advisory_xact_lock(({LOCK_KEY}))"))
-        .bind::<BigInt, _>(tenant_id)
-        .execute(conn)
-        .map(drop)
-}
 
 /// How many contacts entered a segment and how many left it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Queryable)]
@@ -246,30 +228,4 @@ pub fn tenant_has_dynamic(conn: &mut PgConnection, tenant_id: i64) -> QueryResul
             .filter(segments::kind.eq(SegmentKind::Dynamic.as_str())),
     ))
     .get_result(conn)
-}
-
-/// The session lock of the evaluation job: one replica runs it at a time.
-const JOB_KEY: &str = "SELECT hashtextextended('segments.evaluation-job', 0)";
-
-#[derive(QueryableByName)]
-struct Acquired {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    acquired: bool,
-}
-
-/// Takes the job's lock if no other replica holds it.
-pub fn try_lock_job(conn: &mut PgConnection) -> QueryResult<bool> {
-    diesel::sql_query(format!(
-        "SELECT pg_try_advisory_lock(({JOB_KEY})) AS acquired"
-    ))
-    .get_result::<Acquired>(conn)
-    .map(|row| row.acquired)
-}
-
-pub fn unlock_job(conn: &mut PgConnection) -> QueryResult<()> {
-    diesel::sql_query(format!(
-        "SELECT pg_advisory_unlock(({JOB_KEY})) AS acquired"
-    ))
-    .get_result::<Acquired>(conn)
-    .map(drop)
 }

@@ -204,8 +204,13 @@ pub struct ImportRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A job that has not reported progress for this long died with its process.
-const STALE_AFTER: &str = "30 seconds";
+/// A job still `queued` this long after it was recorded, with its lease free, never
+/// started: its process stopped first.
+const NEVER_STARTED_AFTER: &str = "30 seconds";
+
+/// The statuses a job may still leave; `succeeded` and `failed` are final, and every
+/// update below is guarded by these.
+const PENDING: [&str; 2] = ["queued", "running"];
 
 pub fn insert_job(
     conn: &mut PgConnection,
@@ -224,7 +229,17 @@ pub fn insert_job(
         .get_result(conn)
 }
 
-/// Records progress; also the job's heartbeat.
+/// Whether the job may still run (neither succeeded nor failed).
+pub fn is_pending(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        imports::table
+            .find((tenant_id, id))
+            .filter(imports::status.eq_any(PENDING)),
+    ))
+    .get_result(conn)
+}
+
+/// Records progress of a running job.
 pub fn record_progress(
     conn: &mut PgConnection,
     tenant_id: i64,
@@ -233,7 +248,7 @@ pub fn record_progress(
     rows_read: i64,
 ) -> QueryResult<()> {
     diesel::update(imports::table.find((tenant_id, id)))
-        .filter(imports::status.eq_any(["queued", "running"]))
+        .filter(imports::status.eq_any(PENDING))
         .set((
             imports::status.eq("running"),
             imports::bytes_read.eq(bytes_read),
@@ -244,7 +259,7 @@ pub fn record_progress(
         .map(drop)
 }
 
-/// Ends a job: `succeeded` with its report, or `failed` with its problem.
+/// Ends a job still pending: `succeeded` with its report, or `failed` with its problem.
 pub fn finish_job(
     conn: &mut PgConnection,
     tenant_id: i64,
@@ -259,6 +274,7 @@ pub fn finish_job(
     let target = imports::table.find((tenant_id, id));
     let bytes_total = imports::bytes_total;
     diesel::update(target)
+        .filter(imports::status.eq_any(PENDING))
         .set((
             imports::status.eq(status),
             imports::report.eq(report),
@@ -271,8 +287,9 @@ pub fn finish_job(
         .map(drop)
 }
 
-/// Marks the job failed if its process stopped reporting (its transaction rolled back
-/// with the connection), so that none stays `running` forever.
+/// Marks the job failed if no process runs it: call holding its lease (so it is not
+/// running now). A `running` job whose lease is free ended with its process or
+/// connection (its transaction rolled back); a `queued` one had long enough to start.
 pub fn fail_if_abandoned(
     conn: &mut PgConnection,
     tenant_id: i64,
@@ -280,9 +297,9 @@ pub fn fail_if_abandoned(
     problem: &Value,
 ) -> QueryResult<usize> {
     diesel::update(imports::table.find((tenant_id, id)))
-        .filter(imports::status.eq_any(["queued", "running"]))
         .filter(sql::<Bool>(&format!(
-            "imports.updated_at < now() - interval '{STALE_AFTER}'"
+            "(imports.status = 'running' OR (imports.status = 'queued' \
+             AND imports.created_at < now() - interval '{NEVER_STARTED_AFTER}'))"
         )))
         .set((
             imports::status.eq("failed"),

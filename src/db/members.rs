@@ -8,7 +8,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool};
 
 use super::contacts::ContactRow;
-use super::schema::{contacts, segment_members, segments, tenants};
+use super::locks::{self, Lock};
+use super::schema::{contacts, segment_members, segments};
 use super::segments::SegmentRow;
 use super::sql::{Bound, Condition as Sql};
 use crate::core::eligibility::{ContactFacts, Requirements};
@@ -56,17 +57,15 @@ pub fn eligible(requirements: Requirements) -> Predicate {
 }
 
 /// Serialises the tenant's membership writes, so that two of them cannot together pass
-/// the endpoint limit.
+/// the endpoint limit. An advisory lock, not the tenant's row: a row lock would block
+/// every foreign-key check on the tenant meanwhile.
 pub fn lock_tenant(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<()> {
-    tenants::table
-        .find(tenant_id)
-        .select(tenants::id)
-        .for_update()
-        .first::<i64>(conn)
-        .map(drop)
+    locks::exclusive(conn, Lock::Endpoints(tenant_id))
 }
 
-/// Locks the segments (in id order, so concurrent writers never deadlock on them).
+/// Locks the segments (in id order, so concurrent writers never deadlock on them). `FOR
+/// NO KEY UPDATE`: their keys stay, so members can still be added to them meanwhile
+/// (foreign-key checks take `FOR KEY SHARE`, which this does not block).
 pub fn lock_segments(
     conn: &mut PgConnection,
     tenant_id: i64,
@@ -77,7 +76,7 @@ pub fn lock_segments(
         .filter(segments::id.eq_any(ids))
         .order(segments::id)
         .select(SegmentRow::as_select())
-        .for_update()
+        .for_no_key_update()
         .load(conn)
 }
 

@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod failure;
 pub mod filter;
 pub mod imports;
+pub mod locks;
 pub mod members;
 pub mod migrate;
 pub mod notify;

@@ -229,7 +229,7 @@ where
 }
 
 /// Attempts at a transaction that lost a race (a deadlock, a serialization failure).
-const ATTEMPTS: usize = 3;
+pub const ATTEMPTS: usize = 3;
 
 /// As [`transaction`], run again when it loses a race: membership writes and contact
 /// deletions can lock the same rows in opposite orders, and the loser's work is safe to

@@ -144,6 +144,20 @@ pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<Segm
         .first(conn)
 }
 
+/// Keeps the segments from being deleted until the transaction ends (`FOR KEY SHARE`, in
+/// id order): what a campaign saved meanwhile names still exists when it commits, and a
+/// deletion waiting for it then removes the segment from the campaign too.
+pub fn hold(conn: &mut PgConnection, tenant_id: i64, ids: &[i64]) -> QueryResult<()> {
+    segments::table
+        .filter(segments::tenant_id.eq(tenant_id))
+        .filter(segments::id.eq_any(ids))
+        .order(segments::id)
+        .select(segments::id)
+        .for_key_share()
+        .load::<i64>(conn)
+        .map(drop)
+}
+
 pub fn insert(conn: &mut PgConnection, segment: &NewSegment) -> QueryResult<SegmentRow> {
     diesel::insert_into(segments::table)
         .values((

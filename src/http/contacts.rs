@@ -10,7 +10,6 @@ use crate::http::dto::contacts::*;
 use crate::http::dto::segments::{Segment, SegmentList};
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
-use crate::http::input::validation_problem;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::state::AppState;
 use crate::service::{contact_batch, contacts, segments};
@@ -230,16 +229,21 @@ async fn upsert_contact_by_external_id(
 /// Up to 1000 contacts, each upserted as by `PUT /v1/contacts/by-external-id/{external_id}`:
 /// matched by `external_id`, else by validated phone; an existing contact is updated with
 /// the fields given (opt-out and consent only ever set, never cleared), otherwise one is
-/// created. Each item succeeds or fails on its own: the answer lists every item in request
-/// order with `status` `created`, `updated` or `error` (and then `error`, a problem with
-/// its `code`, e.g. `validation_failed` or `phone_taken`). The answer is 200 even when
-/// items failed.
+/// created. Items that break this document's schema (a name too long, an invalid e-mail
+/// or tag) refuse the whole batch: 422 naming each field (`contacts[3].email`), nothing
+/// written. Past that, each item succeeds or fails on its own, for what only the
+/// tenant's data decides: the answer lists every item in request order with `status`
+/// `created`, `updated` or `error` (and then `error`, a problem with its `code`:
+/// `validation_failed` for an attribute without a definition or of the wrong type,
+/// `phone_taken` or `external_id_taken` for a phone or external id another contact
+/// holds). The answer is 200 even when items failed. Identical items sent at once by
+/// several workers converge on one contact.
 #[utoipa::path(
     tag = "contacts",
     request_body = ContactBatch,
     responses(
         (status = 200, description = "One result per item, in request order.", body = BatchResult),
-        (status = 422, description = "`validation_failed`: `contacts` is empty or has more than 1000 items."),
+        (status = 422, description = "`validation_failed`: `contacts` is empty, has more than 1000 items, or an item breaks the schema; `errors` names each field (`contacts[3].email`)."),
     )
 )]
 #[post("/contacts/batch")]
@@ -248,14 +252,7 @@ async fn batch_upsert_contacts(
     state: web::Data<AppState>,
     Json(batch): Json<ContactBatch>,
 ) -> Result<web::Json<BatchResult>, ApiError> {
-    let items = batch
-        .contacts
-        .into_iter()
-        .map(|item| {
-            validator::Validate::validate(&item).map_err(validation_problem)?;
-            Ok(item.into())
-        })
-        .collect();
+    let items = batch.contacts.into_iter().map(Into::into).collect();
     let outcomes = contact_batch::upsert_batch(&state.env, tenant, items).await?;
     Ok(web::Json(BatchResult::from_outcomes(outcomes)))
 }

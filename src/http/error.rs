@@ -151,7 +151,8 @@ fn code_of(error: &Error) -> &'static str {
         Error::Validation(_) => "validation_failed",
         Error::NotFound(_) => "not_found",
         Error::Conflict { code, .. } | Error::Unprocessable { code, .. } => code,
-        Error::Unavailable(_) | Error::Contention(_) => "database_unavailable",
+        Error::Unavailable(_) => "database_unavailable",
+        Error::Contention(_) => "contention",
         Error::TimedOut(_) => "query_timeout",
         Error::Busy => "tenant_busy",
         Error::Internal(_) => "internal_error",
@@ -165,8 +166,10 @@ fn detail_of(error: &Error) -> String {
             format!("{}: {}", errors[0].field, errors[0].message)
         }
         Error::Validation(errors) => format!("The request has {} invalid fields.", errors.len()),
-        Error::Unavailable(_) | Error::Contention(_) => {
-            "The database is unavailable; retry in a few seconds.".to_owned()
+        Error::Unavailable(_) => "The database is unavailable; retry in a few seconds.".to_owned(),
+        Error::Contention(_) => {
+            "Other requests kept changing the same records at the same moment; retry in a few seconds."
+                .to_owned()
         }
         Error::TimedOut(_) => {
             "The database took too long to answer; retry later or narrow the request.".to_owned()

@@ -105,7 +105,7 @@ const SHARED: &[(&str, &str, &str)] = &[
     ("408", "RequestTimeout", "`request_timeout`: the body stopped arriving for 30 s; send the request again."),
     ("429", "RateLimited", "`rate_limited`: past the key's rate limit; retry after the `Retry-After` seconds."),
     ("500", "InternalError", "`internal_error`: a bug; the cause is logged, never shown."),
-    ("503", "Unavailable", "`database_unavailable` (the database is unreachable or busy) or `tenant_busy` (this account's work holds its whole share of the database): retry after the `Retry-After` seconds."),
+    ("503", "Unavailable", "`database_unavailable` (the database is unreachable or busy), `tenant_busy` (this account's work holds its whole share of the database) or `contention` (concurrent requests kept changing the same records, or a lock stayed taken past 20 s): retry after the `Retry-After` seconds."),
 ];
 
 /// A problem+json body for an error response: handlers declare only the status and

@@ -6,6 +6,7 @@ use crate::core::error::Error;
 use crate::core::tenant::Tenant;
 use crate::core::types::AttributeType;
 use crate::db::attributes::{self, DefinitionRow};
+use crate::db::locks::{self, Lock};
 use crate::db::pool;
 
 pub async fn list(env: &Env, tenant: Tenant) -> Result<Vec<DefinitionRow>, Error> {
@@ -23,6 +24,9 @@ pub async fn define(
     value_type: AttributeType,
 ) -> Result<DefinitionRow, Error> {
     pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
+        // Counted under the tenant's attributes lock: two definitions at once cannot
+        // together pass the cap.
+        locks::exclusive(conn, Lock::Attributes(tenant.id))?;
         if attributes::count(conn, tenant.id)? >= MAX_DEFINITIONS {
             return Err(Error::unprocessable(
                 "too_many_attributes",

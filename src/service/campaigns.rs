@@ -8,9 +8,11 @@ use crate::core::error::Error;
 use crate::core::tenant::Tenant;
 use crate::core::types::Channel;
 use crate::db::campaigns::{self, CampaignChanges, CampaignWithSegments};
-use crate::db::pool;
+use crate::db::{pool, segments};
 
-/// Checks the segments (as an audience would read them) and stores them.
+/// Checks the segments (as an audience would read them) and stores them. The segments
+/// are held first, so one deleted at the same moment is either gone before the check
+/// (422 naming it) or deleted after the campaign is saved (and then removed from it).
 fn save_segments(
     conn: &mut PgConnection,
     tenant: &Tenant,
@@ -20,6 +22,8 @@ fn save_segments(
     excluded: &[i64],
 ) -> Result<(), Error> {
     let (included, excluded) = (unique(included), unique(excluded));
+    let named: Vec<i64> = included.iter().chain(&excluded).copied().collect();
+    segments::hold(conn, tenant.id, &named)?;
     audience::resolve(conn, tenant, channel, &included, &excluded)?;
     Ok(campaigns::set_segments(
         conn, tenant.id, id, &included, &excluded,

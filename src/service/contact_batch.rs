@@ -2,17 +2,21 @@
 //! (two items naming the same contact) go through the one-by-one path afterwards, in
 //! order.
 
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
 use diesel::prelude::*;
 
 use super::contacts::upsert;
-use chrono::NaiveDate;
-
 use super::{dynamic, Env};
 use crate::core::error::Error;
-use crate::core::push::{push_target, Candidate, CheckedPush, ContactPush};
+use crate::core::push::{
+    push_target, Candidate, CheckedPush, ContactPush, EXTERNAL_ID_TAKEN, PHONE_TAKEN,
+};
 use crate::core::tenant::Tenant;
 use crate::db::contact_batch::{self, Existing};
-use crate::db::failure::unique_violation;
+use crate::db::contacts::{EXTERNAL_ID_KEY, PHONE_KEY};
+use crate::db::failure::on_unique;
 use crate::db::{attributes, pool};
 
 /// What became of one item: its contact's id and whether it was created.
@@ -25,11 +29,11 @@ enum Plan {
     OneByOne,
 }
 
-/// Upserts the batch; items that failed to read arrive as errors and stay errors.
+/// Upserts the batch: one outcome per item, in order.
 pub async fn upsert_batch(
     env: &Env,
     tenant: Tenant,
-    items: Vec<Result<ContactPush, Error>>,
+    items: Vec<ContactPush>,
 ) -> Result<Vec<ItemOutcome>, Error> {
     let today = env.clock.today();
     pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
@@ -38,88 +42,68 @@ pub async fn upsert_batch(
     .await
 }
 
+/// Attempts at the set-based path when a concurrent writer takes a phone or external id
+/// between the lookup and the writes. Each attempt sees what the others committed (the
+/// unique index made the write wait for them), so it rarely takes a second; past the
+/// last, the items go one by one.
+const FAST_ATTEMPTS: usize = 3;
+
+/// The set-based path's answer: items done, and items left for one by one (they name a
+/// contact an earlier item of the batch names too).
+struct FastPath {
+    done: Vec<(usize, ItemOutcome)>,
+    later: Vec<usize>,
+}
+
 fn run(
     conn: &mut PgConnection,
     tenant: &Tenant,
     today: NaiveDate,
-    items: Vec<Result<ContactPush, Error>>,
+    items: Vec<ContactPush>,
 ) -> Result<Vec<ItemOutcome>, Error> {
     dynamic::begin_write(conn, tenant.id)?;
     let definitions = attributes::definitions(conn, tenant.id)?;
     let mut outcomes: Vec<Option<ItemOutcome>> = (0..items.len()).map(|_| None).collect();
     let mut checked = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        let item = item.and_then(|push| {
-            CheckedPush::check(push, tenant.default_region.as_deref(), &definitions)
-        });
-        match item {
+        match CheckedPush::check(item, tenant.default_region.as_deref(), &definitions) {
             Ok(item) => checked.push((index, item)),
             Err(error) => outcomes[index] = Some(Err(error)),
         }
     }
-    let all: Vec<&CheckedPush> = checked.iter().map(|(_, item)| item).collect();
-    let existing = contact_batch::find_existing(conn, tenant.id, &all)?;
-    let mut claimed: Vec<i64> = Vec::new();
-    let mut new_keys: Vec<String> = Vec::new();
-    let (mut updates, mut inserts, mut later) = (Vec::new(), Vec::new(), Vec::new());
-    for (index, item) in &checked {
-        match plan(item, &existing, &mut claimed, &mut new_keys) {
-            Ok(Plan::Update(id)) => updates.push((*index, id, item)),
-            Ok(Plan::Insert) => inserts.push((*index, item)),
-            Ok(Plan::OneByOne) => later.push((*index, item)),
-            Err(error) => outcomes[*index] = Some(Err(error)),
-        }
-    }
-    // A concurrent writer may take a phone or external id between the lookup and the
-    // writes: then the whole batch goes one by one, each item in its own savepoint.
-    let fast = conn.transaction(|conn| {
-        let rows: Vec<(i64, &CheckedPush)> =
-            updates.iter().map(|(_, id, item)| (*id, *item)).collect();
-        contact_batch::update_all(conn, tenant.id, &rows)?;
-        let rows: Vec<&CheckedPush> = inserts.iter().map(|(_, item)| *item).collect();
-        contact_batch::insert_all(conn, tenant.id, &rows)
-    });
-    let slow: Vec<(usize, &CheckedPush)> = match fast {
-        Ok(inserted) => {
-            let mut written = Vec::with_capacity(updates.len() + inserted.len());
-            for (index, id, _) in &updates {
-                outcomes[*index] = Some(Ok((*id, false)));
-                written.push(*id);
+    let mut attempt = 1;
+    let later: Vec<usize> = loop {
+        // In a savepoint: a lost race undoes the attempt and releases its row locks.
+        match conn.transaction(|conn| fast_path(conn, tenant, today, &checked)) {
+            Ok(fast) => {
+                for (index, outcome) in fast.done {
+                    outcomes[index] = Some(outcome);
+                }
+                break fast.later;
             }
-            for ((index, _), id) in inserts.iter().zip(inserted) {
-                outcomes[*index] = Some(Ok((id, true)));
-                written.push(id);
+            Err(Error::Conflict { code, .. })
+                if [PHONE_TAKEN, EXTERNAL_ID_TAKEN].contains(&code) =>
+            {
+                if attempt == FAST_ATTEMPTS {
+                    break checked.iter().map(|(index, _)| *index).collect();
+                }
+                attempt += 1;
             }
-            dynamic::contacts_written(conn, tenant.id, today, &|_| Ok(written.clone()))?;
-            later
+            Err(error) => return Err(error),
         }
-        Err(error)
-            if unique_violation(
-                &error,
-                &["contacts_phone_e164_key", "contacts_external_id_key"],
-            )
-            .is_some() =>
-        {
-            let mut all: Vec<(usize, &CheckedPush)> = updates
-                .iter()
-                .map(|(index, _, item)| (*index, *item))
-                .chain(inserts)
-                .chain(later)
-                .collect();
-            all.sort_by_key(|(index, _)| *index);
-            all
-        }
-        Err(error) => return Err(error.into()),
     };
-    for (index, item) in slow {
-        let outcome = conn.transaction(|conn| upsert(conn, tenant, today, item.push.clone()));
-        outcomes[index] = Some(match outcome {
+    let by_index: HashMap<usize, &CheckedPush> =
+        checked.iter().map(|(index, item)| (*index, item)).collect();
+    for index in later {
+        let push = &by_index[&index].push;
+        outcomes[index] = Some(match upsert(conn, tenant, today, push) {
             Ok((row, created)) => Ok((row.id, created)),
             Err(
                 error @ (Error::Internal(_)
                 | Error::Unavailable(_)
                 | Error::TimedOut(_)
-                | Error::Contention(_)),
+                | Error::Contention(_)
+                | Error::Busy),
             ) => return Err(error),
             Err(error) => Err(error),
         });
@@ -128,6 +112,71 @@ fn run(
         .into_iter()
         .map(|outcome| outcome.ok_or_else(|| Error::internal("an item was left unanswered")))
         .collect()
+}
+
+/// One lookup (locking the contacts found, in id order), one UPDATE and one INSERT for
+/// every item that names a contact no other item names. New contacts are inserted in
+/// external id and phone order, so two batches creating the same people wait for each
+/// other in one order instead of deadlocking.
+fn fast_path(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    today: NaiveDate,
+    checked: &[(usize, CheckedPush)],
+) -> Result<FastPath, Error> {
+    let all: Vec<&CheckedPush> = checked.iter().map(|(_, item)| item).collect();
+    let existing = contact_batch::find_existing(conn, tenant.id, &all)?;
+    let mut claimed: Vec<i64> = Vec::new();
+    let mut new_keys: Vec<String> = Vec::new();
+    let mut fast = FastPath {
+        done: Vec::new(),
+        later: Vec::new(),
+    };
+    let (mut updates, mut inserts) = (Vec::new(), Vec::new());
+    for (index, item) in checked {
+        match plan(item, &existing, &mut claimed, &mut new_keys) {
+            Ok(Plan::Update(id)) => updates.push((*index, id, item)),
+            Ok(Plan::Insert) => inserts.push((*index, item)),
+            Ok(Plan::OneByOne) => fast.later.push(*index),
+            Err(error) => fast.done.push((*index, Err(error))),
+        }
+    }
+    inserts.sort_by(|(_, a), (_, b)| insertion_order(a).cmp(&insertion_order(b)));
+    let taken = |error| {
+        on_unique(error, &[PHONE_KEY, EXTERNAL_ID_KEY], |constraint| {
+            Error::conflict(
+                if constraint == PHONE_KEY {
+                    PHONE_TAKEN
+                } else {
+                    EXTERNAL_ID_TAKEN
+                },
+                "taken by a concurrent write",
+            )
+        })
+    };
+    let rows: Vec<(i64, &CheckedPush)> = updates.iter().map(|(_, id, item)| (*id, *item)).collect();
+    contact_batch::update_all(conn, tenant.id, &rows).map_err(taken)?;
+    let rows: Vec<&CheckedPush> = inserts.iter().map(|(_, item)| *item).collect();
+    let inserted = contact_batch::insert_all(conn, tenant.id, &rows).map_err(taken)?;
+    let mut written = Vec::with_capacity(updates.len() + inserted.len());
+    for (index, id, _) in &updates {
+        fast.done.push((*index, Ok((*id, false))));
+        written.push(*id);
+    }
+    for ((index, _), id) in inserts.iter().zip(inserted) {
+        fast.done.push((*index, Ok((id, true))));
+        written.push(id);
+    }
+    dynamic::contacts_written(conn, tenant.id, today, &|_| Ok(written.clone()))?;
+    Ok(fast)
+}
+
+/// The order new contacts are inserted in: by external id, then by validated phone.
+fn insertion_order(item: &CheckedPush) -> (Option<&str>, Option<&str>) {
+    (
+        item.push.external_id.as_deref(),
+        item.phone.as_ref().map(|p| p.e164.as_str()),
+    )
 }
 
 /// The same matching as one-by-one upserts ([`push_target`]), plus what the batch

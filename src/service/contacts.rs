@@ -1,6 +1,6 @@
 //! Contacts: the candidates and customers segments are made of.
 
-use diesel::PgConnection;
+use diesel::{Connection, PgConnection};
 
 use chrono::NaiveDate;
 
@@ -8,14 +8,14 @@ use super::{dynamic, Env};
 use crate::core::contact::{apply_changes, ContactChanges};
 use crate::core::error::Error;
 use crate::core::phone;
-use crate::core::push::{external_id_taken, phone_taken, push_target, Candidate, ContactPush};
+use crate::core::push::{
+    external_id_taken, phone_taken, push_target, Candidate, ContactPush, EXTERNAL_ID_TAKEN,
+    PHONE_TAKEN,
+};
 use crate::core::tenant::Tenant;
-use crate::db::contacts::{self, ContactFilters, ContactRow};
+use crate::db::contacts::{self, ContactFilters, ContactRow, EXTERNAL_ID_KEY, PHONE_KEY};
 use crate::db::failure::on_unique;
 use crate::db::{attributes, pool};
-
-const PHONE_KEY: &str = "contacts_phone_e164_key";
-const EXTERNAL_ID_KEY: &str = "contacts_external_id_key";
 
 /// Applies `changes` to `current` (or to a new contact) and stores the result; dynamic
 /// segments follow. Call after [`dynamic::begin_write`].
@@ -52,6 +52,12 @@ fn save(
     Ok(row)
 }
 
+/// Attempts at a push whose phone or external id a concurrent push took between its
+/// lookup and its write. The unique index makes the write wait for the other push's
+/// transaction, so the next attempt finds the contact it created: identical pushes
+/// converge on one contact instead of answering 409.
+const PUSH_ATTEMPTS: usize = 3;
+
 /// Creates the contact a push names (by external id, else by validated phone), or
 /// updates it with what the push carries. True when created. Call after
 /// [`dynamic::begin_write`].
@@ -59,21 +65,47 @@ pub fn upsert(
     conn: &mut PgConnection,
     tenant: &Tenant,
     today: NaiveDate,
+    push: &ContactPush,
+) -> Result<(ContactRow, bool), Error> {
+    let mut attempt = 1;
+    loop {
+        // Each attempt in a savepoint: a unique violation leaves the transaction usable.
+        match conn.transaction(|conn| upsert_once(conn, tenant, today, push.clone())) {
+            Err(Error::Conflict { code, .. })
+                if attempt < PUSH_ATTEMPTS && [PHONE_TAKEN, EXTERNAL_ID_TAKEN].contains(&code) =>
+            {
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn upsert_once(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    today: NaiveDate,
     push: ContactPush,
 ) -> Result<(ContactRow, bool), Error> {
-    let by_external_id = match &push.external_id {
-        Some(external_id) => contacts::find_by_external_id(conn, tenant.id, external_id)?,
-        None => None,
-    };
     let phone_e164 = push
         .phone
         .as_deref()
         .and_then(|p| phone::normalize(p, tenant.default_region.as_deref()))
         .map(|phone| phone.e164);
-    let by_phone = match (&phone_e164, &by_external_id) {
-        (Some(phone), _) => contacts::find_by_phone(conn, tenant.id, phone)?,
-        (None, _) => None,
-    };
+    let matches = contacts::find_push_matches(
+        conn,
+        tenant.id,
+        push.external_id.as_deref(),
+        phone_e164.as_deref(),
+    )?;
+    let found = |wanted: &dyn Fn(&ContactRow) -> bool| matches.iter().find(|row| wanted(row));
+    let by_external_id = push
+        .external_id
+        .as_deref()
+        .and_then(|key| found(&|row| row.external_id.as_deref() == Some(key)));
+    let by_phone = phone_e164
+        .as_deref()
+        .and_then(|phone| found(&|row| row.phone_e164.as_deref() == Some(phone)));
     fn candidate(row: &ContactRow) -> Candidate<'_> {
         Candidate {
             id: row.id,
@@ -83,13 +115,10 @@ pub fn upsert(
     let target = push_target(
         push.external_id.as_deref(),
         phone_e164.as_deref(),
-        by_external_id.as_ref().map(candidate),
-        by_phone.as_ref().map(candidate),
+        by_external_id.map(candidate),
+        by_phone.map(candidate),
     )?;
-    let existing = [by_external_id, by_phone]
-        .into_iter()
-        .flatten()
-        .find(|row| Some(row.id) == target);
+    let existing = matches.into_iter().find(|row| Some(row.id) == target);
     let created = existing.is_none();
     save(conn, tenant, today, existing, push.changes(!created)).map(|row| (row, created))
 }
@@ -133,7 +162,7 @@ pub async fn update(
     let today = env.clock.today();
     pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_write(conn, tenant.id)?;
-        let current = contacts::get_for_update(conn, tenant.id, id)
+        let current = contacts::get_for_change(conn, tenant.id, id)
             .map_err(|e| Error::from(e).or_not_found("contact"))?;
         save(conn, &tenant, today, Some(current), changes)
     })
@@ -162,7 +191,7 @@ pub async fn push(
     let today = env.clock.today();
     pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_write(conn, tenant.id)?;
-        upsert(conn, &tenant, today, push)
+        upsert(conn, &tenant, today, &push)
     })
     .await
 }

@@ -18,17 +18,18 @@ use crate::core::filter::graph::Graph;
 use crate::core::filter::Node;
 use crate::db::dynamic::{self, Moves};
 use crate::db::filter::Compiler;
+use crate::db::locks::{self, Lock};
 use crate::db::segments::{self, FilterFacts, SegmentRow};
 use crate::db::sql::Condition as Sql;
 
 /// Starts a write that changes what filters read: call first in its transaction.
 pub fn begin_write(conn: &mut PgConnection, tenant_id: i64) -> Result<(), Error> {
-    Ok(dynamic::lock_shared(conn, tenant_id)?)
+    Ok(locks::shared(conn, Lock::Evaluation(tenant_id))?)
 }
 
 /// Starts a change to segments or filters: call first in its transaction.
 pub fn begin_change(conn: &mut PgConnection, tenant_id: i64) -> Result<(), Error> {
-    Ok(dynamic::lock_exclusive(conn, tenant_id)?)
+    Ok(locks::exclusive(conn, Lock::Evaluation(tenant_id))?)
 }
 
 /// The tenant's dynamic segments (or those of `only`), compiled, in levels: each level
@@ -223,11 +224,11 @@ const DUE_BATCH: i64 = 100;
 pub async fn evaluate_all_due(env: &Env) -> Result<usize, Error> {
     let today = env.clock.today();
     crate::db::pool::run(&env.pool, move |conn| {
-        if !dynamic::try_lock_job(conn)? {
+        if !locks::try_session(conn, Lock::EvaluationJob)? {
             return Ok(0);
         }
         let outcome = evaluate_due_batches(conn, today);
-        dynamic::unlock_job(conn)?;
+        locks::unlock_session(conn, Lock::EvaluationJob)?;
         outcome
     })
     .await

@@ -7,13 +7,13 @@
 //! with the segment's rules and the tenant's endpoint limit applied to the whole file.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::NaiveDate;
-use diesel::PgConnection;
+use diesel::{Connection, PgConnection};
 use serde_json::Value;
 
 use super::membership::{add_members, lock_static_segments};
@@ -25,6 +25,7 @@ use crate::core::import::{DuplicateRow, Report, RowProblem, UpdateMode};
 use crate::core::membership::{Warning, MAX_LISTED};
 use crate::core::tenant::Tenant;
 use crate::db::imports::{self, ImportRow};
+use crate::db::locks::{self, Lock};
 use crate::db::{attributes, members, pool};
 
 /// Encoded rows handed to COPY at a time, and how many may wait.
@@ -46,6 +47,8 @@ pub struct ImportRequest {
 /// How far the parser has read, for progress reports.
 #[derive(Default)]
 pub struct Progress {
+    /// Set once the job holds its lease: only then may it be reported `running`.
+    pub started: AtomicBool,
     pub bytes: AtomicU64,
     pub rows: AtomicU64,
 }
@@ -268,45 +271,98 @@ pub async fn start_job(
     .await?;
     let (id, tenant_id) = (job.id, request.tenant.id);
     let env = env.clone();
-    let request = Arc::new(request);
     tokio::spawn(async move {
         let progress = Arc::new(Progress::default());
-        let reporter = {
-            let (pool, progress) = (env.pool.tenant(tenant_id), progress.clone());
-            tokio::spawn(async move {
-                let mut ticks = tokio::time::interval(PROGRESS_EVERY);
-                loop {
-                    ticks.tick().await;
-                    let (bytes, rows) = (
-                        progress.bytes.load(Ordering::Relaxed) as i64,
-                        progress.rows.load(Ordering::Relaxed) as i64,
-                    );
-                    let _ = pool::run(&pool, move |conn| {
-                        imports::record_progress(conn, tenant_id, id, bytes, rows)
-                    })
-                    .await;
-                }
-            })
-        };
-        let outcome = run(&env, request, progress.clone()).await;
+        let reporter = tokio::spawn(report_progress(
+            env.pool.tenant(tenant_id),
+            tenant_id,
+            id,
+            progress.clone(),
+        ));
+        let finished = run_job(&env, request, id, progress, render).await;
         reporter.abort();
-        let rows = progress.rows.load(Ordering::Relaxed) as i64;
-        let outcome = match outcome {
-            Ok(report) => Ok(serde_json::to_value(report).unwrap_or_default()),
-            Err(error) => {
-                tracing::warn!(%error, import = id, "import failed");
-                Err(render(&error))
-            }
-        };
-        let finished = pool::run(&env.pool.tenant(tenant_id), move |conn| {
-            imports::finish_job(conn, tenant_id, id, outcome, rows)
-        })
-        .await;
         if let Err(error) = finished {
-            tracing::error!(%error, import = id, "could not record the end of an import");
+            // The job's transaction did not commit (no connection, the database gone):
+            // nothing was written. Its verdict, if it can be recorded now; otherwise a
+            // poll reports the job interrupted.
+            tracing::warn!(%error, import = id, "import failed");
+            let problem = render(&error);
+            let recorded = pool::transaction(&env.pool.tenant(tenant_id), move |conn| {
+                if locks::try_exclusive(conn, Lock::ImportJob { tenant_id, id })? {
+                    imports::finish_job(conn, tenant_id, id, Err(problem), 0)?;
+                }
+                Ok(())
+            })
+            .await;
+            if let Err(error) = recorded {
+                tracing::error!(%error, import = id, "could not record an import's failure");
+            }
         }
     });
     Ok(job)
+}
+
+/// Writes the job's progress every [`PROGRESS_EVERY`] once it runs, each time in its own
+/// short statement; a failure only delays the progress bar.
+async fn report_progress(pool: pool::PgPool, tenant_id: i64, id: i64, progress: Arc<Progress>) {
+    let mut ticks = tokio::time::interval(PROGRESS_EVERY);
+    loop {
+        ticks.tick().await;
+        if !progress.started.load(Ordering::Relaxed) {
+            continue;
+        }
+        let (bytes, rows) = (
+            progress.bytes.load(Ordering::Relaxed) as i64,
+            progress.rows.load(Ordering::Relaxed) as i64,
+        );
+        let _ = pool::run(&pool, move |conn| {
+            imports::record_progress(conn, tenant_id, id, bytes, rows)
+        })
+        .await;
+    }
+}
+
+/// Runs the job under its lease: one transaction holds the job's lock from before it
+/// reads the job's status until its verdict is committed with the import's writes. A
+/// poll fails a job only when it can take that lock itself, so a job is never reported
+/// failed while it runs, and a job reported failed finds itself so and writes nothing.
+async fn run_job(
+    env: &Env,
+    request: ImportRequest,
+    id: i64,
+    progress: Arc<Progress>,
+    render: RenderProblem,
+) -> Result<(), Error> {
+    let today = env.clock.today();
+    let tenant_id = request.tenant.id;
+    pool::run(&env.pool.tenant(tenant_id), move |conn| {
+        conn.transaction::<_, Error, _>(|conn| {
+            locks::exclusive(conn, Lock::ImportJob { tenant_id, id })?;
+            if !imports::is_pending(conn, tenant_id, id)? {
+                return Ok(());
+            }
+            progress.started.store(true, Ordering::Relaxed);
+            let mut attempt = 1;
+            let outcome = loop {
+                // The import in a savepoint: undone alone when it fails, the verdict kept.
+                match conn.transaction(|conn| import_in(conn, &request, today, &progress)) {
+                    Err(Error::Contention(_)) if attempt < pool::ATTEMPTS => attempt += 1,
+                    outcome => break outcome,
+                }
+            };
+            let rows = progress.rows.load(Ordering::Relaxed) as i64;
+            let verdict = match outcome {
+                Ok(report) => Ok(serde_json::to_value(report).map_err(Error::internal)?),
+                Err(error) => {
+                    tracing::warn!(%error, import = id, "import failed");
+                    Err(render(&error))
+                }
+            };
+            imports::finish_job(conn, tenant_id, id, verdict, rows)?;
+            Ok(())
+        })
+    })
+    .await
 }
 
 /// Why a job whose process died failed: its transaction was rolled back with it.
@@ -317,7 +373,9 @@ fn interrupted() -> Error {
     )
 }
 
-/// The job; one whose process stopped reporting is failed first.
+/// The job; one that no process runs any more is failed first: when its lease is free
+/// (its transaction ended with its process or connection) while it is `running`, or
+/// while it is still `queued` a while after it was recorded.
 pub async fn job(
     env: &Env,
     tenant: Tenant,
@@ -325,9 +383,12 @@ pub async fn job(
     render: RenderProblem,
 ) -> Result<ImportRow, Error> {
     let problem = render(&interrupted());
-    pool::run(&env.pool.tenant(tenant.id), move |conn| {
-        imports::fail_if_abandoned(conn, tenant.id, id, &problem)?;
-        imports::find_job(conn, tenant.id, id).map_err(|e| Error::from(e).or_not_found("import"))
+    let tenant_id = tenant.id;
+    pool::transaction(&env.pool.tenant(tenant_id), move |conn| {
+        if locks::try_exclusive(conn, Lock::ImportJob { tenant_id, id })? {
+            imports::fail_if_abandoned(conn, tenant_id, id, &problem)?;
+        }
+        imports::find_job(conn, tenant_id, id).map_err(|e| Error::from(e).or_not_found("import"))
     })
     .await
 }

@@ -278,7 +278,7 @@ async fn batch_upserts_by_external_id_then_phone_and_reports_each_item() {
             json!({"contacts": [
                 {"name": "New", "external_id": "e-1", "phone": "333 000 1111"},
                 {"name": "By phone, renamed", "phone": "+393331234567"},
-                {"name": "", "external_id": "e-2"},
+                {"name": "Unknown field", "external_id": "e-2", "attributes": {"nope": 1}},
                 {"name": "Same phone as first", "phone": "3330001111"},
                 {"name": "Again", "external_id": "e-1", "email": "again@example.com"}
             ]}),
@@ -296,6 +296,10 @@ async fn batch_upserts_by_external_id_then_phone_and_reports_each_item() {
     );
     assert_eq!(items[1]["id"], existing["id"]);
     assert_eq!(items[2]["error"]["code"], "validation_failed");
+    assert_eq!(
+        items[2]["error"]["errors"][0]["code"], "undefined_attribute",
+        "{items:?}"
+    );
     assert_eq!(items[3]["id"], items[0]["id"]);
     assert_eq!(items[4]["id"], items[0]["id"]);
     let contact = app
@@ -307,6 +311,28 @@ async fn batch_upserts_by_external_id_then_phone_and_reports_each_item() {
     app.post("/v1/contacts/batch", &key, json!({"contacts": []}))
         .await
         .expect_problem(422, "validation_failed");
+    // An item that breaks the schema refuses the whole batch, naming it; nothing written.
+    let refused = app
+        .post(
+            "/v1/contacts/batch",
+            &key,
+            json!({"contacts": [
+                {"name": "Fine", "external_id": "e-3"},
+                {"name": "", "external_id": "e-4"},
+                {"name": "Bad mail", "email": "not-an-email"}
+            ]}),
+        )
+        .await
+        .expect_problem(422, "validation_failed");
+    let fields: Vec<&str> = refused["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["contacts[1].name", "contacts[2].email"]);
+    let found = app.get("/v1/contacts?search=e-3", &key).await.expect(200);
+    assert_eq!(found["total"], 0, "nothing of a refused batch is written");
     let too_many: Vec<Value> = (0..1001)
         .map(|i| json!({"name": format!("n{i}")}))
         .collect();

@@ -25,3 +25,4 @@ mod races;
 mod safety;
 mod segments;
 mod tenants;
+mod write_races;

@@ -227,7 +227,9 @@ pub struct ContactListParams {
 pub struct ContactBatch {
     /// 1 to 1000 contacts. Each is matched by `external_id`, else by validated phone:
     /// an existing contact is updated with the fields given, otherwise one is created.
-    #[validate(length(min = 1, max = 1000))]
+    /// Every item must match this schema (lengths, e-mail, tags), or the whole batch is
+    /// refused with 422 naming each offending field (`contacts[3].name`).
+    #[validate(length(min = 1, max = 1000), nested)]
     #[schema(min_items = 1, max_items = 1000, example = json!([
         {"external_id": "crm-1001", "name": "Giulia Rossi", "phone": "333 123 4567", "tags": ["vip"]},
         {"external_id": "crm-1002", "name": "Oliver Smith", "phone": "+44 7400 123456", "email": "oliver@example.com"}
