@@ -133,14 +133,27 @@ async fn read_upload(request: &HttpRequest, payload: web::Payload) -> Result<web
         .into());
     };
     let field = field.map_err(unreadable_body)?;
-    match field.name() {
-        Some("file") => read_limited(field, MAX_FILE_BYTES).await,
-        name => Err(ApiError::invalid_field(
-            name.unwrap_or_default(),
-            "unexpected_form_field",
-            "the form takes one field, `file`",
-        )),
+    let file = match field.name() {
+        Some("file") => read_limited(field, MAX_FILE_BYTES).await?,
+        name => return Err(unexpected_field(name)),
+    };
+    // The form ends there: a further part is refused, not ignored.
+    let next = tokio::time::timeout(STALLED_PART, multipart.next())
+        .await
+        .map_err(|_| ApiError::BodyStalled)?;
+    match next {
+        None => Ok(file),
+        Some(Ok(field)) => Err(unexpected_field(field.name())),
+        Some(Err(error)) => Err(unreadable_body(error)),
     }
+}
+
+fn unexpected_field(name: Option<&str>) -> ApiError {
+    ApiError::invalid_field(
+        name.unwrap_or_default(),
+        "unexpected_form_field",
+        "the form takes one field, `file`",
+    )
 }
 
 /// A multipart upload that sends nothing for this long is cut off (408).

@@ -1,8 +1,9 @@
 //! The OpenAPI document's frame: info, tags, security schemes and the error responses
 //! every operation shares. Paths and schemas come from the handlers themselves.
 
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, Parameter};
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
@@ -95,6 +96,24 @@ impl Modify for SharedResponses {
     }
 }
 
+/// Query and path text never holds U+0000 (400 names the parameter): the document says
+/// so with a pattern on each free-text parameter, so a client generated from it knows.
+fn forbid_nul(parameter: &mut Parameter) {
+    let Some(RefOr::T(Schema::Object(schema))) = &mut parameter.schema else {
+        return;
+    };
+    let is_text = match &schema.schema_type {
+        SchemaType::Type(Type::String) => true,
+        SchemaType::Array(types) => types.contains(&Type::String),
+        _ => false,
+    };
+    if is_text && schema.pattern.is_none() && schema.enum_values.is_none() {
+        schema.pattern = Some(NO_NUL.to_owned());
+    }
+}
+
+const NO_NUL: &str = "^[^\\u0000]*$";
+
 /// (status, component name, description) of the errors any operation may answer.
 const SHARED: &[(&str, &str, &str)] = &[
     ("400", "BadRequest", "`malformed_json`, `invalid_query` or `invalid_path_parameter`: the request cannot be read."),
@@ -125,6 +144,11 @@ fn add_shared(operation: &mut Operation, security: Option<&str>) {
                     .content
                     .insert(PROBLEM_JSON.to_owned(), RefOr::T(problem_content()));
             }
+        }
+    }
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if let RefOr::T(parameter) = parameter {
+            forbid_nul(parameter);
         }
     }
     let has_body = operation.request_body.is_some();

@@ -183,6 +183,32 @@ async fn multipart_uploads_and_the_template_work() {
         .await
         .expect_problem(422, "validation_failed");
     assert_eq!(refused["errors"][0]["field"], "note");
+    // After the file too: a further part is refused, not ignored.
+    let mut trailing = form("");
+    trailing.truncate(trailing.len() - format!("--{boundary}--\r\n").len());
+    trailing.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"extra\"\r\n\r\nx\r\n--{boundary}--\r\n")
+            .as_bytes(),
+    );
+    let refused = app
+        .send(
+            upload(
+                segment,
+                &key,
+                "",
+                &format!("multipart/form-data; boundary={boundary}"),
+                trailing,
+            )
+            .to_request(),
+        )
+        .await
+        .expect_problem(422, "validation_failed");
+    assert_eq!(refused["errors"][0]["field"], "extra");
+    let members = app
+        .get(&format!("/v1/segments/{segment}"), &key)
+        .await
+        .expect(200);
+    assert_eq!(members["recipients"], 0, "refused forms write nothing");
     let body = form("");
     let report = app
         .send(

@@ -43,11 +43,24 @@ async fn admin_patches_settings_and_null_clears() {
     assert_eq!(patched["name"], "Renamed");
     let untouched = app.patch(&path, ADMIN_TOKEN, json!({})).await.expect(200);
     assert_eq!(untouched["default_region"], "GB");
-    let problem = app
-        .patch(&path, ADMIN_TOKEN, json!({"default_region": "XX"}))
+    for refused in ["XX", "", "gb"] {
+        let problem = app
+            .patch(&path, ADMIN_TOKEN, json!({"default_region": refused}))
+            .await
+            .expect_problem(422, "validation_failed");
+        assert_eq!(
+            problem["errors"][0]["field"], "default_region",
+            "{refused:?}"
+        );
+    }
+    let cleared = app
+        .patch(&path, ADMIN_TOKEN, json!({"default_region": null}))
         .await
-        .expect_problem(422, "validation_failed");
-    assert_eq!(problem["errors"][0]["field"], "default_region");
+        .expect(200);
+    assert_eq!(cleared["default_region"], serde_json::Value::Null);
+    app.patch(&path, ADMIN_TOKEN, json!({"default_region": "GB"}))
+        .await
+        .expect(200);
     app.patch(
         "/v1/admin/tenants/999999",
         ADMIN_TOKEN,

@@ -45,8 +45,10 @@ pub struct ImportParams {
     pub update: Option<UpdateParam>,
 }
 
-/// The upload, as `multipart/form-data`.
-#[derive(ToSchema)]
+/// The upload, as `multipart/form-data`: the one part `file`; any other part is refused
+/// (422 `unexpected_form_field`).
+#[derive(ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ImportUpload {
     /// The CSV file, at most 10 MB.

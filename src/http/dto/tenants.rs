@@ -7,7 +7,7 @@ use validator::{Validate, ValidationError};
 
 use crate::core::phone;
 use crate::db::tenants::{ApiKeyRow, NewTenant, TenantChanges, TenantRow};
-use crate::http::input::{nullable, patch_opt, trimmed, trimmed_some};
+use crate::http::input::{nullable, trimmed, trimmed_some};
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +45,7 @@ pub struct UpdateTenant {
     #[schema(value_type = Option<i64>, example = 20000, minimum = 0)]
     pub endpoint_limit: Option<Option<i64>>,
     /// null removes the default region.
-    #[serde(default, deserialize_with = "patch_opt")]
+    #[serde(default, deserialize_with = "nullable")]
     #[validate(custom(function = "known_region"))]
     #[schema(value_type = Option<String>, example = "GB", pattern = "^[A-Z]{2}$")]
     pub default_region: Option<Option<String>>,
