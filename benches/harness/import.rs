@@ -246,3 +246,115 @@ pub async fn csv_import(ctx: &mut Context<'_>) -> Vec<Row> {
         rss_row("csv-import", &service),
     ]
 }
+
+/// Single contact writes of the same tenant while a 200,000-row import runs: each must
+/// wait for nothing the import holds (before, a foreign-key check on the tenant waited
+/// for the import's lock on the tenant's row, i.e. for the whole import). The tenant has
+/// an endpoint limit here, so the import takes the tenant-wide lock.
+pub async fn import_and_writes(ctx: &mut Context<'_>) -> Vec<Row> {
+    let tenant = ctx.data.tenant_id;
+    let rows = (ctx.data.contacts / 5).min(200_000);
+    drop_bench_segments(ctx.conn, tenant, "bench-import");
+    let segment = reference_segment(ctx.conn, tenant, "bench-import-writes");
+    #[derive(QueryableByName)]
+    struct Last {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let last_contact: i64 =
+        diesel::sql_query("SELECT coalesce(max(id), 0) AS id FROM contacts WHERE tenant_id = $1")
+            .bind::<BigInt, _>(tenant)
+            .get_result::<Last>(ctx.conn)
+            .expect("last contact")
+            .id;
+    diesel::sql_query("UPDATE tenants SET endpoint_limit = 100000000 WHERE id = $1")
+        .bind::<BigInt, _>(tenant)
+        .execute(ctx.conn)
+        .expect("an endpoint limit");
+    let service = Service::start(ctx.database_url);
+    let base = service.base.clone();
+    // One write: a new contact without a phone, so it never meets the file's contacts.
+    let write = |n: usize| {
+        let base = base.clone();
+        async move {
+            let started = Instant::now();
+            crate::scenarios::call_as(
+                API_KEY,
+                "POST",
+                &base,
+                "/v1/contacts",
+                Some(json!({"name": format!("bench-writer {n}")})),
+            )
+            .await;
+            started.elapsed().as_secs_f64() * 1000.0
+        }
+    };
+    let mut alone = Vec::new();
+    for n in 0..100 {
+        alone.push(write(n).await);
+    }
+    let file = file_rows(ctx, rows, "import-writes");
+    let csv: String = std::iter::once("phone,name,tags,city\n".to_owned())
+        .chain(file.iter().map(|r| r.csv.clone()))
+        .collect();
+    let import_base = base.clone();
+    let import = tokio::task::spawn_local(async move {
+        let started = Instant::now();
+        let client = awc::Client::builder()
+            .timeout(std::time::Duration::from_secs(600))
+            .finish();
+        let response = client
+            .post(format!("{import_base}/v1/segments/{segment}/import"))
+            .insert_header(("Authorization", format!("Bearer {API_KEY}")))
+            .insert_header(("Content-Type", "text/csv"))
+            .send_body(csv)
+            .await
+            .expect("upload the file");
+        assert!(response.status().is_success(), "{}", response.status());
+        started.elapsed()
+    });
+    // Writes start once the import is under way, and stop when it ends.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut during = Vec::new();
+    let mut n = 1000;
+    loop {
+        during.push(write(n).await);
+        n += 1;
+        if import.is_finished() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let import_time = import.await.expect("the import");
+    undo(ctx, last_contact, segment);
+    diesel::sql_query("UPDATE tenants SET endpoint_limit = NULL WHERE id = $1")
+        .bind::<BigInt, _>(tenant)
+        .execute(ctx.conn)
+        .expect("no endpoint limit");
+    let p99 = |values: &mut Vec<f64>| {
+        values.sort_by(|a, b| a.total_cmp(b));
+        values
+            .get(((values.len().max(1) - 1) as f64 * 0.99).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let slowest = during.iter().copied().fold(0.0, f64::max);
+    let (alone_p99, during_p99) = (p99(&mut alone), p99(&mut during));
+    vec![
+        Row {
+            scenario: "import-and-writes",
+            metric: format!(
+                "POST /v1/contacts p99 while a {rows}-row import runs ({:.1} s; {} writes, slowest {slowest:.0} ms); alone: p99 {alone_p99:.1} ms",
+                import_time.as_secs_f64(),
+                during.len()
+            ),
+            service: during_p99,
+            reference: None,
+            unit: "ms",
+            higher_is_better: false,
+            target: "no write waits for the import: slowest < 1 s".into(),
+            met: Some(slowest < 1000.0 && !during.is_empty()),
+        },
+        rss_row("import-and-writes", &service),
+    ]
+}

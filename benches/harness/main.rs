@@ -4,7 +4,7 @@
 //!
 //! `cargo bench --bench harness -- [SCENARIO ...] [--contacts N] [--runs N] [--quick]`
 //! Scenarios: api, contacts-batch, members-add, from-search, dynamic-count, segments-list,
-//! audience-summary, audience-stream, csv-import, noisy-neighbour (default: all).
+//! audience-summary, audience-stream, csv-import, import-and-writes, noisy-neighbour (default: all).
 
 mod audience;
 mod data;
@@ -48,6 +48,7 @@ const ALL: &[&str] = &[
     "audience-summary",
     "audience-stream",
     "csv-import",
+    "import-and-writes",
     "noisy-neighbour",
 ];
 
@@ -89,6 +90,7 @@ async fn main() {
             "audience-summary" => audience::audience_summary(&mut ctx).await,
             "audience-stream" => audience::audience_stream(&mut ctx).await,
             "csv-import" => import::csv_import(&mut ctx).await,
+            "import-and-writes" => import::import_and_writes(&mut ctx).await,
             "noisy-neighbour" => noisy::noisy_neighbour(&mut ctx).await,
             _ => scenarios::from_search(&mut ctx).await,
         });
