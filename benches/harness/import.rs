@@ -54,7 +54,7 @@ fn file_rows(ctx: &mut Context<'_>, rows: i64, tag: &str) -> Vec<FileRow> {
             csv: format!("{spelled},{name},{tag},{city}\n"),
             staged: Some(ParsedRow {
                 line: 0,
-                phone: Phone { e164, country },
+                phone: Some(Phone { e164, country }),
                 phone_as_written: spelled,
                 name,
                 email: None,

@@ -47,6 +47,9 @@ pub enum Error {
         detail: String,
         extra: Map<String, Value>,
     },
+    /// The input is larger than the service reads (a workbook that unpacks too far).
+    #[error("{detail}")]
+    TooLarge { code: &'static str, detail: String },
     /// The database cannot be reached.
     #[error("database unavailable")]
     Unavailable(#[source] Cause),

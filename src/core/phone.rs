@@ -53,6 +53,18 @@ fn country_of(number: &phonenumber::PhoneNumber, default_region: Option<&str>) -
     Some(preferred.id().to_owned())
 }
 
+/// Whether the number is a mobile one (or one its region cannot tell from a landline,
+/// as in the US).
+pub fn is_mobile(phone: &Phone) -> bool {
+    use phonenumber::Type;
+    phonenumber::parse(None, &phone.e164).is_ok_and(|number| {
+        matches!(
+            number.number_type(&DATABASE),
+            Type::Mobile | Type::FixedLineOrMobile
+        )
+    })
+}
+
 /// Whether `code` is a region the phone library knows (`IT`, `GB`, ...).
 pub fn is_known_region(code: &str) -> bool {
     code.len() == 2 && code.parse::<Id>().is_ok() && DATABASE.by_id(code).is_some()

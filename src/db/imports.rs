@@ -19,9 +19,9 @@ diesel::table! {
     /// Created per import transaction, dropped at commit.
     import_rows (line) {
         line -> BigInt,
-        phone_e164 -> Text,
-        phone_country -> Text,
-        phone -> Text,
+        phone_e164 -> Nullable<Text>,
+        phone_country -> Nullable<Text>,
+        phone -> Nullable<Text>,
         name -> Text,
         email -> Nullable<Text>,
         /// `|`-separated.
@@ -32,9 +32,9 @@ diesel::table! {
 
 pub fn create_staging(conn: &mut PgConnection) -> QueryResult<()> {
     diesel::sql_query(
-        "CREATE TEMPORARY TABLE import_rows (line bigint NOT NULL, phone_e164 text NOT NULL, \
-         phone_country text NOT NULL, phone text NOT NULL, name text NOT NULL, email text, \
-         tags text NOT NULL, attributes jsonb NOT NULL) ON COMMIT DROP",
+        "CREATE TEMPORARY TABLE import_rows (line bigint NOT NULL, phone_e164 text, \
+         phone_country text, phone text, name text NOT NULL, email text, \
+         tags text NOT NULL, attributes jsonb NOT NULL, contact_id bigint) ON COMMIT DROP",
     )
     .execute(conn)?;
     Ok(())
@@ -65,20 +65,21 @@ pub fn copy_into_staging(
 pub fn encode_staged(out: &mut Vec<u8>, row: &Row) {
     out.extend_from_slice(row.line.to_string().as_bytes());
     out.push(b'\t');
+    let phone = row.phone.as_ref();
+    let written = Some(row.phone_as_written.as_str()).filter(|p| !p.is_empty());
     for text in [
-        row.phone.e164.as_str(),
-        row.phone.country.as_str(),
-        row.phone_as_written.as_str(),
-        row.name.as_str(),
+        phone.map(|p| p.e164.as_str()),
+        phone.map(|p| p.country.as_str()),
+        written,
+        Some(row.name.as_str()),
+        row.email.as_deref(),
     ] {
-        escape(out, text);
+        match text {
+            Some(text) => escape(out, text),
+            None => out.extend_from_slice(b"\\N"),
+        }
         out.push(b'\t');
     }
-    match &row.email {
-        Some(email) => escape(out, email),
-        None => out.extend_from_slice(b"\\N"),
-    }
-    out.push(b'\t');
     escape(out, &row.tags.join("|"));
     out.push(b'\t');
     escape(out, &Value::Object(row.attributes.clone()).to_string());
@@ -120,7 +121,7 @@ pub fn upsert_contacts(
            INSERT INTO contacts (tenant_id, name, phone, phone_e164, phone_country, email, tags, attributes) \
            SELECT $1, name, phone, phone_e164, phone_country, email, \
                   coalesce(string_to_array(nullif(tags, ''), '|'), '{{}}'), attributes \
-           FROM import_rows ORDER BY phone_e164 \
+           FROM import_rows WHERE phone_e164 IS NOT NULL ORDER BY phone_e164 \
            ON CONFLICT (tenant_id, phone_e164) DO UPDATE \
            SET (name, phone, email, tags, attributes) = ({merged}), updated_at = now() \
            WHERE (contacts.name, contacts.phone, contacts.email, contacts.tags, contacts.attributes) \
@@ -142,32 +143,118 @@ pub fn upsert_contacts(
     Ok((written.created, written.updated))
 }
 
-/// The tenant's contacts whose phone is staged: the set the membership rules add.
-pub fn staged_contacts(tenant_id: i64) -> contacts::BoxedQuery<'static, Pg> {
+/// Rows staged without a validated phone (an email segment's file) are matched by
+/// e-mail, ignoring case: each gets its contact's id, a new contact when none has the
+/// e-mail. Rows whose e-mail two contacts share are taken out of the staging table and
+/// returned as errors.
+pub fn upsert_by_email(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    mode: UpdateMode,
+) -> QueryResult<ByEmail> {
+    let ambiguous: Vec<Ambiguous> = diesel::sql_query(
+        "WITH found AS ( \
+           SELECT r.line, count(c.id) AS n, min(c.id) AS id FROM import_rows r \
+           LEFT JOIN contacts c ON c.tenant_id = $1 AND lower(c.email) = lower(r.email) \
+           WHERE r.phone_e164 IS NULL GROUP BY r.line), \
+         matched AS (UPDATE import_rows r SET contact_id = f.id FROM found f \
+           WHERE r.line = f.line AND f.n = 1 RETURNING r.line) \
+         DELETE FROM import_rows r USING found f WHERE r.line = f.line AND f.n > 1 \
+         RETURNING r.line, r.email",
+    )
+    .bind::<BigInt, _>(tenant_id)
+    .load(conn)?;
+    let file_wins = mode == UpdateMode::Overwrite;
+    let updated = diesel::sql_query(format!(
+        "UPDATE contacts c SET \
+           name = CASE WHEN {file_wins} AND r.name <> '' OR c.name = '' THEN r.name ELSE c.name END, \
+           phone = coalesce(c.phone, r.phone), \
+           tags = c.tags || ARRAY(SELECT t FROM unnest(coalesce(string_to_array(nullif(r.tags, ''), '|'), '{{}}')) AS t \
+                                  WHERE t <> ALL(c.tags)), \
+           attributes = CASE WHEN {file_wins} THEN c.attributes || r.attributes ELSE r.attributes || c.attributes END, \
+           updated_at = now() \
+         FROM import_rows r WHERE c.tenant_id = $1 AND c.id = r.contact_id"
+    ))
+    .bind::<BigInt, _>(tenant_id)
+    .execute(conn)? as i64;
+    diesel::sql_query(
+        "UPDATE import_rows SET contact_id = nextval('contacts_id_seq') \
+         WHERE phone_e164 IS NULL AND contact_id IS NULL",
+    )
+    .execute(conn)?;
+    let created = diesel::sql_query(
+        "INSERT INTO contacts (tenant_id, id, name, phone, email, tags, attributes) \
+         SELECT $1, contact_id, name, phone, email, \
+                coalesce(string_to_array(nullif(tags, ''), '|'), '{}'), attributes \
+         FROM import_rows r WHERE r.phone_e164 IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = $1 AND c.id = r.contact_id)",
+    )
+    .bind::<BigInt, _>(tenant_id)
+    .execute(conn)? as i64;
+    Ok(ByEmail {
+        created,
+        updated,
+        ambiguous,
+    })
+}
+
+/// What [`upsert_by_email`] did.
+pub struct ByEmail {
+    pub created: i64,
+    pub updated: i64,
+    pub ambiguous: Vec<Ambiguous>,
+}
+
+/// A staged row whose e-mail two or more contacts have.
+#[derive(QueryableByName)]
+pub struct Ambiguous {
+    #[diesel(sql_type = BigInt)]
+    pub line: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub email: String,
+}
+
+/// The tenant's contacts the staged rows name: the set the membership rules add. By
+/// validated phone; with `by_email`, also those [`upsert_by_email`] found or created.
+pub fn staged_contacts(tenant_id: i64, by_email: bool) -> contacts::BoxedQuery<'static, Pg> {
+    let by_phone = "contacts.phone_e164 IN (SELECT phone_e164 FROM import_rows)";
+    let condition = if by_email {
+        format!(
+            "({by_phone} OR contacts.id IN (SELECT contact_id FROM import_rows \
+             WHERE contact_id IS NOT NULL))"
+        )
+    } else {
+        by_phone.to_owned()
+    };
     contacts::table
         .filter(contacts::tenant_id.eq(tenant_id))
-        .filter(sql::<Bool>(
-            "contacts.phone_e164 IN (SELECT phone_e164 FROM import_rows)",
-        ))
+        .filter(sql::<Bool>(&condition))
         .into_boxed()
 }
 
-/// The ids of the tenant's contacts whose phone is staged.
-pub fn staged_contact_ids(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<i64>> {
-    staged_contacts(tenant_id).select(contacts::id).load(conn)
+/// The ids of the tenant's contacts the staged rows name.
+pub fn staged_contact_ids(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    by_email: bool,
+) -> QueryResult<Vec<i64>> {
+    staged_contacts(tenant_id, by_email)
+        .select(contacts::id)
+        .load(conn)
 }
 
 /// Staged contacts that are opted out: imported all the same, and still opted out.
 pub fn opted_out(
     conn: &mut PgConnection,
     tenant_id: i64,
+    by_email: bool,
     limit: i64,
 ) -> QueryResult<(i64, Vec<i64>)> {
-    let total = staged_contacts(tenant_id)
+    let total = staged_contacts(tenant_id, by_email)
         .filter(contacts::opted_out)
         .count()
         .get_result(conn)?;
-    let ids = staged_contacts(tenant_id)
+    let ids = staged_contacts(tenant_id, by_email)
         .filter(contacts::opted_out)
         .select(contacts::id)
         .order(contacts::id)
@@ -176,16 +263,24 @@ pub fn opted_out(
     Ok((total, ids))
 }
 
-/// The phones of contacts, to find the lines that named them.
-pub fn phones_of(
+/// A contact's validated phone and e-mail: what a file's line names it by.
+#[derive(Queryable)]
+pub struct ContactKeys {
+    pub id: i64,
+    pub phone_e164: Option<String>,
+    pub email: Option<String>,
+}
+
+/// The validated phones and e-mails of contacts, to find the lines that named them.
+pub fn keys_of(
     conn: &mut PgConnection,
     tenant_id: i64,
     ids: &[i64],
-) -> QueryResult<Vec<(i64, Option<String>)>> {
+) -> QueryResult<Vec<ContactKeys>> {
     contacts::table
         .filter(contacts::tenant_id.eq(tenant_id))
         .filter(contacts::id.eq_any(ids))
-        .select((contacts::id, contacts::phone_e164))
+        .select((contacts::id, contacts::phone_e164, contacts::email))
         .load(conn)
 }
 

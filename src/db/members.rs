@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::{exists, not, sql};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool};
+use diesel::sql_types::{BigInt, Bool, Nullable};
 
 use super::contacts::ContactRow;
 use super::locks::{self, Lock};
@@ -63,6 +63,24 @@ pub fn lock_tenant(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<()> {
     locks::exclusive(conn, Lock::Endpoints(tenant_id))
 }
 
+/// Removes from the segment the members `import_id` added that are still members;
+/// returns their contact ids.
+pub fn remove_imported(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    segment_id: i64,
+    import_id: i64,
+) -> QueryResult<Vec<i64>> {
+    diesel::delete(
+        segment_members::table
+            .filter(segment_members::tenant_id.eq(tenant_id))
+            .filter(segment_members::segment_id.eq(segment_id))
+            .filter(segment_members::import_id.eq(import_id)),
+    )
+    .returning(segment_members::contact_id)
+    .get_results(conn)
+}
+
 /// Locks the segments (in id order, so concurrent writers never deadlock on them). `FOR
 /// NO KEY UPDATE`: their keys stay, so members can still be added to them meanwhile
 /// (foreign-key checks take `FOR KEY SHARE`, which this does not block).
@@ -99,17 +117,20 @@ pub fn new_endpoints(
         .get_result(conn)
 }
 
-/// Inserts the eligible contacts of `source` that are not members yet; returns how many.
+/// Inserts the eligible contacts of `source` that are not members yet, recording the
+/// import that added them, if one did; returns how many.
 pub fn insert_eligible(
     conn: &mut PgConnection,
     segment_id: i64,
     source: ContactSource,
     requirements: Requirements,
+    import_id: Option<i64>,
 ) -> QueryResult<usize> {
     let rows = source().filter(eligible(requirements)).select((
         contacts::tenant_id,
         segment_id.into_sql::<BigInt>(),
         contacts::id,
+        import_id.into_sql::<Nullable<BigInt>>(),
     ));
     diesel::insert_into(segment_members::table)
         .values(rows)
@@ -117,6 +138,7 @@ pub fn insert_eligible(
             segment_members::tenant_id,
             segment_members::segment_id,
             segment_members::contact_id,
+            segment_members::import_id,
         ))
         .on_conflict_do_nothing()
         .execute(conn)

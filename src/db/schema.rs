@@ -97,6 +97,7 @@ diesel::table! {
         segment_id -> Int8,
         contact_id -> Int8,
         added_at -> Timestamptz,
+        import_id -> Nullable<Int8>,
     }
 }
 

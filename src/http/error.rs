@@ -137,6 +137,7 @@ fn render(
 fn status_of(error: &Error) -> StatusCode {
     match error {
         Error::Validation(_) | Error::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict { .. } => StatusCode::CONFLICT,
         Error::Unavailable(_) | Error::TimedOut(_) | Error::Contention(_) | Error::Busy => {
@@ -150,7 +151,9 @@ fn code_of(error: &Error) -> &'static str {
     match error {
         Error::Validation(_) => "validation_failed",
         Error::NotFound(_) => "not_found",
-        Error::Conflict { code, .. } | Error::Unprocessable { code, .. } => code,
+        Error::Conflict { code, .. }
+        | Error::Unprocessable { code, .. }
+        | Error::TooLarge { code, .. } => code,
         Error::Unavailable(_) => "database_unavailable",
         Error::Contention(_) => "contention",
         Error::TimedOut(_) => "query_timeout",

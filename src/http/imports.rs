@@ -7,10 +7,13 @@ use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::core::error::Error;
+use crate::core::import::source::ReadOptions;
+use crate::core::import::UpdateMode;
 use crate::core::import::MAX_FILE_BYTES;
 use crate::core::phone;
 use crate::http::auth::Caller;
 use crate::http::dto::imports::*;
+use crate::http::dto::members::RemovedMembers;
 use crate::http::error::{problem_json, ApiError};
 use crate::http::extract::{declared_length, read_limited, Path, Query};
 use crate::http::segments::SegmentPath;
@@ -23,45 +26,62 @@ const TEMPLATE: &str = "phone,name,email,tags\n\
                         +44 7400 123456,Oliver Smith,,\n\
                         333 765 4321,Marco Bianchi,,vip\n";
 
-/// Import a CSV file into a static segment
+/// Import a contact file into a static segment
 ///
-/// Send the file as `multipart/form-data` (field `file`) or as a raw `text/csv` body, at
-/// most 10 MB (413 beyond, refused while reading). The header row is required; columns are
-/// matched case-insensitively: `phone` (or `phone_number`, `mobile`, `msisdn`) is required;
-/// `name` (`full_name`), `email`, `tags` (separated by `|`) and any defined attribute key
-/// are optional; other columns are listed in `ignored_columns`. `,` `;` and tab
-/// delimiters, a UTF-8 BOM, quotes and CRLF are accepted; a file that is not UTF-8 is
-/// refused (422 `not_utf8`), never guessed at.
+/// Send the file as `multipart/form-data` (field `file`, and optionally `mapping`) or as
+/// the raw body (`text/csv`, `text/plain`, `application/octet-stream` or the `.xlsx`
+/// media type), at most 10 MB (413 beyond, refused while reading).
+///
+/// Files as people have them: CSV in UTF-8 (with or without BOM), UTF-16 with BOM (Excel's
+/// "Unicode Text") or a legacy encoding such as Windows-1252, detected from the bytes
+/// unless the body's `charset` or `?encoding=` says; `,` `;` or tab between fields;
+/// LF, CRLF or lone CR line endings; quotes. Excel workbooks (`.xlsx`, told by content):
+/// the first sheet or `?sheet=`, cells as Excel shows them; a workbook that would unpack
+/// past 200 MB is refused (413 `workbook_too_large`). The report says what was read
+/// (`format`, `encoding`, `delimiter`).
+///
+/// The header row is required. Columns are recognised by header (the table below),
+/// compared without case, accents or punctuation; `mapping` overrides it. A phone column
+/// is required (for an email segment, an e-mail column); among several phone columns a
+/// mobile one wins, and a cell with several numbers gives its first valid mobile. First
+/// and last names are joined into `name`; tags are `|`-separated, or a quoted comma list
+/// as Mailchimp writes it; a defined attribute is recognised by key or label. Other
+/// columns are listed in `ignored_columns`.
 ///
 /// Each row's phone is validated and normalised (with `default_region`, else the tenant's);
-/// the contact with that phone is created or updated (`update=fill`, the default, fills
-/// only empty values; `overwrite` lets the file's non-empty values win) and added to the
-/// segment under its channel's rules and the endpoint limit. Opt-out and consent are never
-/// changed. Two spellings of one number are one contact (`duplicates_in_file`). Every row
-/// is counted in exactly one of `added`, `already_members`, `rejected`,
-/// `duplicates_in_file` and `invalid_rows`.
+/// the contact with that phone (in an email segment, without a valid phone: with that
+/// e-mail, ignoring case; `ambiguous_email` when two contacts share it) is created or
+/// updated (`update=fill`, the default, fills only empty values; `overwrite` lets the
+/// file's non-empty values win) and added to the segment under its channel's rules and
+/// the endpoint limit. Opt-out and consent are never changed. Two spellings of one number
+/// are one contact (`duplicates_in_file`). Every row is counted in exactly one of `added`,
+/// `already_members`, `rejected`, `duplicates_in_file` and `invalid_rows`.
 ///
 /// All or nothing: a file that cannot be read, or a write that fails, changes nothing;
-/// invalid rows are reported and skipped. With `Prefer: respond-async` the answer is 202
-/// and a job to poll at `GET /v1/imports/{id}` (its `Location`): only the segment is
-/// checked before answering; a file that cannot be read, or the endpoint limit, then ends
-/// the job `failed` with the problem in its `error`.
+/// invalid rows are reported and skipped. `dry_run=true` answers the exact report and
+/// writes nothing. Every import has an `import_id` (`POST /v1/imports/{id}/revert` undoes
+/// its additions). With `Prefer: respond-async` the answer is 202 and a job to poll at
+/// `GET /v1/imports/{id}` (its `Location`): only the segment is checked before
+/// answering; a file that cannot be read, or the endpoint limit, then ends the job
+/// `failed` with the problem in its `error`.
 #[utoipa::path(
     tag = "segments",
     params(("id" = i64, Path, description = "Segment id"), ImportParams,
         ("Prefer" = Option<String>, Header, description = "`respond-async` to get 202 and a job to poll")),
-    request_body(content((ImportUpload = "multipart/form-data"), (String = "text/csv")),
-        description = "The CSV file: a header row, then one contact per row."),
+    request_body(content((ImportUpload = "multipart/form-data"), (String = "text/csv"),
+        (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (String = "application/octet-stream")),
+        description = "The file: a header row, then one contact per row."),
     responses(
-        (status = 200, description = "The import is done.", body = ImportReport),
+        (status = 200, description = "The import is done (or, with `dry_run`, what it would do).", body = ImportReport),
         (status = 202, description = "The import runs in the background; poll the `Location`.", body = ImportJob,
             headers(("Location" = String, description = "`/v1/imports/{id}`"))),
         (status = 400, description = "`unreadable_body`: the multipart upload cannot be read; or `invalid_query` / `invalid_path_parameter`, as on every route."),
         (status = 404, description = NOT_FOUND),
         (status = 409, description = "The segment is dynamic (`dynamic_segment_read_only`)."),
-        (status = 413, description = "The file is larger than 10 MB."),
-        (status = 415, description = "Neither `multipart/form-data` nor `text/csv`."),
-        (status = 422, description = "The file cannot be read (`not_utf8`, `unsupported_encoding`, `empty_file`, `missing_phone_column`, `missing_file_field`), a parameter is invalid, or the import would pass the endpoint limit (`endpoint_limit_exceeded`). Nothing was written."),
+        (status = 413, description = "The file is larger than 10 MB (`payload_too_large`), or a workbook would unpack past 200 MB (`workbook_too_large`)."),
+        (status = 415, description = "Not multipart, CSV, text, a workbook or octet-stream."),
+        (status = 422, description = "The file cannot be read (`undecodable_text`, `unknown_encoding`, `unsupported_format`, `unreadable_workbook`, `sheet_not_found`, `too_many_columns`, `empty_file`, `missing_phone_column`, `missing_email_column`, `mapped_column_missing`, `missing_file_field`), `mapping` or a parameter is invalid, or the import would pass the endpoint limit (`endpoint_limit_exceeded`). Nothing was written."),
     )
 )]
 #[post("/segments/{id}/import")]
@@ -74,14 +94,21 @@ async fn import_segment_csv(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let region = known_region(params.default_region)?;
-    let asynchronous = wants_async(&request);
-    let file = read_upload(&request, payload).await?;
+    let dry_run = params.dry_run.unwrap_or(false);
+    let asynchronous = wants_async(&request) && !dry_run;
+    let upload = read_upload(&request, payload).await?;
     let request = ImportRequest {
         tenant,
         segment_id: path.0.id,
-        file,
+        read: ReadOptions {
+            encoding: params.encoding.or(upload.charset),
+            sheet: params.sheet,
+        },
+        mapping: mapping_of(params.mapping.or(upload.mapping))?,
+        file: upload.file,
         region,
         mode: params.update.unwrap_or_default().into(),
+        dry_run,
     };
     if asynchronous {
         let job = imports::start_job(&state.env, request, problem_json).await?;
@@ -93,24 +120,138 @@ async fn import_segment_csv(
     Ok(HttpResponse::Ok().json(ImportReport::from(report)))
 }
 
-/// The CSV's bytes, from a multipart `file` field or a raw body, refused (413) as soon as
-/// they pass the limit.
-async fn read_upload(request: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, ApiError> {
+/// Preview an import
+///
+/// Takes the same body and parameters as the import and writes nothing: how the file
+/// reads (`format`, `encoding`, `delimiter`, about how many rows), each column with the
+/// field it fills and how that was decided (`recognised`, `mapped`, `ignored`) and a few
+/// of its values, and the first 20 data rows as the import would read them, each with
+/// the problem that would skip it. For a mapping screen: show it, let the user change
+/// `mapping`, preview again, then import.
+#[utoipa::path(
+    tag = "segments",
+    params(("id" = i64, Path, description = "Segment id"), PreviewParams),
+    request_body(content((ImportUpload = "multipart/form-data"), (String = "text/csv"),
+        (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (String = "application/octet-stream")),
+        description = "The file, as for the import."),
+    responses(
+        (status = 200, description = "How the file reads.", body = ImportPreview),
+        (status = 400, description = "`unreadable_body`: the multipart upload cannot be read."),
+        (status = 404, description = NOT_FOUND),
+        (status = 409, description = "The segment is dynamic (`dynamic_segment_read_only`)."),
+        (status = 413, description = "As for the import."),
+        (status = 415, description = "As for the import."),
+        (status = 422, description = "The file cannot be read, or `mapping` is invalid, as for the import."),
+    )
+)]
+#[post("/segments/{id}/import/preview")]
+async fn preview_segment_import(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+    path: Path<SegmentPath>,
+    Query(params): Query<PreviewParams>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<web::Json<ImportPreview>, ApiError> {
+    let region = known_region(params.default_region)?;
+    let upload = read_upload(&request, payload).await?;
+    let request = ImportRequest {
+        tenant,
+        segment_id: path.0.id,
+        read: ReadOptions {
+            encoding: params.encoding.or(upload.charset),
+            sheet: params.sheet,
+        },
+        mapping: mapping_of(params.mapping.or(upload.mapping))?,
+        file: upload.file,
+        region,
+        mode: UpdateMode::default(),
+        dry_run: true,
+    };
+    let preview = imports::preview(&state.env, request).await?;
+    Ok(web::Json(preview.into()))
+}
+
+/// Revert an import
+///
+/// Removes from the segment the members this import added that are still members;
+/// contacts stay, and so do members added otherwise. Reverting again removes nothing
+/// (`removed: 0`), as does reverting a failed import. An import still running is 409
+/// `import_not_finished`.
+#[utoipa::path(
+    tag = "segments",
+    params(("id" = i64, Path, description = "Import id (`import_id` of the report)")),
+    responses(
+        (status = 200, description = "What was removed, and the segment's members now.", body = RemovedMembers),
+        (status = 404, description = "`not_found`: no such import."),
+        (status = 409, description = "`import_not_finished`: the import is still running."),
+    )
+)]
+#[post("/imports/{id}/revert")]
+async fn revert_import(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+    path: Path<ImportPath>,
+) -> Result<web::Json<RemovedMembers>, ApiError> {
+    let removed = imports::revert(&state.env, tenant, path.0.id).await?;
+    Ok(web::Json(removed.into()))
+}
+
+/// `mapping` as JSON; 422 naming it when it is not.
+fn mapping_of(text: Option<String>) -> Result<Option<serde_json::Value>, ApiError> {
+    text.map(|text| {
+        serde_json::from_str(&text).map_err(|error| {
+            ApiError::invalid_field(
+                "mapping",
+                "invalid_mapping",
+                format!("must be a JSON object: {error}"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// What an upload carries.
+struct Upload {
+    file: web::Bytes,
+    mapping: Option<String>,
+    /// The body's declared `charset`, if any.
+    charset: Option<String>,
+}
+
+/// The most a multipart `mapping` field may hold.
+const MAX_MAPPING_BYTES: usize = 4000;
+
+/// The file's bytes, from a multipart `file` field (with an optional `mapping` field) or
+/// a raw body, refused (413) as soon as they pass the limit.
+async fn read_upload(request: &HttpRequest, payload: web::Payload) -> Result<Upload, ApiError> {
     let declared = declared_length(request);
     let mime = request.mime_type().ok().flatten();
     let is_multipart = mime
         .as_ref()
         .is_some_and(|m| m.type_() == "multipart" && m.subtype() == "form-data");
-    let is_csv = mime.as_ref().is_some_and(|m| {
-        (m.type_() == "text" && (m.subtype() == "csv" || m.subtype() == "plain"))
-            || (m.type_() == "application" && m.subtype() == "octet-stream")
+    let is_file = mime.as_ref().is_some_and(|m| {
+        (m.type_() == "text"
+            && ["csv", "plain", "tab-separated-values"].contains(&m.subtype().as_str()))
+            || (m.type_() == "application"
+                && [
+                    "octet-stream",
+                    "vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                ]
+                .contains(&m.subtype().as_str()))
     });
-    if !is_multipart && !is_csv {
+    if !is_multipart && !is_file {
         return Err(ApiError::UnsupportedMediaType(
-            "Send the file as `multipart/form-data` (field `file`) or as a `text/csv` body."
+            "Send the file as `multipart/form-data` (field `file`), or as a `text/csv`, \
+             `application/octet-stream` or `.xlsx` body."
                 .to_owned(),
         ));
     }
+    let charset = mime
+        .as_ref()
+        .and_then(|m| m.get_param("charset"))
+        .map(|c| c.as_str().to_owned());
     // Multipart framing adds a little to the file itself.
     let framing = if is_multipart { 64 * 1024 } else { 0 };
     if declared.is_some_and(|length| length > MAX_FILE_BYTES + framing) {
@@ -119,40 +260,59 @@ async fn read_upload(request: &HttpRequest, payload: web::Payload) -> Result<web
         });
     }
     if !is_multipart {
-        return read_limited(payload, MAX_FILE_BYTES).await;
+        let file = read_limited(payload, MAX_FILE_BYTES).await?;
+        return Ok(Upload {
+            file,
+            mapping: None,
+            charset,
+        });
     }
     let mut multipart = actix_multipart::Multipart::new(request.headers(), payload);
-    let first = tokio::time::timeout(STALLED_PART, multipart.next())
-        .await
-        .map_err(|_| ApiError::BodyStalled)?;
-    let Some(field) = first else {
-        return Err(Error::unprocessable(
-            "missing_file_field",
-            "The form has no `file` field: send the CSV as the form field named `file`.",
-        )
-        .into());
-    };
-    let field = field.map_err(unreadable_body)?;
-    let file = match field.name() {
-        Some("file") => read_limited(field, MAX_FILE_BYTES).await?,
-        name => return Err(unexpected_field(name)),
-    };
-    // The form ends there: a further part is refused, not ignored.
-    let next = tokio::time::timeout(STALLED_PART, multipart.next())
-        .await
-        .map_err(|_| ApiError::BodyStalled)?;
-    match next {
-        None => Ok(file),
-        Some(Ok(field)) => Err(unexpected_field(field.name())),
-        Some(Err(error)) => Err(unreadable_body(error)),
+    let (mut file, mut mapping, mut file_charset) = (None, None, None);
+    // At most the two parts the contract names, each once.
+    loop {
+        let next = tokio::time::timeout(STALLED_PART, multipart.next())
+            .await
+            .map_err(|_| ApiError::BodyStalled)?;
+        let Some(field) = next else {
+            break;
+        };
+        let field = field.map_err(unreadable_body)?;
+        match field.name() {
+            Some("file") if file.is_none() => {
+                file_charset = field
+                    .content_type()
+                    .and_then(|m| m.get_param("charset"))
+                    .map(|c| c.as_str().to_owned());
+                file = Some(read_limited(field, MAX_FILE_BYTES).await?);
+            }
+            Some("mapping") if mapping.is_none() => {
+                let bytes = read_limited(field, MAX_MAPPING_BYTES).await?;
+                mapping = Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
+                    ApiError::invalid_field("mapping", "invalid_mapping", "must be UTF-8 JSON")
+                })?);
+            }
+            name => return Err(unexpected_field(name)),
+        }
     }
+    let file = file.ok_or_else(|| {
+        ApiError::from(Error::unprocessable(
+            "missing_file_field",
+            "The form has no `file` field: send the file as the form field named `file`.",
+        ))
+    })?;
+    Ok(Upload {
+        file,
+        mapping,
+        charset: file_charset,
+    })
 }
 
 fn unexpected_field(name: Option<&str>) -> ApiError {
     ApiError::invalid_field(
         name.unwrap_or_default(),
         "unexpected_form_field",
-        "the form takes one field, `file`",
+        "the form takes the field `file`, and optionally `mapping`, each once",
     )
 }
 
@@ -245,5 +405,7 @@ pub fn configure(config: &mut ServiceConfig) {
     config
         .service(get_import_template)
         .service(import_segment_csv)
-        .service(get_import);
+        .service(preview_segment_import)
+        .service(get_import)
+        .service(revert_import);
 }

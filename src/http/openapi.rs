@@ -40,6 +40,24 @@ pub struct ApiDoc;
 /// no handler can forget one. Runs once the handlers' paths are in the document.
 pub fn finish(document: &mut utoipa::openapi::OpenApi) {
     SharedResponses.modify(document);
+    list_recognised_headers(document);
+}
+
+/// The import's description ends with the table of headers it recognises, from the one
+/// place that table lives.
+fn list_recognised_headers(document: &mut utoipa::openapi::OpenApi) {
+    let import = document
+        .paths
+        .paths
+        .get_mut("/v1/segments/{id}/import")
+        .and_then(|item| item.post.as_mut());
+    if let Some(operation) = import {
+        let description = operation.description.get_or_insert_with(String::new);
+        description.push_str(
+            "\n\nRecognised headers (compared without case, accents or punctuation):\n\n",
+        );
+        description.push_str(&crate::core::import::headers::describe());
+    }
 }
 
 struct SharedResponses;

@@ -62,7 +62,8 @@ fn rules(tenant: &Tenant, segment: &SegmentRow) -> Requirements {
 }
 
 /// Adds the contacts of `source` to each segment, all or nothing for the endpoint limit.
-/// `named_ids` are the ids the caller listed, so unknown ones can be reported.
+/// `named_ids` are the ids the caller listed, so unknown ones can be reported;
+/// `import_id` the import adding them, if one is.
 pub fn add_members(
     conn: &mut PgConnection,
     tenant: &Tenant,
@@ -70,6 +71,7 @@ pub fn add_members(
     segment_ids: &[i64],
     source: ContactSource,
     named_ids: Option<&BTreeSet<i64>>,
+    import_id: Option<i64>,
 ) -> Result<Vec<(i64, Report)>, Error> {
     dynamic::begin_write(conn, tenant.id)?;
     if tenant.endpoint_limit.is_some() {
@@ -88,7 +90,8 @@ pub fn add_members(
     let mut missing: Option<Vec<i64>> = None;
     for segment in &segments {
         let requirements = rules(tenant, segment);
-        let added = members::insert_eligible(conn, segment.id, source, requirements)? as i64;
+        let added =
+            members::insert_eligible(conn, segment.id, source, requirements, import_id)? as i64;
         let tally = members::tally(conn, source, requirements)?;
         // Ids named that matched no contact of the tenant: looked up only when some did not.
         let missing = match (named_ids, &missing) {
@@ -171,7 +174,15 @@ pub async fn add_by_ids(
     let today = env.clock.today();
     pool::retrying_transaction(&env.pool.tenant(tenant.id), move |conn| {
         let source = with_ids(tenant.id, named.iter().copied().collect());
-        add_members(conn, &tenant, today, &segment_ids, &source, Some(&named))
+        add_members(
+            conn,
+            &tenant,
+            today,
+            &segment_ids,
+            &source,
+            Some(&named),
+            None,
+        )
     })
     .await
 }
@@ -209,7 +220,7 @@ pub async fn add_selection(
             None => None,
         };
         let source = selected(tenant.id, &filters, condition);
-        add_members(conn, &tenant, today, &[segment_id], &source, None)
+        add_members(conn, &tenant, today, &[segment_id], &source, None, None)
     })
     .await?;
     reports

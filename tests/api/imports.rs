@@ -235,19 +235,26 @@ async fn unreadable_files_are_refused_whole_and_change_nothing() {
     let app = spawn_app().await;
     let key = app.tenant_key().await;
     let segment = id(&app.segment(&key, "Refusals", "whatsapp").await);
-    let cases: [(&[u8], u16, &str); 4] = [
+    let cases: [(&[u8], &str, u16, &str); 5] = [
         (
             b"name,email\nGiulia,g@example.com\n",
+            "",
             422,
             "missing_phone_column",
         ),
-        (b"phone,name\n3331234567,Jos\xe9\n", 422, "not_utf8"),
-        (b"", 422, "empty_file"),
-        (b"phone\n3331234567\n", 404, "not_found"),
+        (
+            b"phone,name\n3331234567,Jos\xe9\n",
+            "?encoding=utf-8",
+            422,
+            "undecodable_text",
+        ),
+        (b"phone\n1\n", "?encoding=klingon", 422, "unknown_encoding"),
+        (b"", "", 422, "empty_file"),
+        (b"phone\n3331234567\n", "", 404, "not_found"),
     ];
-    for (index, (file, status, code)) in cases.into_iter().enumerate() {
-        let target = if index == 3 { segment + 1000 } else { segment };
-        let problem = import_csv(&app, target, &key, "", file)
+    for (index, (file, query, status, code)) in cases.into_iter().enumerate() {
+        let target = if index == 4 { segment + 1000 } else { segment };
+        let problem = import_csv(&app, target, &key, query, file)
             .await
             .expect_problem(status, code);
         assert!(problem["detail"].as_str().unwrap().len() > 10, "{problem}");

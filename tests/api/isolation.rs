@@ -173,6 +173,7 @@ async fn another_tenant_gets_404_on_every_operation_and_changes_nothing() {
             201,
         ),
         (Method::GET, "/v1/imports/{id}", Body::None, 404),
+        (Method::POST, "/v1/imports/{id}/revert", Body::None, 404),
         (Method::GET, "/v1/segments/{id}", Body::None, 404),
         (
             Method::PATCH,
@@ -183,6 +184,7 @@ async fn another_tenant_gets_404_on_every_operation_and_changes_nothing() {
         (Method::DELETE, "/v1/segments/{id}", Body::None, 404),
         (Method::GET, "/v1/segments/{id}/candidates", Body::None, 404),
         (Method::POST, "/v1/segments/{id}/import", csv(), 404),
+        (Method::POST, "/v1/segments/{id}/import/preview", csv(), 404),
         (Method::GET, "/v1/segments/{id}/members", Body::None, 404),
         (
             Method::POST,

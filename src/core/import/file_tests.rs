@@ -1,30 +1,65 @@
-//! Reading files the way spreadsheets write them.
+//! Reading files the way spreadsheets and exports write them.
+use csv::StringRecord;
 use serde_json::json;
 
 use super::*;
+use crate::core::import::source::{self, ReadOptions, RowOrHeader};
 use crate::core::types::AttributeType;
 
 fn definitions() -> Vec<Definition> {
     [
-        ("city", AttributeType::Text),
-        ("score", AttributeType::Number),
+        ("city", "Città", AttributeType::Text),
+        ("score", "Score", AttributeType::Number),
     ]
     .into_iter()
-    .map(|(key, value_type)| Definition {
+    .map(|(key, label, value_type)| Definition {
         key: key.into(),
-        label: key.into(),
+        label: label.into(),
         value_type,
     })
     .collect()
 }
 
-fn read_all(bytes: &[u8]) -> Vec<Result<Row, RowError>> {
-    let text = decode(bytes).expect("readable");
-    let layout = Layout::of(text, &definitions()).expect("a layout");
-    layout
-        .records(text)
+/// The header and the rows of a file, read as the import reads them.
+fn read_with(
+    bytes: &[u8],
+    options: &ReadOptions,
+    required: Required,
+    mapping: Option<&Mapping>,
+) -> Result<(Layout, Vec<Result<Row, RowError>>), Unreadable> {
+    let mut table = source::open(bytes, options)?;
+    let mut header = StringRecord::new();
+    let mut records = Vec::new();
+    table.each_row(&mut |row| {
+        match row {
+            RowOrHeader::Header(record) => header = record,
+            RowOrHeader::Row(record) => records.push(record),
+        }
+        true
+    })?;
+    let layout = Layout::of(&header, &definitions(), required, mapping)?;
+    let rows = records
+        .into_iter()
         .map(|record| layout.read(record, Some("IT"), &definitions()))
-        .collect()
+        .collect();
+    Ok((layout, rows))
+}
+
+fn read_all(bytes: &[u8]) -> Vec<Result<Row, RowError>> {
+    read_with(bytes, &ReadOptions::default(), Required::Phone, None)
+        .expect("readable")
+        .1
+}
+
+fn ok(rows: &[Result<Row, RowError>], index: usize) -> &Row {
+    rows[index].as_ref().expect("a valid row")
+}
+
+fn e164(row: &Row) -> &str {
+    row.phone
+        .as_ref()
+        .map(|p| p.e164.as_str())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -34,9 +69,9 @@ fn a_spreadsheet_export_with_bom_semicolons_quotes_and_crlf_reads() {
                 +44 7400 123456;\"Line\r\nbreak\";;;;;\r\n";
     let rows = read_all(file.as_bytes());
     assert_eq!(rows.len(), 2);
-    let first = rows[0].as_ref().expect("valid");
+    let first = ok(&rows, 0);
     assert_eq!(first.line, 2);
-    assert_eq!(first.phone.e164, "+393331234567");
+    assert_eq!(e164(first), "+393331234567");
     assert_eq!(first.name, "Rossi; Giulia");
     assert_eq!(first.email.as_deref(), Some("giulia@example.com"));
     assert_eq!(first.tags, ["vip", "lead"]);
@@ -44,17 +79,123 @@ fn a_spreadsheet_export_with_bom_semicolons_quotes_and_crlf_reads() {
         json!(first.attributes),
         json!({"city": "Milan", "score": 4.5})
     );
-    let second = rows[1].as_ref().expect("valid");
-    assert_eq!((second.line, second.phone.country.as_str()), (3, "GB"));
+    let second = ok(&rows, 1);
+    assert_eq!(
+        (second.line, second.phone.as_ref().unwrap().country.as_str()),
+        (3, "GB")
+    );
     assert_eq!(second.name, "Line\r\nbreak");
 }
 
 #[test]
+fn every_encoding_line_ending_and_delimiter_reads_the_same_rows() {
+    let header = ["Cellulare", "Nome", "Cognome", "E-mail", "Città"];
+    let rows = [
+        [
+            "333 123 4567",
+            "José",
+            "Müller",
+            "jose@example.com",
+            "Forlì",
+        ],
+        ["+44 7400 123456", "Zoë", "Ødegård", "", "Zürich"],
+    ];
+    let encodings: [(&str, Option<&str>); 7] = [
+        ("UTF-8", None),
+        ("UTF-8 BOM", None),
+        ("UTF-16LE", None),
+        ("UTF-16BE", None),
+        ("windows-1252", None),
+        ("windows-1252", Some("windows-1252")),
+        ("ISO-8859-15", Some("iso-8859-15")),
+    ];
+    for (encoding, declared) in encodings {
+        for ending in ["\n", "\r\n", "\r"] {
+            for delimiter in [",", ";", "\t"] {
+                let mut text = String::new();
+                text.push_str(&header.join(delimiter));
+                text.push_str(ending);
+                // A blank line in between: skipped, yet counted.
+                text.push_str(ending);
+                for row in &rows {
+                    text.push_str(&row.join(delimiter));
+                    text.push_str(ending);
+                }
+                let bytes: Vec<u8> = match encoding {
+                    "UTF-8" => text.clone().into_bytes(),
+                    "UTF-8 BOM" => [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat(),
+                    "UTF-16LE" => [0xFF, 0xFE]
+                        .into_iter()
+                        .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+                        .collect(),
+                    "UTF-16BE" => [0xFE, 0xFF]
+                        .into_iter()
+                        .chain(text.encode_utf16().flat_map(u16::to_be_bytes))
+                        .collect(),
+                    label => {
+                        let encoding = encoding_rs::Encoding::for_label(label.as_bytes()).unwrap();
+                        let (bytes, _, errors) = encoding.encode(&text);
+                        assert!(!errors);
+                        bytes.into_owned()
+                    }
+                };
+                let case = format!("{encoding} {declared:?} {ending:?} {delimiter:?}");
+                let options = ReadOptions {
+                    encoding: declared.map(str::to_owned),
+                    sheet: None,
+                };
+                let (_, read) = read_with(&bytes, &options, Required::Phone, None)
+                    .unwrap_or_else(|e| panic!("{case}: {e:?}"));
+                let names: Vec<(u64, String, String, Option<String>)> = read
+                    .iter()
+                    .map(|r| {
+                        let r = r.as_ref().unwrap_or_else(|e| panic!("{case}: {e:?}"));
+                        (r.line, r.name.clone(), e164(r).to_owned(), r.email.clone())
+                    })
+                    .collect();
+                assert_eq!(
+                    names,
+                    [
+                        (
+                            3,
+                            "José Müller".to_owned(),
+                            "+393331234567".to_owned(),
+                            Some("jose@example.com".to_owned())
+                        ),
+                        (
+                            4,
+                            "Zoë Ødegård".to_owned(),
+                            "+447400123456".to_owned(),
+                            None
+                        ),
+                    ],
+                    "{case}"
+                );
+                let city = &read[0].as_ref().unwrap().attributes["city"];
+                assert_eq!(city, "Forlì", "{case}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_report_says_what_was_read() {
+    let latin = b"phone;name\n3331234567;Jos\xe9\n";
+    let table = source::open(latin, &ReadOptions::default()).unwrap();
+    assert_eq!(
+        (table.format().as_str(), table.encoding(), table.delimiter()),
+        ("csv", "windows-1252", Some(";".to_owned()))
+    );
+    let table = source::open(b"phone\tname\n1\tA\n", &ReadOptions::default()).unwrap();
+    assert_eq!(table.delimiter(), Some("\t".to_owned()));
+}
+
+#[test]
 fn delimiters_are_sniffed_from_the_header_outside_quotes() {
-    assert_eq!(sniff_delimiter("phone,name\n"), b',');
-    assert_eq!(sniff_delimiter("phone;name;\"a,b,c\"\n"), b';');
-    assert_eq!(sniff_delimiter("phone\tname\n"), b'\t');
-    assert_eq!(sniff_delimiter("phone\n"), b',');
+    assert_eq!(source::sniff_delimiter("phone,name\n"), b',');
+    assert_eq!(source::sniff_delimiter("phone;name;\"a,b,c\"\n"), b';');
+    assert_eq!(source::sniff_delimiter("phone\tname\n"), b'\t');
+    assert_eq!(source::sniff_delimiter("phone\n"), b',');
 }
 
 #[test]
@@ -87,8 +228,14 @@ fn bad_rows_name_their_line_code_and_value() {
 }
 
 #[test]
-fn files_without_a_phone_column_or_not_utf8_are_refused_whole() {
-    let no_phone = Layout::of("name,email\nGiulia,g@example.com\n", &[]).unwrap_err();
+fn files_the_service_cannot_read_are_refused_whole_saying_why() {
+    let refused = |bytes: &[u8], options: &ReadOptions| {
+        read_with(bytes, options, Required::Phone, None).unwrap_err()
+    };
+    let no_phone = refused(
+        b"name,email\nGiulia,g@example.com\n",
+        &ReadOptions::default(),
+    );
     assert_eq!(no_phone.code, "missing_phone_column");
     assert!(
         no_phone.message.contains("name, email"),
@@ -96,20 +243,225 @@ fn files_without_a_phone_column_or_not_utf8_are_refused_whole() {
         no_phone.message
     );
     // A header-less file: its first data row is taken as the header, which names no phone.
-    let headerless = Layout::of("+393331234567,Giulia\n", &[]).unwrap_err();
+    let headerless = refused(b"+393331234567,Giulia\n", &ReadOptions::default());
     assert_eq!(headerless.code, "missing_phone_column");
-    let latin1 = decode(b"phone,name\n3331234567,Jos\xe9\n").unwrap_err();
-    assert_eq!(latin1.code, "not_utf8");
-    assert!(latin1.message.contains("line 2"), "{}", latin1.message);
+    let declared = |label: &str| ReadOptions {
+        encoding: Some(label.to_owned()),
+        sheet: None,
+    };
+    let unknown = refused(b"phone\n1\n", &declared("klingon"));
+    assert_eq!(unknown.code, "unknown_encoding");
+    // Declared UTF-8, but it is not: the line and byte are named.
+    let wrong = refused(b"phone,name\n3331234567,Jos\xe9\n", &declared("utf-8"));
+    assert_eq!(wrong.code, "undecodable_text");
+    assert!(wrong.message.contains("line 2"), "{}", wrong.message);
+    assert!(wrong.message.contains("0xE9"), "{}", wrong.message);
     assert_eq!(
-        decode(b"\xff\xfep\x00").unwrap_err().code,
-        "unsupported_encoding"
+        refused(b"\xEF\xBB\xBF \r\n", &ReadOptions::default()).code,
+        "empty_file"
     );
-    assert_eq!(decode(b"\xEF\xBB\xBF \r\n").unwrap_err().code, "empty_file");
+    let xls = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1, 0, 0];
+    assert_eq!(
+        refused(&xls, &ReadOptions::default()).code,
+        "unsupported_format"
+    );
+    let not_a_zip = refused(b"PK\x03\x04 not really", &ReadOptions::default());
+    assert_eq!(not_a_zip.code, "unreadable_workbook");
+}
+
+#[test]
+fn several_phone_columns_and_numbers_give_the_first_valid_mobile() {
+    let file = "Name,Phone Number,Mobile Phone Number,Phone 1 - Value\n\
+                Anna,02 1234567,,\n\
+                Bea,02 1234567,333 111 2222,\n\
+                Carla,,,+39 02 1234567 ::: +39 333 444 5555\n\
+                Dora,,,393335556666\n\
+                Elsa,not a phone,,\n";
+    let rows = read_all(file.as_bytes());
+    let phones: Vec<&str> = rows
+        .iter()
+        .map(|r| r.as_ref().map_or("error", e164))
+        .collect();
+    assert_eq!(
+        phones,
+        [
+            "+39021234567",
+            "+393331112222",
+            "+393334445555",
+            "+393335556666",
+            "error"
+        ]
+    );
+    assert_eq!(ok(&rows, 2).phone_as_written, "+39 333 444 5555");
+}
+
+#[test]
+fn names_are_joined_from_their_parts_in_every_language() {
+    let name_of = |file: &str| ok(&read_all(file.as_bytes()), 0).name.clone();
+    assert_eq!(
+        name_of("Nome;Cognome;Cellulare\nGiulia;Rossi;3331234567\n"),
+        "Giulia Rossi"
+    );
+    assert_eq!(
+        name_of("Vorname;Name;Handy\nAnna;Schmidt;3331234567\n"),
+        "Anna Schmidt"
+    );
+    assert_eq!(
+        name_of("First Name,Last Name,Phone\nOliver,Smith,3331234567\n"),
+        "Oliver Smith"
+    );
+    assert_eq!(
+        name_of("Nombre,Apellidos,Móvil\nLucía,García López,3331234567\n"),
+        "Lucía García López"
+    );
+    assert_eq!(
+        name_of("Prénom;Nom;Portable\nÉlodie;Martin;3331234567\n"),
+        "Élodie Martin"
+    );
+    // A full name wins over the parts.
+    assert_eq!(
+        name_of("Name,Given Name,Family Name,Phone 1 - Value\nG. Rossi,Giulia,Rossi,3331234567\n"),
+        "G. Rossi"
+    );
+    // Only a first name: that is the name.
+    assert_eq!(name_of("first name,phone\nGiulia,3331234567\n"), "Giulia");
+}
+
+#[test]
+fn tags_are_read_as_each_export_writes_them() {
+    assert_eq!(split_tags("vip | lead"), ["vip ", " lead"]);
+    assert_eq!(
+        split_tags("\"VIP\",\"Clienti Milano\""),
+        ["VIP", "Clienti Milano"]
+    );
+    assert_eq!(
+        split_tags("* myContacts ::: Friends ::: Clienti"),
+        ["Friends", "Clienti"]
+    );
+    assert!(split_tags("").is_empty());
+    let file = "Email Address,Phone Number,TAGS\n\
+                a@example.com,3331234567,\"\"\"VIP\"\",\"\"Clienti Milano\"\"\"\n";
+    assert_eq!(
+        ok(&read_all(file.as_bytes()), 0).tags,
+        ["VIP", "Clienti Milano"]
+    );
+}
+
+#[test]
+fn attributes_are_recognised_by_key_or_label() {
+    let file = "phone,Città,SCORE\n3331234567,Milano,7\n";
+    let row = ok(&read_all(file.as_bytes()), 0).clone();
+    assert_eq!(
+        json!(row.attributes),
+        json!({"city": "Milano", "score": 7.0})
+    );
 }
 
 #[test]
 fn unknown_and_repeated_columns_are_listed_as_ignored() {
-    let layout = Layout::of("phone,mobile,Notes,city\n", &definitions()).unwrap();
-    assert_eq!(layout.ignored, ["mobile", "Notes"]);
+    let (layout, _) = read_with(
+        b"phone,mobile,Notes,city,email,e-mail\n",
+        &ReadOptions::default(),
+        Required::Phone,
+        None,
+    )
+    .unwrap();
+    assert_eq!(layout.ignored, ["Notes", "e-mail"]);
+    let how: Vec<(&str, Option<&str>, How)> = layout
+        .columns()
+        .iter()
+        .map(|c| (c.header.as_str(), c.field.as_deref(), c.how))
+        .collect();
+    assert_eq!(how[0], ("phone", Some("phone"), How::Recognised));
+    assert_eq!(how[2], ("Notes", None, How::Ignored));
+    assert_eq!(how[3], ("city", Some("attributes.city"), How::Recognised));
+}
+
+#[test]
+fn a_mapping_overrides_recognition_and_names_what_is_missing() {
+    let mapping = Mapping::parse(
+        &json!({"phone": "Numero", "name": ["A", "B"], "email": "Posta", "tags": "Etichette",
+                "attributes.city": "Dove"}),
+        &definitions(),
+    )
+    .unwrap();
+    let file = "Numero;A;B;Posta;Etichette;Dove;phone\n\
+                3331234567;Giulia;Rossi;g@example.com;x|y;Roma;3470000000\n";
+    let (layout, rows) = read_with(
+        file.as_bytes(),
+        &ReadOptions::default(),
+        Required::Phone,
+        Some(&mapping),
+    )
+    .unwrap();
+    let row = ok(&rows, 0);
+    assert_eq!(e164(row), "+393331234567", "the mapped column, not `phone`");
+    assert_eq!(row.name, "Giulia Rossi");
+    assert_eq!(row.email.as_deref(), Some("g@example.com"));
+    assert_eq!(row.tags, ["x", "y"]);
+    assert_eq!(json!(row.attributes), json!({"city": "Roma"}));
+    assert_eq!(layout.columns()[0].how, How::Mapped);
+    assert_eq!(layout.ignored, ["phone"]);
+    let missing = read_with(
+        b"Cell,Name\n1,2\n",
+        &ReadOptions::default(),
+        Required::Phone,
+        Some(&Mapping::parse(&json!({"phone": "Mobile"}), &[]).unwrap()),
+    )
+    .unwrap_err();
+    assert_eq!(missing.code, "mapped_column_missing");
+    assert!(
+        missing.message.contains("\"Mobile\""),
+        "{}",
+        missing.message
+    );
+    let errors = Mapping::parse(
+        &json!({"fax": "F", "email": ["a", "b"], "attributes.nope": "N", "phone": 3}),
+        &definitions(),
+    )
+    .unwrap_err();
+    let codes: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (e.field.as_str(), e.code.as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("mapping.attributes.nope", "undefined_attribute"),
+            ("mapping.email", "invalid_mapping"),
+            ("mapping.fax", "unknown_field"),
+            ("mapping.phone", "invalid_mapping"),
+        ]
+    );
+}
+
+#[test]
+fn an_email_segments_file_needs_an_email_column_not_a_phone() {
+    let file = "Email Address,First Name\nana@example.com,Ana\nbad-mail,Bo\n,Cy\n";
+    let (_, rows) = read_with(
+        file.as_bytes(),
+        &ReadOptions::default(),
+        Required::Email,
+        None,
+    )
+    .unwrap();
+    let first = ok(&rows, 0);
+    assert_eq!(
+        (first.phone.as_ref(), first.email.as_deref()),
+        (None, Some("ana@example.com"))
+    );
+    assert_eq!(first.key(), "e:ana@example.com");
+    let codes: Vec<&str> = rows[1..]
+        .iter()
+        .map(|r| r.as_ref().unwrap_err().code)
+        .collect();
+    assert_eq!(codes, ["invalid_email", "missing_email"]);
+    let no_email = read_with(
+        b"phone\n3331234567\n",
+        &ReadOptions::default(),
+        Required::Email,
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(no_email.code, "missing_email_column");
 }

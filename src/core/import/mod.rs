@@ -1,7 +1,11 @@
-//! Imports of contact files into a static segment: reading the file ([`file`]) and what
-//! the import reports.
+//! Imports of contact files into a static segment: reading the upload as a table
+//! ([`source`], [`workbook`]), recognising its columns ([`headers`]), reading each row
+//! ([`file`]), and what the import reports.
 
 pub mod file;
+pub mod headers;
+pub mod source;
+pub mod workbook;
 
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +60,16 @@ pub struct DuplicateRow {
 /// form is the API's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
+    /// The import, to poll or revert; none for a dry run.
+    #[serde(default)]
+    pub import_id: Option<i64>,
+    /// What was read: `csv` or `xlsx`, the text's encoding, a CSV's delimiter.
+    #[serde(default)]
+    pub format: String,
+    #[serde(default)]
+    pub encoding: String,
+    #[serde(default)]
+    pub delimiter: Option<String>,
     pub rows: i64,
     pub added: i64,
     pub already_members: i64,

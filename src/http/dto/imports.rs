@@ -43,17 +43,71 @@ pub struct ImportParams {
     /// and consent are never changed by an import.
     #[param(inline, example = "fill")]
     pub update: Option<UpdateParam>,
+    /// The text's encoding when the file does not say (no BOM): `utf-8`, `windows-1252`,
+    /// `iso-8859-15`, `utf-16le`... (a WHATWG label). Wins over the body's `charset`.
+    /// Without either, the service detects it.
+    #[validate(length(min = 1, max = 40))]
+    #[param(example = "windows-1252", min_length = 1, max_length = 40)]
+    pub encoding: Option<String>,
+    /// The workbook's sheet to read (`.xlsx`); the first sheet when absent.
+    #[validate(length(min = 1, max = 100))]
+    #[param(example = "Contacts", min_length = 1, max_length = 100)]
+    pub sheet: Option<String>,
+    /// JSON: which header holds which field, overriding recognition, e.g.
+    /// `{"phone": "Cell", "name": ["Nome", "Cognome"], "email": "Posta", "tags":
+    /// "Etichette", "attributes.city": "Città"}`. A header the file lacks is 422
+    /// `mapped_column_missing`. May also be sent as the multipart field `mapping`.
+    #[validate(length(min = 2, max = 4000))]
+    #[param(
+        example = r#"{"phone": "Cellulare", "name": ["Nome", "Cognome"]}"#,
+        min_length = 2,
+        max_length = 4000
+    )]
+    pub mapping: Option<String>,
+    /// `true`: answer the exact report the import would produce, and write nothing (no
+    /// `import_id`).
+    #[param(example = false)]
+    pub dry_run: Option<bool>,
 }
 
-/// The upload, as `multipart/form-data`: the one part `file`; any other part is refused
-/// (422 `unexpected_form_field`).
+/// A preview's parameters: those of the import that change how the file reads.
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewParams {
+    /// As for the import.
+    #[param(example = "IT")]
+    pub default_region: Option<String>,
+    /// As for the import.
+    #[validate(length(min = 1, max = 40))]
+    #[param(example = "windows-1252", min_length = 1, max_length = 40)]
+    pub encoding: Option<String>,
+    /// As for the import.
+    #[validate(length(min = 1, max = 100))]
+    #[param(example = "Contacts", min_length = 1, max_length = 100)]
+    pub sheet: Option<String>,
+    /// As for the import.
+    #[validate(length(min = 2, max = 4000))]
+    #[param(
+        example = r#"{"phone": "Cellulare"}"#,
+        min_length = 2,
+        max_length = 4000
+    )]
+    pub mapping: Option<String>,
+}
+
+/// The upload, as `multipart/form-data`: the part `file`, and optionally `mapping`; any
+/// other part is refused (422 `unexpected_form_field`).
 #[derive(ToSchema, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ImportUpload {
-    /// The CSV file, at most 10 MB.
+    /// The CSV file or Excel workbook (`.xlsx`), at most 10 MB.
     #[schema(value_type = String, format = Binary)]
     pub file: Vec<u8>,
+    /// As the `mapping` query parameter (which wins when both are given).
+    #[schema(max_length = 4000, example = r#"{"phone": "Cellulare"}"#)]
+    pub mapping: Option<String>,
 }
 
 /// A row that was not imported.
@@ -93,6 +147,19 @@ pub struct DuplicateRow {
 /// `duplicates_in_file` + `invalid_rows`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ImportReport {
+    /// The import, for `GET /v1/imports/{id}` and `POST /v1/imports/{id}/revert`; null
+    /// for a dry run.
+    #[schema(example = 31)]
+    pub import_id: Option<i64>,
+    /// What was read: `csv` or `xlsx`.
+    #[schema(example = "csv")]
+    pub format: String,
+    /// The text's encoding as read (`UTF-8`, `windows-1252`, `UTF-16LE`...).
+    #[schema(example = "UTF-8")]
+    pub encoding: String,
+    /// A CSV's delimiter (`,` `;` or a tab); null for a workbook.
+    #[schema(example = ";")]
+    pub delimiter: Option<String>,
     /// Data rows read (the header and wholly empty lines are not rows).
     #[schema(example = 120)]
     pub rows: i64,
@@ -222,6 +289,10 @@ impl From<import::DuplicateRow> for DuplicateRow {
 impl From<import::Report> for ImportReport {
     fn from(report: import::Report) -> Self {
         Self {
+            import_id: report.import_id,
+            format: report.format,
+            encoding: report.encoding,
+            delimiter: report.delimiter,
             rows: report.rows,
             added: report.added,
             already_members: report.already_members,
@@ -235,6 +306,128 @@ impl From<import::Report> for ImportReport {
             ignored_columns: report.ignored_columns,
             warnings: report.warnings.into_iter().map(Into::into).collect(),
             recipients: report.recipients,
+        }
+    }
+}
+
+/// How a column of the file reads.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnHow {
+    /// Its header is one the service knows (see the import's description).
+    Recognised,
+    /// The request's `mapping` named it.
+    Mapped,
+    /// Nothing is read from it.
+    Ignored,
+}
+
+/// One column of the file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewColumn {
+    #[schema(example = "Cellulare")]
+    pub header: String,
+    /// `phone`, `name`, `first_name`, `last_name`, `email`, `tags` or
+    /// `attributes.<key>`; null when ignored.
+    #[schema(example = "phone")]
+    pub field: Option<String>,
+    pub how: ColumnHow,
+    /// Up to three non-empty values of the column, as written.
+    #[schema(example = json!(["333 123 4567", "+39 347 765 4321"]))]
+    pub samples: Vec<String>,
+}
+
+/// A data row as the import would read it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewRow {
+    #[schema(example = 2)]
+    pub line: u64,
+    #[schema(example = "Giulia Rossi")]
+    pub name: Option<String>,
+    /// As written.
+    #[schema(example = "333 123 4567")]
+    pub phone: Option<String>,
+    #[schema(example = "+393331234567")]
+    pub phone_e164: Option<String>,
+    /// Whether the phone is valid.
+    pub phone_valid: bool,
+    #[schema(example = "giulia@example.com")]
+    pub email: Option<String>,
+    #[schema(example = json!(["vip"]))]
+    pub tags: Vec<String>,
+    #[schema(value_type = Object, example = json!({"city": "Milan"}))]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Why the import would skip the row; null when it would import it.
+    pub problem: Option<RowProblem>,
+}
+
+/// How the file reads, before anything is written.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportPreview {
+    #[schema(example = "csv")]
+    pub format: String,
+    #[schema(example = "windows-1252")]
+    pub encoding: String,
+    #[schema(example = ";")]
+    pub delimiter: Option<String>,
+    /// About how many data rows the file has.
+    #[schema(example = 1200)]
+    pub rows_estimate: u64,
+    pub columns: Vec<PreviewColumn>,
+    /// The first 20 data rows.
+    pub sample_rows: Vec<PreviewRow>,
+}
+
+impl From<crate::service::imports::Preview> for ImportPreview {
+    fn from(preview: crate::service::imports::Preview) -> Self {
+        use crate::core::import::file::How;
+        Self {
+            format: preview.format,
+            encoding: preview.encoding,
+            delimiter: preview.delimiter,
+            rows_estimate: preview.rows_estimate,
+            columns: preview
+                .columns
+                .into_iter()
+                .map(|c| PreviewColumn {
+                    header: c.column.header,
+                    field: c.column.field,
+                    how: match c.column.how {
+                        How::Recognised => ColumnHow::Recognised,
+                        How::Mapped => ColumnHow::Mapped,
+                        How::Ignored => ColumnHow::Ignored,
+                    },
+                    samples: c.samples,
+                })
+                .collect(),
+            sample_rows: preview
+                .sample_rows
+                .into_iter()
+                .map(|sample| match sample.row {
+                    Some(row) => PreviewRow {
+                        line: sample.line,
+                        name: Some(row.name).filter(|n| !n.is_empty()),
+                        phone: Some(row.phone_as_written).filter(|p| !p.is_empty()),
+                        phone_valid: row.phone.is_some(),
+                        phone_e164: row.phone.map(|p| p.e164),
+                        email: row.email,
+                        tags: row.tags,
+                        attributes: row.attributes,
+                        problem: None,
+                    },
+                    None => PreviewRow {
+                        line: sample.line,
+                        name: None,
+                        phone: None,
+                        phone_e164: None,
+                        phone_valid: false,
+                        email: None,
+                        tags: Vec::new(),
+                        attributes: serde_json::Map::new(),
+                        problem: sample.problem.map(Into::into),
+                    },
+                })
+                .collect(),
         }
     }
 }
