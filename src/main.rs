@@ -33,7 +33,40 @@ enum Command {
     Healthcheck,
 }
 
+/// glibc keeps what a busy process freed: every thread that allocates gets its own heap
+/// ("arena", up to 8 per core), and once a large block is freed it stops giving large
+/// blocks their own mappings, so they stay in the heaps after use. Measured on imports
+/// of 200,000 rows, alternating CSV and `.xlsx`: the process grew to 131 MB and stayed
+/// there; with one arena per core and large blocks always mapped (and returned), it
+/// peaked at 103 MB and fell back between imports. Either setting yields to the
+/// operator's `MALLOC_ARENA_MAX` / `MALLOC_MMAP_THRESHOLD_`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_malloc() {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let settings = [
+        (
+            "MALLOC_ARENA_MAX",
+            libc::M_ARENA_MAX,
+            i32::try_from(cores).unwrap_or(2).max(2),
+        ),
+        ("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 128 * 1024),
+    ];
+    for (variable, parameter, value) in settings {
+        if std::env::var_os(variable).is_none() {
+            // SAFETY: mallopt only changes an allocator setting; called first thing in
+            // `main`, before any other thread exists.
+            unsafe {
+                libc::mallopt(parameter, value);
+            }
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_malloc() {}
+
 fn main() -> ExitCode {
+    tune_malloc();
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {

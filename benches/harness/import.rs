@@ -23,12 +23,12 @@ use crate::scenarios::{
 use crate::service::Service;
 
 /// A row of the file, and what the reference stages for it (`None`: invalid).
-struct FileRow {
-    csv: String,
+pub struct FileRow {
+    pub csv: String,
     staged: Option<ParsedRow>,
 }
 
-fn file_rows(ctx: &mut Context<'_>, rows: i64, tag: &str) -> Vec<FileRow> {
+pub fn file_rows(ctx: &mut Context<'_>, rows: i64, tag: &str) -> Vec<FileRow> {
     #[derive(QueryableByName)]
     struct Existing {
         #[diesel(sql_type = Text)]
@@ -92,9 +92,18 @@ fn file_rows(ctx: &mut Context<'_>, rows: i64, tag: &str) -> Vec<FileRow> {
     all
 }
 
-/// Removes what a run added, so every run does the same work.
-fn undo(ctx: &mut Context<'_>, last_contact_before: i64, segment: i64) {
+/// Removes what a run added (members, new contacts, and `tag` from the contacts it
+/// updated), so every run, and every later invocation on the same data, does the same
+/// work.
+pub fn undo(ctx: &mut Context<'_>, last_contact_before: i64, segment: i64, tag: &str) {
     let tenant = ctx.data.tenant_id;
+    diesel::sql_query(
+        "UPDATE contacts SET tags = array_remove(tags, $2) WHERE tenant_id = $1 AND $2 = ANY(tags)",
+    )
+    .bind::<BigInt, _>(tenant)
+    .bind::<Text, _>(tag)
+    .execute(ctx.conn)
+    .expect("take the run's tag back");
     diesel::sql_query("DELETE FROM segment_members WHERE tenant_id = $1 AND segment_id = $2")
         .bind::<BigInt, _>(tenant)
         .bind::<BigInt, _>(segment)
@@ -205,8 +214,8 @@ pub async fn csv_import(ctx: &mut Context<'_>) -> Vec<Row> {
             "service and reference disagree: {report}"
         );
         assert_eq!(report["rows"].as_i64(), Some(rows));
-        undo(ctx, last_contact, service_segment);
-        undo(ctx, last_contact, reference_segment_id);
+        undo(ctx, last_contact, service_segment, &tag);
+        undo(ctx, last_contact, reference_segment_id, &format!("{tag}-reference"));
         if run != WARM_UP {
             service_seconds.push(service_time);
             reference_seconds.push(reference_time);
@@ -326,7 +335,7 @@ pub async fn import_and_writes(ctx: &mut Context<'_>) -> Vec<Row> {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let import_time = import.await.expect("the import");
-    undo(ctx, last_contact, segment);
+    undo(ctx, last_contact, segment, "import-writes");
     diesel::sql_query("UPDATE tenants SET endpoint_limit = NULL WHERE id = $1")
         .bind::<BigInt, _>(tenant)
         .execute(ctx.conn)

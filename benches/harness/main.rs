@@ -4,15 +4,20 @@
 //!
 //! `cargo bench --bench harness -- [SCENARIO ...] [--contacts N] [--runs N] [--quick]`
 //! Scenarios: api, contacts-batch, members-add, from-search, dynamic-count, segments-list,
-//! audience-summary, audience-stream, csv-import, import-and-writes, noisy-neighbour (default: all).
+//! audience-summary, audience-stream, csv-import, import-and-writes, xlsx-import, noisy-neighbour (default: all).
 
 mod audience;
 mod data;
+mod files;
 mod import;
 mod noisy;
 mod report;
 mod scenarios;
 mod service;
+// The workbooks the API tests upload, built by the same code (not all of it used here).
+#[path = "../../tests/api/xlsx.rs"]
+#[allow(dead_code)]
+mod xlsx;
 
 use clap::Parser;
 use diesel::prelude::*;
@@ -49,6 +54,7 @@ const ALL: &[&str] = &[
     "audience-stream",
     "csv-import",
     "import-and-writes",
+    "xlsx-import",
     "noisy-neighbour",
 ];
 
@@ -91,6 +97,7 @@ async fn main() {
             "audience-stream" => audience::audience_stream(&mut ctx).await,
             "csv-import" => import::csv_import(&mut ctx).await,
             "import-and-writes" => import::import_and_writes(&mut ctx).await,
+            "xlsx-import" => files::xlsx_import(&mut ctx).await,
             "noisy-neighbour" => noisy::noisy_neighbour(&mut ctx).await,
             _ => scenarios::from_search(&mut ctx).await,
         });

@@ -7,7 +7,7 @@ use actix_web::test::TestRequest;
 use serde_json::{json, Value};
 
 use crate::harness::{id, spawn_app, App, Reply, TestApp};
-use crate::xlsx::{self, Cell};
+use crate::xlsx::{self, text, Cell};
 
 async fn send_file<S: App>(
     app: &TestApp<S>,
@@ -401,33 +401,33 @@ fn italian_workbook() -> Vec<u8> {
             "Contatti",
             vec![
                 vec![
-                    Cell::Text("Nome"),
-                    Cell::Text("Cognome"),
-                    Cell::Text("Cellulare"),
-                    Cell::Text("Email"),
-                    Cell::Text("Nato il"),
+                    text("Nome"),
+                    text("Cognome"),
+                    text("Cellulare"),
+                    text("Email"),
+                    text("Nato il"),
                 ],
                 vec![
-                    Cell::Text("Giulia"),
-                    Cell::Text("Rossi"),
+                    text("Giulia"),
+                    text("Rossi"),
                     // Typed as a number: the cell keeps its digits, not 3.93331E+11.
                     Cell::Number(393331234567.0),
-                    Cell::Text("giulia@example.com"),
+                    text("giulia@example.com"),
                     Cell::Date(excel_date(1990, 5, 17)),
                 ],
                 vec![
-                    Cell::Text("Marco"),
-                    Cell::Text("Bianchi"),
-                    Cell::Text("347 765 4321"),
+                    text("Marco"),
+                    text("Bianchi"),
+                    text("347 765 4321"),
                     Cell::Empty,
                     Cell::Empty,
                 ],
-                vec![Cell::Text("Senza"), Cell::Text("Numero")],
+                vec![text("Senza"), text("Numero")],
             ],
         ),
         (
             "Note",
-            vec![vec![Cell::Text("Appunti")], vec![Cell::Text("niente")]],
+            vec![vec![text("Appunti")], vec![text("niente")]],
         ),
     ])
 }

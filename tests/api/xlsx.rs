@@ -1,6 +1,8 @@
 //! Excel workbooks made byte by byte as Excel writes them (Office Open XML, ECMA-376):
 //! shared strings, numbers, dates as serial numbers with a date style, several sheets.
+//! (The benchmark harness builds its workbooks with this file too.)
 
+use std::collections::HashMap;
 use std::io::{Cursor, Write};
 
 use zip::write::SimpleFileOptions;
@@ -9,11 +11,15 @@ use zip::{CompressionMethod, ZipWriter};
 /// A cell as typed in Excel.
 #[derive(Debug, Clone)]
 pub enum Cell {
-    Text(&'static str),
+    Text(String),
     Number(f64),
     /// Days since 1899-12-30, shown as a date.
     Date(f64),
     Empty,
+}
+
+pub fn text(text: &str) -> Cell {
+    Cell::Text(text.to_owned())
 }
 
 fn column(mut index: usize) -> String {
@@ -41,14 +47,14 @@ const RELS: &str = "http://schemas.openxmlformats.org/package/2006/relationships
 const DOC_RELS: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
 
 /// A workbook with `sheets`, each `(name, rows)`.
-pub fn workbook(sheets: &[(&str, Vec<Vec<Cell>>)]) -> Vec<u8> {
+pub fn workbook<'a>(sheets: &'a [(&str, Vec<Vec<Cell>>)]) -> Vec<u8> {
     let mut strings: Vec<&str> = Vec::new();
-    let mut string_index = |text: &'static str| match strings.iter().position(|s| *s == text) {
-        Some(index) => index,
-        None => {
+    let mut indexes: HashMap<&str, usize> = HashMap::new();
+    let mut string_index = |text: &'a str| {
+        *indexes.entry(text).or_insert_with(|| {
             strings.push(text);
             strings.len() - 1
-        }
+        })
     };
     let mut sheet_xml = Vec::new();
     for (_, rows) in sheets {
@@ -153,7 +159,7 @@ fn content_types(sheets: usize) -> String {
 
 /// A workbook whose one sheet unpacks to `megabytes` MB of rows (a few hundred KB packed).
 pub fn bomb(megabytes: usize) -> Vec<u8> {
-    let small = workbook(&[("Sheet1", vec![vec![Cell::Text("phone")]])]);
+    let small = workbook(&[("Sheet1", vec![vec![text("phone")]])]);
     let mut archive = zip::ZipArchive::new(Cursor::new(small)).unwrap();
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default()
