@@ -215,7 +215,12 @@ pub async fn csv_import(ctx: &mut Context<'_>) -> Vec<Row> {
         );
         assert_eq!(report["rows"].as_i64(), Some(rows));
         undo(ctx, last_contact, service_segment, &tag);
-        undo(ctx, last_contact, reference_segment_id, &format!("{tag}-reference"));
+        undo(
+            ctx,
+            last_contact,
+            reference_segment_id,
+            &format!("{tag}-reference"),
+        );
         if run != WARM_UP {
             service_seconds.push(service_time);
             reference_seconds.push(reference_time);

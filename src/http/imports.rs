@@ -287,7 +287,16 @@ async fn read_upload(request: &HttpRequest, payload: web::Payload) -> Result<Upl
                 file = Some(read_limited(field, MAX_FILE_BYTES).await?);
             }
             Some("mapping") if mapping.is_none() => {
-                let bytes = read_limited(field, MAX_MAPPING_BYTES).await?;
+                let bytes = read_limited(field, MAX_MAPPING_BYTES)
+                    .await
+                    .map_err(|error| match error {
+                        ApiError::PayloadTooLarge { .. } => ApiError::invalid_field(
+                            "mapping",
+                            "length",
+                            format!("must be at most {MAX_MAPPING_BYTES} bytes"),
+                        ),
+                        other => other,
+                    })?;
                 mapping = Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
                     ApiError::invalid_field("mapping", "invalid_mapping", "must be UTF-8 JSON")
                 })?);

@@ -64,22 +64,43 @@ fn describe(error: &validator::ValidationError) -> String {
     }
 }
 
-/// For names and other free text: surrounding white space is never meaningful.
-pub fn trimmed<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    String::deserialize(deserializer).map(|text| text.trim().to_owned())
+/// For names and other free text: surrounding white space is never meaningful. The
+/// document's `maxLength` is `MAX` characters as sent, white space included, so text
+/// longer than that is refused here (422 naming the field) even when trimming would
+/// bring it under: what the document refuses, the service refuses.
+pub fn trimmed<'de, const MAX: usize, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    within::<MAX, D>(&text)?;
+    Ok(text.trim().to_owned())
+}
+
+fn within<'de, const MAX: usize, D: Deserializer<'de>>(text: &str) -> Result<(), D::Error> {
+    if text.chars().count() > MAX {
+        return Err(serde::de::Error::custom(format!(
+            "must be at most {MAX} characters long"
+        )));
+    }
+    Ok(())
 }
 
 /// As [`trimmed`], for optional text; blank becomes absent.
-pub fn trimmed_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    Option::<String>::deserialize(deserializer)
-        .map(|text| text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()))
+pub fn trimmed_opt<'de, const MAX: usize, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?;
+    if let Some(text) = &text {
+        within::<MAX, D>(text)?;
+    }
+    Ok(text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()))
 }
 
 /// For PATCH fields that may be left out but not cleared: present text is trimmed.
-pub fn trimmed_some<'de, D: Deserializer<'de>>(
+pub fn trimmed_some<'de, const MAX: usize, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<String>, D::Error> {
-    trimmed(deserializer).map(Some)
+    trimmed::<MAX, D>(deserializer).map(Some)
 }
 
 /// For PATCH fields that may be cleared: absent is `None` (with `#[serde(default)]`),
@@ -91,8 +112,8 @@ pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 /// As [`nullable`], for text: trimmed, and blank clears like `null`.
-pub fn patch_opt<'de, D: Deserializer<'de>>(
+pub fn patch_opt<'de, const MAX: usize, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Option<String>>, D::Error> {
-    trimmed_opt(deserializer).map(Some)
+    trimmed_opt::<MAX, D>(deserializer).map(Some)
 }

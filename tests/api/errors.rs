@@ -149,3 +149,31 @@ async fn the_nul_character_is_refused_where_it_enters_never_a_500() {
     );
     assert_eq!(reply["errors"][0]["code"], "invalid_character");
 }
+
+#[actix_web::test]
+async fn text_is_measured_as_sent_as_the_document_says() {
+    let app = spawn_app().await;
+    let key = app.tenant_key().await;
+    // 201 characters as sent: refused, though trimming would leave 200.
+    let padded = format!("\r{}", "*".repeat(200));
+    let problem = app
+        .post(
+            "/v1/segments",
+            &key,
+            json!({"name": padded, "channel": "sms"}),
+        )
+        .await
+        .expect_problem(422, "validation_failed");
+    assert_eq!(problem["errors"][0]["field"], "name");
+    // 200 as sent: accepted, and stored trimmed.
+    let fits = format!(" {} ", "*".repeat(198));
+    let segment = app
+        .post(
+            "/v1/segments",
+            &key,
+            json!({"name": fits, "channel": "sms"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(segment["name"], "*".repeat(198));
+}

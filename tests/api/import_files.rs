@@ -425,10 +425,7 @@ fn italian_workbook() -> Vec<u8> {
                 vec![text("Senza"), text("Numero")],
             ],
         ),
-        (
-            "Note",
-            vec![vec![text("Appunti")], vec![text("niente")]],
-        ),
+        ("Note", vec![vec![text("Appunti")], vec![text("niente")]]),
     ])
 }
 

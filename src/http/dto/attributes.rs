@@ -19,7 +19,7 @@ pub struct CreateAttribute {
     #[schema(example = "city", pattern = "^[a-z][a-z0-9_]{0,49}$")]
     pub key: String,
     /// What people read, e.g. in filter summaries.
-    #[serde(deserialize_with = "trimmed")]
+    #[serde(deserialize_with = "trimmed::<100, _>")]
     #[validate(length(min = 1, max = 100))]
     #[schema(example = "City", min_length = 1, max_length = 100)]
     pub label: String,

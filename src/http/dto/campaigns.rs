@@ -47,7 +47,7 @@ impl From<CampaignWithSegments> for Campaign {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCampaign {
-    #[serde(deserialize_with = "trimmed")]
+    #[serde(deserialize_with = "trimmed::<200, _>")]
     #[validate(length(min = 1, max = 200))]
     #[schema(example = "Spring hiring day", min_length = 1, max_length = 200)]
     pub name: String,
@@ -67,7 +67,7 @@ pub struct CreateCampaign {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCampaign {
-    #[serde(default, deserialize_with = "trimmed_some")]
+    #[serde(default, deserialize_with = "trimmed_some::<200, _>")]
     #[validate(length(min = 1, max = 200))]
     #[schema(
         example = "Spring hiring day (Milan)",

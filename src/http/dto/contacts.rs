@@ -98,21 +98,21 @@ impl From<ContactRow> for Contact {
 #[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateContact {
-    #[serde(default, deserialize_with = "trimmed_opt")]
+    #[serde(default, deserialize_with = "trimmed_opt::<200, _>")]
     #[validate(length(max = 200))]
     #[schema(example = "crm-1001", max_length = 200)]
     pub external_id: Option<String>,
-    #[serde(deserialize_with = "trimmed")]
+    #[serde(deserialize_with = "trimmed::<200, _>")]
     #[validate(length(min = 1, max = 200))]
     #[schema(example = "Giulia Rossi", min_length = 1, max_length = 200)]
     pub name: String,
     /// Any common spelling; numbers without a country prefix are read with the tenant's
     /// `default_region`.
-    #[serde(default, deserialize_with = "trimmed_opt")]
+    #[serde(default, deserialize_with = "trimmed_opt::<64, _>")]
     #[validate(length(max = 64))]
     #[schema(example = "333 123 4567", max_length = 64)]
     pub phone: Option<String>,
-    #[serde(default, deserialize_with = "trimmed_opt")]
+    #[serde(default, deserialize_with = "trimmed_opt::<254, _>")]
     #[validate(email, length(max = 254))]
     #[schema(example = "giulia.rossi@example.com", max_length = 254)]
     pub email: Option<String>,
@@ -143,20 +143,20 @@ pub struct CreateContact {
 #[derive(Debug, Clone, Default, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateContact {
-    #[serde(default, deserialize_with = "patch_opt")]
+    #[serde(default, deserialize_with = "patch_opt::<200, _>")]
     #[validate(length(max = 200))]
     #[schema(value_type = Option<String>, example = "crm-1001", max_length = 200)]
     pub external_id: Option<Option<String>>,
-    #[serde(default, deserialize_with = "trimmed_some")]
+    #[serde(default, deserialize_with = "trimmed_some::<200, _>")]
     #[validate(length(min = 1, max = 200))]
     #[schema(example = "Giulia Bianchi", min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// Validated again, as on create.
-    #[serde(default, deserialize_with = "patch_opt")]
+    #[serde(default, deserialize_with = "patch_opt::<64, _>")]
     #[validate(length(max = 64))]
     #[schema(value_type = Option<String>, example = "+39 333 765 4321", max_length = 64)]
     pub phone: Option<Option<String>>,
-    #[serde(default, deserialize_with = "patch_opt")]
+    #[serde(default, deserialize_with = "patch_opt::<254, _>")]
     #[validate(custom(function = "check_email"))]
     #[schema(value_type = Option<String>, example = "giulia.bianchi@example.com", max_length = 254)]
     pub email: Option<Option<String>>,

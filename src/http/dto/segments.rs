@@ -74,11 +74,11 @@ impl From<SegmentView> for Segment {
 #[serde(deny_unknown_fields)]
 pub struct CreateSegment {
     /// Unique per tenant, ignoring case; trimmed.
-    #[serde(deserialize_with = "trimmed")]
+    #[serde(deserialize_with = "trimmed::<200, _>")]
     #[validate(length(min = 1, max = 200))]
     #[schema(example = "Milan candidates", min_length = 1, max_length = 200)]
     pub name: String,
-    #[serde(default, deserialize_with = "trimmed_opt")]
+    #[serde(default, deserialize_with = "trimmed_opt::<2000, _>")]
     #[validate(length(max = 2000))]
     #[schema(
         example = "Candidates who applied for jobs in Milan",
@@ -106,11 +106,11 @@ fn default_kind() -> SegmentKind {
 #[serde(deny_unknown_fields)]
 pub struct UpdateSegment {
     /// Unique per tenant, ignoring case; trimmed.
-    #[serde(default, deserialize_with = "trimmed_some")]
+    #[serde(default, deserialize_with = "trimmed_some::<200, _>")]
     #[validate(length(min = 1, max = 200))]
     #[schema(example = "Milan candidates (2026)", min_length = 1, max_length = 200)]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "patch_opt")]
+    #[serde(default, deserialize_with = "patch_opt::<2000, _>")]
     #[validate(custom(function = "description_fits"))]
     #[schema(value_type = Option<String>, example = "Candidates for spring openings in Milan", max_length = 2000)]
     pub description: Option<Option<String>>,

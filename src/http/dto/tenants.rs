@@ -12,7 +12,7 @@ use crate::http::input::{nullable, trimmed, trimmed_some};
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
-    #[serde(deserialize_with = "trimmed")]
+    #[serde(deserialize_with = "trimmed::<200, _>")]
     #[validate(length(min = 1, max = 200))]
     #[schema(example = "Acme Recruiting", min_length = 1, max_length = 200)]
     pub name: String,
@@ -35,7 +35,7 @@ pub struct CreateTenant {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
-    #[serde(default, deserialize_with = "trimmed_some")]
+    #[serde(default, deserialize_with = "trimmed_some::<200, _>")]
     #[validate(length(min = 1, max = 200))]
     #[schema(example = "Acme Recruiting Ltd", min_length = 1, max_length = 200)]
     pub name: Option<String>,
