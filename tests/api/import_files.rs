@@ -714,3 +714,20 @@ async fn a_workbook_that_would_unpack_past_200_mb_is_refused_unread() {
     let contacts = app.get("/v1/contacts", &key).await.expect(200);
     assert_eq!(contacts["total"], 0);
 }
+
+/// The workbook the Swagger UI browser test uploads (`tests/browser/swagger-ui.mjs`):
+/// committed, and kept the one this file builds. `UPDATE_FIXTURES=1` rewrites it.
+#[test]
+fn the_browser_tests_workbook_is_the_one_built_here() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/contacts.xlsx");
+    let built = italian_workbook();
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        std::fs::write(path, &built).unwrap();
+    }
+    let committed = std::fs::read(path).expect("tests/fixtures/contacts.xlsx");
+    assert!(
+        committed == built,
+        "tests/fixtures/contacts.xlsx differs from italian_workbook(): run \
+         `UPDATE_FIXTURES=1 cargo test --test api the_browser_tests_workbook` and commit it"
+    );
+}

@@ -1,13 +1,15 @@
 // Swagger UI as QA uses it, in a real browser (Debian's chromium via playwright-core):
 // the page loads from the service's own vendored assets, "Authorize" takes an API key,
 // "Try it out" on "list segments" answers 200 with a segment this script created, and a
-// spreadsheet-style CSV uploaded through "Try it out" on the import is reported line by line.
+// spreadsheet-style CSV and an Excel workbook uploaded through "Try it out" on the import
+// are reported line by line.
 //
 // Env: SEGMENTS_URL (e.g. http://127.0.0.1:8080), SEGMENTS_API_KEY (a tenant's key),
 // SCREENSHOT (optional: where to save a PNG of the executed request), CHROMIUM (optional,
 // default /usr/bin/chromium). Exits 1 with the reason on the first failed step; requests
 // that leave the service and script errors in the page are reported once the rest has run.
 
+import { readFile } from "node:fs/promises";
 import { chromium } from "playwright-core";
 
 const base = required("SEGMENTS_URL").replace(/\/+$/, "");
@@ -189,9 +191,34 @@ try {
   if (report.errors[0]?.line !== 4 || report.errors[0]?.code !== "invalid_phone") fail(`the bad row is not line 4:\n${reportText}`);
   step(`uploaded a CSV through "Try it out": ${report.rows} rows = ${report.added} added + ${report.duplicates_in_file} duplicate + ${report.invalid_rows} invalid (line ${report.errors[0].line})`);
 
+  // The same operation with an Excel workbook (tests/fixtures/contacts.xlsx, built and
+  // kept current by tests/api/import_files.rs): Giulia is a member already, Marco is new,
+  // the third row has no phone.
+  const workbook = await readFile(new URL("../fixtures/contacts.xlsx", import.meta.url));
+  await importOperation.locator('input[type="file"]').setInputFiles({
+    name: "contatti.xlsx",
+    mimeType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    buffer: workbook,
+  });
+  await importOperation.locator("button.execute").click();
+  await page.waitForFunction(
+    (selector) => document.querySelector(selector)?.innerText.includes('"xlsx"'),
+    "#operations-segments-import_segment_csv .live-responses-table .response .response-col_description pre",
+    { timeout: 15000 },
+  ).catch(() => {});
+  const xlsxShown = (await importStatus.innerText()).trim();
+  const xlsxText = await importOperation.locator(".live-responses-table .response .response-col_description pre").first().innerText();
+  if (xlsxShown !== "200") fail(`the workbook import answered ${xlsxShown}:\n${xlsxText}`);
+  const xlsxReport = JSON.parse(xlsxText);
+  if (xlsxReport.format !== "xlsx" || xlsxReport.rows !== 3 || xlsxReport.added !== 1 ||
+      xlsxReport.already_members !== 1 || xlsxReport.invalid_rows !== 1 || xlsxReport.errors[0]?.code !== "missing_phone") {
+    fail(`unexpected workbook report:\n${xlsxText}`);
+  }
+  step(`uploaded an .xlsx through "Try it out": ${xlsxReport.rows} rows = ${xlsxReport.added} added + ${xlsxReport.already_members} already a member + ${xlsxReport.invalid_rows} invalid`);
+
   if (external.length > 0) fail(`requests outside the service (refused): ${external.join(", ")}`);
   if (consoleErrors.length > 0) fail(`page errors: ${consoleErrors.join("; ")}`);
-  console.log("swagger-ui: page loaded offline, Authorize worked, list segments answered 200 with the new segment, a CSV upload was reported");
+  console.log("swagger-ui: page loaded offline, Authorize worked, list segments answered 200 with the new segment, a CSV and an .xlsx upload were reported");
 } catch (error) {
   console.error(`swagger-ui: ${error instanceof Error ? error.message : error}`);
   status = 1;

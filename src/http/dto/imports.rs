@@ -43,30 +43,28 @@ pub struct ImportParams {
     /// and consent are never changed by an import.
     #[param(inline, example = "fill")]
     pub update: Option<UpdateParam>,
+    // No examples on the parameters that change how the file reads: Swagger UI fills
+    // examples in on "Try it out", and every file would then be read against them.
     /// The text's encoding when the file does not say (no BOM): `utf-8`, `windows-1252`,
     /// `iso-8859-15`, `utf-16le`... (a WHATWG label). Wins over the body's `charset`.
     /// Without either, the service detects it.
     #[validate(length(min = 1, max = 40))]
-    #[param(example = "windows-1252", min_length = 1, max_length = 40)]
+    #[param(min_length = 1, max_length = 40)]
     pub encoding: Option<String>,
-    /// The workbook's sheet to read (`.xlsx`); the first sheet when absent.
+    /// The workbook's sheet to read (`.xlsx`), e.g. `Contacts`; the first sheet when
+    /// absent.
     #[validate(length(min = 1, max = 100))]
-    #[param(example = "Contacts", min_length = 1, max_length = 100)]
+    #[param(min_length = 1, max_length = 100)]
     pub sheet: Option<String>,
     /// JSON: which header holds which field, overriding recognition, e.g.
     /// `{"phone": "Cell", "name": ["Nome", "Cognome"], "email": "Posta", "tags":
     /// "Etichette", "attributes.city": "Città"}`. A header the file lacks is 422
     /// `mapped_column_missing`. May also be sent as the multipart field `mapping`.
     #[validate(length(min = 2, max = 4000))]
-    #[param(
-        example = r#"{"phone": "Cellulare", "name": ["Nome", "Cognome"]}"#,
-        min_length = 2,
-        max_length = 4000
-    )]
+    #[param(min_length = 2, max_length = 4000)]
     pub mapping: Option<String>,
     /// `true`: answer the exact report the import would produce, and write nothing (no
     /// `import_id`).
-    #[param(example = false)]
     pub dry_run: Option<bool>,
 }
 
@@ -80,19 +78,15 @@ pub struct PreviewParams {
     pub default_region: Option<String>,
     /// As for the import.
     #[validate(length(min = 1, max = 40))]
-    #[param(example = "windows-1252", min_length = 1, max_length = 40)]
+    #[param(min_length = 1, max_length = 40)]
     pub encoding: Option<String>,
     /// As for the import.
     #[validate(length(min = 1, max = 100))]
-    #[param(example = "Contacts", min_length = 1, max_length = 100)]
+    #[param(min_length = 1, max_length = 100)]
     pub sheet: Option<String>,
     /// As for the import.
     #[validate(length(min = 2, max = 4000))]
-    #[param(
-        example = r#"{"phone": "Cellulare"}"#,
-        min_length = 2,
-        max_length = 4000
-    )]
+    #[param(min_length = 2, max_length = 4000)]
     pub mapping: Option<String>,
 }
 
@@ -106,7 +100,7 @@ pub struct ImportUpload {
     #[schema(value_type = String, format = Binary)]
     pub file: Vec<u8>,
     /// As the `mapping` query parameter (which wins when both are given).
-    #[schema(max_length = 4000, example = r#"{"phone": "Cellulare"}"#)]
+    #[schema(max_length = 4000)]
     pub mapping: Option<String>,
 }
 
