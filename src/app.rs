@@ -57,10 +57,12 @@ pub fn build_app(
         InitError = (),
     >,
 > {
+    let rate_limits = state.rate_limits.clone();
     let (app, mut document) = App::new()
         .into_utoipa_app()
         .openapi(openapi::ApiDoc::openapi())
         .app_data(state)
+        .app_data(rate_limits)
         .configure(routes)
         .split_for_parts();
     openapi::finish(&mut document);

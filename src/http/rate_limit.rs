@@ -17,7 +17,6 @@ use governor::{Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 
 use crate::http::error::ApiError;
-use crate::http::state::AppState;
 
 type Keyed<K> = RateLimiter<
     K,
@@ -104,10 +103,10 @@ pub async fn limit_requests(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let state = request.app_data::<web::Data<AppState>>().cloned();
-    let limits = state
+    let limits = request.app_data::<web::Data<RateLimits>>().cloned();
+    let limits = limits
         .as_ref()
-        .and_then(|state| state.rate_limits.requests.as_ref())
+        .and_then(|limits| limits.requests.as_ref())
         .filter(|_| request.path().starts_with("/v1"));
     let Some((limiter, rate, burst)) = limits else {
         return next

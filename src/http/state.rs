@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use actix_web::web;
+
 use crate::config::Config;
 use crate::core::clock::Clock;
 use crate::db::notify::Listening;
@@ -15,7 +17,8 @@ pub struct AppState {
     pub config: Config,
     pub metrics: Metrics,
     pub keys: Arc<KeyCache>,
-    pub rate_limits: RateLimits,
+    /// Shared with the rate-limit middleware, which finds it as app data of its own.
+    pub rate_limits: web::Data<RateLimits>,
     /// Empties `keys` when another replica changes keys or tenants; stops with the state.
     _listening: Listening,
 }
@@ -29,7 +32,7 @@ impl AppState {
     pub fn with_clock(config: Config, clock: Clock) -> Self {
         let url = config.database_url.clone().unwrap_or_default();
         let keys = Arc::new(KeyCache::default());
-        let rate_limits = RateLimits::new(config.rate_limit, config.rate_burst);
+        let rate_limits = web::Data::new(RateLimits::new(config.rate_limit, config.rate_burst));
         let listening = keep_fresh(&url, keys.clone());
         Self {
             env: Env::new(&config, clock),

@@ -24,6 +24,7 @@ use crate::core::attributes::Definition;
 use crate::core::error::Error;
 use crate::core::import::file::{self, Layout, Mapping, Required, RowError};
 use crate::core::import::source::{self, ReadOptions, RowOrHeader, Table};
+use crate::core::import::unreadable::Unreadable;
 use crate::core::import::{DuplicateRow, Report, RowProblem, UpdateMode};
 use crate::core::membership::{Removed, Warning, MAX_LISTED};
 use crate::core::tenant::Tenant;
@@ -531,7 +532,7 @@ pub async fn revert(env: &Env, tenant: Tenant, id: i64) -> Result<Removed, Error
     .await
 }
 
-fn unreadable(error: file::Unreadable) -> Error {
+fn unreadable(error: Unreadable) -> Error {
     if error.too_large {
         Error::TooLarge {
             code: error.code,

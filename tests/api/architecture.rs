@@ -167,3 +167,99 @@ fn the_checks_see_what_they_look_for() {
     assert!(!names("let rediesel = 1;", "diesel"));
     assert!(names(code, "crate::service"));
 }
+
+/// The module file `path` (from the crate root, `::`-separated) is in, if any: the longest
+/// prefix that is a file.
+fn module_file(root: &Path, path: &str) -> Option<PathBuf> {
+    let segments: Vec<&str> = path.split("::").collect();
+    (1..=segments.len()).rev().find_map(|k| {
+        let base = root.join("src").join(segments[..k].join("/"));
+        [base.with_extension("rs"), base.join("mod.rs")]
+            .into_iter()
+            .find(|file| file.is_file())
+    })
+}
+
+/// The files a file names: `crate::` paths, and `super::` paths from its module.
+fn named_files(root: &Path, file: &Path) -> Vec<PathBuf> {
+    let code = code(file);
+    let relative = file.strip_prefix(root.join("src")).unwrap();
+    let mut module: Vec<String> = relative
+        .with_extension("")
+        .iter()
+        .map(|part| part.to_string_lossy().into_owned())
+        .collect();
+    if module
+        .last()
+        .is_some_and(|last| last == "mod" || last == "lib" || last == "main")
+    {
+        module.pop();
+    }
+    let parent = module[..module.len().saturating_sub(1)].join("::");
+    let supers = code
+        .replace("super::", "crate::SUPER::")
+        .replace("crate::SUPER::", &format!("crate::{parent}::"));
+    crate_paths(&supers)
+        .into_iter()
+        .filter_map(|path| module_file(root, path.trim_start_matches("::")))
+        .filter(|named| named != file)
+        .collect()
+}
+
+/// No two files name each other, directly or through others: each module has one place
+/// in the order of dependencies.
+#[test]
+fn no_files_name_each_other_in_a_circle() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = rust_files(&root.join("src"));
+    let edges: Vec<Vec<usize>> = files
+        .iter()
+        .map(|file| {
+            named_files(root, file)
+                .iter()
+                .filter_map(|named| files.iter().position(|f| f == named))
+                .collect()
+        })
+        .collect();
+    // Depth-first search; a file met again while still on the path closes a circle.
+    fn visit(
+        at: usize,
+        edges: &[Vec<usize>],
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+        circles: &mut Vec<Vec<usize>>,
+    ) {
+        state[at] = 1;
+        path.push(at);
+        for &next in &edges[at] {
+            match state[next] {
+                0 => visit(next, edges, state, path, circles),
+                1 => {
+                    let from = path.iter().position(|f| *f == next).unwrap_or(0);
+                    circles.push(path[from..].to_vec());
+                }
+                _ => {}
+            }
+        }
+        path.pop();
+        state[at] = 2;
+    }
+    let mut state = vec![0u8; files.len()];
+    let mut circles = Vec::new();
+    for start in 0..files.len() {
+        if state[start] == 0 {
+            visit(start, &edges, &mut state, &mut Vec::new(), &mut circles);
+        }
+    }
+    let shown: Vec<String> = circles
+        .iter()
+        .map(|circle| {
+            circle
+                .iter()
+                .map(|i| files[*i].strip_prefix(root).unwrap().display().to_string())
+                .collect::<Vec<_>>()
+                .join(" -> ")
+        })
+        .collect();
+    assert!(shown.is_empty(), "circles:\n{}", shown.join("\n"));
+}

@@ -7,40 +7,13 @@ use serde_json::{Map, Value};
 
 use super::headers::{self, Field};
 use super::source::Record;
+use super::unreadable::Unreadable;
 use crate::core::attributes::{from_cell, Definition};
 use crate::core::contact::{
     is_valid_email, normalize_tags, MAX_NAME_LENGTH, MAX_TAGS, MAX_TAG_LENGTH,
 };
 use crate::core::error::FieldError;
 use crate::core::phone::{self, Phone};
-
-/// Why a whole file cannot be read: answered 422 (413 when `too_large`), nothing is
-/// written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unreadable {
-    pub code: &'static str,
-    pub message: String,
-    /// The file would take more than the service reads (a workbook that unpacks past
-    /// its limit): 413.
-    pub too_large: bool,
-}
-
-impl Unreadable {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            too_large: false,
-        }
-    }
-
-    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            too_large: true,
-            ..Self::new(code, message)
-        }
-    }
-}
 
 /// Why one row cannot be imported; the row is skipped and reported.
 #[derive(Debug, Clone, PartialEq, Eq)]

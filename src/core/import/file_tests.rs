@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::*;
 use crate::core::import::source::{self, ReadOptions, RowOrHeader};
+use crate::core::import::unreadable::Unreadable;
 use crate::core::types::AttributeType;
 
 fn definitions() -> Vec<Definition> {

@@ -5,6 +5,7 @@
 pub mod file;
 pub mod headers;
 pub mod source;
+pub mod unreadable;
 pub mod workbook;
 
 use serde::{Deserialize, Serialize};

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use csv::StringRecord;
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
 
-use super::file::Unreadable;
+use super::unreadable::Unreadable;
 use super::workbook::{self, Workbook};
 
 /// How the client asked for the file to be read.

@@ -9,7 +9,7 @@ use std::io::{Cursor, Read};
 
 use calamine::{DataRef, Reader, Xlsx};
 
-use super::file::Unreadable;
+use super::unreadable::Unreadable;
 
 /// The most a workbook may unpack to, all parts together.
 pub const MAX_UNPACKED: u64 = 200 * 1024 * 1024;
