@@ -62,3 +62,14 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+/// The method as a metric label, from a closed set: made-up methods would otherwise
+/// make a new series each.
+pub fn method_label(method: &actix_web::http::Method) -> String {
+    const KNOWN: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("OTHER")
+        .to_owned()
+}

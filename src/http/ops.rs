@@ -9,11 +9,12 @@ use actix_web::middleware::Next;
 use actix_web::{get, web, HttpMessage, HttpResponse};
 use prometheus::Encoder;
 use serde::Serialize;
-use tracing_actix_web::RequestId;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::http::error::{ApiError, Problem};
+use crate::http::metrics::method_label;
+use crate::http::request_log::RequestIdentity;
 use crate::http::state::AppState;
 use crate::service::health;
 
@@ -34,8 +35,8 @@ pub async fn track_requests(
     let request_id = response
         .request()
         .extensions()
-        .get::<RequestId>()
-        .map(|id| id.to_string());
+        .get::<RequestIdentity>()
+        .map(|id| id.0.clone());
     if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         response
             .headers_mut()
@@ -58,17 +59,6 @@ pub async fn track_requests(
             .observe(started.elapsed().as_secs_f64());
     }
     Ok(response)
-}
-
-/// The method as a metric label, from a closed set: made-up methods would otherwise
-/// make a new series each.
-pub fn method_label(method: &actix_web::http::Method) -> String {
-    const KNOWN: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-    KNOWN
-        .into_iter()
-        .find(|known| *known == method.as_str())
-        .unwrap_or("OTHER")
-        .to_owned()
 }
 
 #[derive(Serialize, ToSchema)]

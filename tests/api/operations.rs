@@ -112,3 +112,23 @@ async fn swagger_ui_is_served_from_vendored_assets() {
     let reply = app.call(Method::GET, "/swagger-ui", None, None).await;
     assert!(reply.status.is_redirection());
 }
+
+#[actix_web::test]
+async fn a_sane_client_request_id_is_kept_and_answered() {
+    let app = spawn_app().await;
+    let key = app.tenant_key().await;
+    let with_id = |id: &str| {
+        actix_web::test::TestRequest::get()
+            .uri("/v1/segments")
+            .insert_header(("Authorization", format!("Bearer {key}")))
+            .insert_header(("X-Request-Id", id.to_owned()))
+            .to_request()
+    };
+    let kept = app.send(with_id("web-7f3a.checkout:42")).await;
+    assert_eq!(kept.headers.get("x-request-id").unwrap(), "web-7f3a.checkout:42");
+    for insane in ["has space", &"x".repeat(129), "new\\nline"] {
+        let replaced = app.send(with_id(insane)).await;
+        let id = replaced.headers.get("x-request-id").unwrap().to_str().unwrap();
+        assert_eq!(id.len(), 36, "{insane:?} replaced by a UUID, got {id}");
+    }
+}
