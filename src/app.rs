@@ -14,7 +14,7 @@ use crate::http::error::ApiError;
 use crate::http::request_log::RequestLog;
 use crate::http::state::AppState;
 use crate::http::{
-    attributes, audience, campaigns, contacts, imports, members, openapi, ops, rate_limit,
+    attributes, audience, campaigns, contacts, cors, imports, members, openapi, ops, rate_limit,
     segments, tenants,
 };
 use crate::service;
@@ -58,6 +58,7 @@ pub fn build_app(
     >,
 > {
     let rate_limits = state.rate_limits.clone();
+    let cors = cors::policy(&state.config.cors_origins);
     let (app, mut document) = App::new()
         .into_utoipa_app()
         .openapi(openapi::ApiDoc::openapi())
@@ -76,6 +77,8 @@ pub fn build_app(
         .wrap(from_fn(rate_limit::limit_requests))
         .wrap(from_fn(ops::track_requests))
         .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+        // Preflights are answered before rate limits and credentials are looked at.
+        .wrap(cors)
         .wrap(tracing_actix_web::TracingLogger::<RequestLog>::new())
 }
 

@@ -57,6 +57,17 @@ pub struct Config {
     /// Log format: `text` or `json`.
     #[arg(long, env = "SEGMENTS_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Origins browser apps may call the API from, comma-separated
+    /// (`https://app.example.com,https://admin.example.com`), or `*` for any. Empty (the
+    /// default): no cross-origin calls.
+    #[arg(
+        long,
+        env = "SEGMENTS_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,7 +86,10 @@ impl Config {
                  unset it to turn the admin API off"
             )),
             _ => Ok(()),
-        }
+        }?;
+        self.cors_origins
+            .iter()
+            .try_for_each(|origin| check_origin(origin))
     }
 
     /// The configuration tests and tools start from: no admin token, defaults elsewhere.
@@ -93,6 +107,25 @@ impl Config {
             data_dir: PathBuf::from(".data"),
             workers: None,
             log_format: LogFormat::Text,
+            cors_origins: Vec::new(),
         }
     }
+}
+
+/// Why an origin setting cannot be used, if it cannot.
+fn check_origin(origin: &str) -> Result<(), String> {
+    let origin = origin.trim();
+    if origin.is_empty() || origin == "*" {
+        return Ok(());
+    }
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| format!("CORS origin {origin:?} must start with https:// or http://"))?;
+    if rest.is_empty() || rest.contains('/') || rest.contains(char::is_whitespace) {
+        return Err(format!(
+            "CORS origin {origin:?} must be a scheme and a host (and port), without a path"
+        ));
+    }
+    Ok(())
 }

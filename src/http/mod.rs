@@ -7,6 +7,7 @@ pub mod audience;
 pub mod auth;
 pub mod campaigns;
 pub mod contacts;
+pub mod cors;
 pub mod dto;
 pub mod error;
 pub mod extract;

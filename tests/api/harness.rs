@@ -252,7 +252,18 @@ pub async fn spawn_app_with_clock(
     impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>,
 > {
     let database = TestDatabase::new();
-    let service = app_on(&database.url, clock).await;
+    let service = app_on(&database.url, clock, |_| {}).await;
+    TestApp { service, database }
+}
+
+/// The application with its configuration changed by `change`.
+pub async fn spawn_app_with_config(
+    change: impl FnOnce(&mut Config),
+) -> TestApp<
+    impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>,
+> {
+    let database = TestDatabase::new();
+    let service = app_on(&database.url, Clock::System, change).await;
     TestApp { service, database }
 }
 
@@ -261,16 +272,18 @@ pub async fn spawn_app_with_clock(
 pub async fn replica_of<S>(
     app: &TestApp<S>,
 ) -> impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
-    let replica = app_on(&app.database.url, Clock::System).await;
+    let replica = app_on(&app.database.url, Clock::System, |_| {}).await;
     replica
 }
 
 async fn app_on(
     url: &str,
     clock: Clock,
+    change: impl FnOnce(&mut Config),
 ) -> impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
     let mut config = Config::for_database(url);
     config.admin_token = Some(ADMIN_TOKEN.to_owned());
+    change(&mut config);
     let state = web::Data::new(AppState::with_clock(config, clock));
     actix_test::init_service(build_app(state)).await
 }

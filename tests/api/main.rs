@@ -14,6 +14,7 @@ mod filter_operators;
 mod harness;
 mod import_files;
 mod imports;
+mod integration;
 mod isolation;
 mod limits;
 mod member_lists;

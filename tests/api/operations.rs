@@ -125,10 +125,18 @@ async fn a_sane_client_request_id_is_kept_and_answered() {
             .to_request()
     };
     let kept = app.send(with_id("web-7f3a.checkout:42")).await;
-    assert_eq!(kept.headers.get("x-request-id").unwrap(), "web-7f3a.checkout:42");
+    assert_eq!(
+        kept.headers.get("x-request-id").unwrap(),
+        "web-7f3a.checkout:42"
+    );
     for insane in ["has space", &"x".repeat(129), "new\\nline"] {
         let replaced = app.send(with_id(insane)).await;
-        let id = replaced.headers.get("x-request-id").unwrap().to_str().unwrap();
+        let id = replaced
+            .headers
+            .get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap();
         assert_eq!(id.len(), 36, "{insane:?} replaced by a UUID, got {id}");
     }
 }
