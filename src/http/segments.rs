@@ -11,7 +11,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::state::AppState;
-use crate::service::segments;
+use crate::service::{filters, segments};
 
 #[derive(serde::Deserialize)]
 pub struct SegmentPath {
@@ -220,8 +220,29 @@ async fn preview_segment(
     }))
 }
 
+/// Describe the filter language
+///
+/// Every field a dynamic segment's filter may name for this tenant (the built-in ones,
+/// then its attributes), each with its type and the operators that apply, each with the
+/// value it takes: what a filter editor builds its menus from. Generated from the table
+/// the filter parser checks filters against, so it always says what the parser accepts.
+#[utoipa::path(
+    tag = "segments",
+    responses((status = 200, description = "The fields and their operators.", body = FilterFields))
+)]
+#[get("/segments/filter-fields")]
+async fn get_filter_fields(
+    Caller(tenant): Caller,
+    state: web::Data<AppState>,
+) -> Result<web::Json<FilterFields>, ApiError> {
+    let fields = filters::fields(&state.env, tenant).await?;
+    Ok(web::Json(fields.into()))
+}
+
 pub fn configure(config: &mut ServiceConfig) {
+    // Before `/segments/{id}`, which would take `filter-fields` for an id.
     config
+        .service(get_filter_fields)
         .service(list_segments)
         .service(create_segment)
         .service(preview_segment)

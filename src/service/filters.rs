@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::core::attributes::Definition;
 use crate::core::error::Error;
+use crate::core::filter::operators;
 use crate::core::filter::parse::{self, SegmentInfo};
 use crate::core::filter::{summary, Node};
 use crate::core::segment::NO_FILTERS;
@@ -98,6 +99,18 @@ impl FilterReader {
             Err(other) => Err(other),
         }
     }
+}
+
+/// The tenant's filter language: the built-in fields, then its attributes.
+pub async fn fields(
+    env: &super::Env,
+    tenant: crate::core::tenant::Tenant,
+) -> Result<Vec<operators::FieldDescription>, Error> {
+    let definitions = crate::db::pool::run(&env.pool.tenant(tenant.id), move |conn| {
+        attributes::definitions(conn, tenant.id)
+    })
+    .await?;
+    Ok(operators::describe_fields(&definitions))
 }
 
 /// Refuses a filter past the size bounds from its JSON alone: called before a connection

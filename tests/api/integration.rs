@@ -105,3 +105,92 @@ async fn without_configured_origins_no_cross_origin_call_is_allowed() {
     assert_eq!(reply.status, 400);
     assert_eq!(header(&reply, "access-control-allow-origin"), None);
 }
+
+#[actix_web::test]
+async fn a_filter_editor_builds_its_menus_from_filter_fields() {
+    let app = spawn_app().await;
+    let key = app.tenant_key().await;
+    app.attributes(
+        &key,
+        &[
+            ("city", "City", "text"),
+            ("birthdate", "Birth date", "date"),
+        ],
+    )
+    .await;
+    let described = app
+        .get("/v1/segments/filter-fields", &key)
+        .await
+        .expect(200);
+    let fields = described["fields"].as_array().unwrap();
+    let names: Vec<&str> = fields
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "name",
+            "email",
+            "phone",
+            "phone_country",
+            "tags",
+            "created_at",
+            "opted_out",
+            "privacy_consent",
+            "segment",
+            "attributes.birthdate",
+            "attributes.city"
+        ]
+    );
+    let birthdate = &fields[9];
+    assert_eq!(
+        (birthdate["label"].as_str(), birthdate["type"].as_str()),
+        (Some("Birth date"), Some("date"))
+    );
+    let in_last_days = birthdate["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|op| op["op"] == "in_last_days")
+        .unwrap();
+    assert_eq!(in_last_days["value"], "days");
+    // Every operator as described is one the parser accepts, through the API.
+    let segment = id(&app.segment(&key, "Named", "whatsapp").await);
+    for field in fields {
+        for operator in field["operators"].as_array().unwrap() {
+            let one = match field["type"].as_str().unwrap() {
+                "number" => json!(1),
+                "boolean" => json!(true),
+                "date" => json!("2024-01-31"),
+                "segment" => json!(segment),
+                _ => json!("x"),
+            };
+            let value = match operator["value"].as_str().unwrap() {
+                "none" => Value::Null,
+                "two" => json!([one, one]),
+                "list" => json!([one]),
+                "days" => json!(30),
+                _ => one,
+            };
+            let mut condition = json!({"field": field["field"], "op": operator["op"]});
+            if !value.is_null() {
+                condition["value"] = value;
+            }
+            app.post(
+                "/v1/segments/preview",
+                &key,
+                json!({"channel": "whatsapp", "filter": condition}),
+            )
+            .await
+            .expect(200);
+        }
+    }
+    // Another tenant sees its own attributes only.
+    let other = app.tenant_key().await;
+    let theirs = app
+        .get("/v1/segments/filter-fields", &other)
+        .await
+        .expect(200);
+    assert_eq!(theirs["fields"].as_array().unwrap().len(), 9);
+}

@@ -61,6 +61,24 @@ pub enum Field {
     Segment,
 }
 
+impl Field {
+    /// The field as people read it, in summaries and filter editors.
+    pub fn label(&self) -> &str {
+        match self {
+            Field::Text(TextColumn::Name) => "Name",
+            Field::Text(TextColumn::Email) => "Email",
+            Field::Text(TextColumn::Phone) => "Phone",
+            Field::Text(TextColumn::PhoneCountry) => "Phone country",
+            Field::Flag(FlagColumn::OptedOut) => "Opted out",
+            Field::Flag(FlagColumn::PrivacyConsent) => "Privacy consent",
+            Field::CreatedAt => "Created",
+            Field::Tags => "Tags",
+            Field::Segment => "Segment",
+            Field::Attribute { label, .. } => label,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextColumn {
     Name,

@@ -7,10 +7,10 @@
 
 use serde_json::{Map, Value};
 
-use super::operators::Kind;
+use super::operators::{built_in, value_shape, Kind, ValueShape, BUILT_IN};
 use super::{
-    Condition, Field, FlagColumn, Node, SegmentRef, Test, TextColumn, MAX_CONDITIONS, MAX_DAYS,
-    MAX_DEPTH, MAX_LIST_VALUES, MAX_NODES,
+    Condition, Field, Node, SegmentRef, Test, MAX_CONDITIONS, MAX_DAYS, MAX_DEPTH, MAX_LIST_VALUES,
+    MAX_NODES,
 };
 use crate::core::attributes::{parse_date, Definition};
 use crate::core::error::FieldError;
@@ -213,34 +213,32 @@ impl Parser<'_, '_> {
     }
 
     fn field(&mut self, name: &str, path: &str) -> Option<Field> {
-        let field = match name {
-            "name" => Field::Text(TextColumn::Name),
-            "email" => Field::Text(TextColumn::Email),
-            "phone" => Field::Text(TextColumn::Phone),
-            "phone_country" => Field::Text(TextColumn::PhoneCountry),
-            "opted_out" => Field::Flag(FlagColumn::OptedOut),
-            "privacy_consent" => Field::Flag(FlagColumn::PrivacyConsent),
-            "created_at" => Field::CreatedAt,
-            "tags" => Field::Tags,
-            "segment" => Field::Segment,
-            other => match other.strip_prefix("attributes.") {
-                Some(key) => match self.context.attributes.iter().find(|a| a.key == key) {
-                    Some(a) => Field::Attribute { key: a.key.clone(), label: a.label.clone(), value_type: a.value_type },
-                    None => return self.fail(path, "undefined_attribute", format!("`{key}` is not a defined attribute")),
-                },
-                None => {
-                    return self.fail(
-                        path,
-                        "unknown_field",
-                        format!(
-                            "unknown field `{other}`; fields are name, email, phone, phone_country, tags, \
-                             created_at, opted_out, privacy_consent, segment and attributes.<key>"
-                        ),
-                    )
-                }
-            },
+        if let Some(field) = built_in(name) {
+            return Some(field);
+        }
+        let Some(key) = name.strip_prefix("attributes.") else {
+            let known: Vec<&str> = BUILT_IN.iter().map(|(known, _)| *known).collect();
+            return self.fail(
+                path,
+                "unknown_field",
+                format!(
+                    "unknown field `{name}`; fields are {} and attributes.<key>",
+                    known.join(", ")
+                ),
+            );
         };
-        Some(field)
+        match self.context.attributes.iter().find(|a| a.key == key) {
+            Some(a) => Some(Field::Attribute {
+                key: a.key.clone(),
+                label: a.label.clone(),
+                value_type: a.value_type,
+            }),
+            None => self.fail(
+                path,
+                "undefined_attribute",
+                format!("`{key}` is not a defined attribute"),
+            ),
+        }
     }
 
     fn test(&mut self, field: &Field, op: &str, value: &Value, path: &str) -> Option<Test> {
@@ -257,10 +255,7 @@ impl Parser<'_, '_> {
             );
         }
         let value_path = format!("{path}.value");
-        let no_value = matches!(
-            op,
-            "exists" | "not_exists" | "anniversary_this_month" | "anniversary_today" | "is_empty"
-        );
+        let no_value = value_shape(kind, op) == ValueShape::None;
         if no_value {
             if !value.is_null() {
                 return self.fail(

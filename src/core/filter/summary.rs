@@ -1,7 +1,7 @@
 //! A filter as a person would write it: `City equals Milan AND (Tags contains vip OR
 //! Premium customer is true)`.
 
-use super::{Condition, Field, FlagColumn, Node, Test, TextColumn};
+use super::{Condition, Node, Test};
 use crate::core::segment::NO_FILTERS;
 
 pub fn summarize(node: &Node) -> String {
@@ -36,21 +36,6 @@ fn group(nodes: &[Node], joiner: &str, nested: bool) -> String {
     }
 }
 
-fn label(field: &Field) -> &str {
-    match field {
-        Field::Text(TextColumn::Name) => "Name",
-        Field::Text(TextColumn::Email) => "Email",
-        Field::Text(TextColumn::Phone) => "Phone",
-        Field::Text(TextColumn::PhoneCountry) => "Phone country",
-        Field::Flag(FlagColumn::OptedOut) => "Opted out",
-        Field::Flag(FlagColumn::PrivacyConsent) => "Privacy consent",
-        Field::CreatedAt => "Created",
-        Field::Tags => "Tags",
-        Field::Segment => "Segment",
-        Field::Attribute { label, .. } => label,
-    }
-}
-
 fn list<T: ToString>(values: &[T]) -> String {
     values
         .iter()
@@ -60,7 +45,7 @@ fn list<T: ToString>(values: &[T]) -> String {
 }
 
 fn sentence(condition: &Condition) -> String {
-    let label = label(&condition.field);
+    let label = condition.field.label();
     let phrase = match &condition.test {
         Test::TextEq(v) => format!("equals {v}"),
         Test::TextNeq(v) => format!("does not equal {v}"),

@@ -299,3 +299,52 @@ fn summaries_read_like_a_person_wrote_them() {
         "Phone country is one of IT, GB"
     );
 }
+
+#[test]
+fn every_field_and_operator_described_parses_with_a_value_of_its_shape() {
+    use super::operators::{describe_fields, Kind, ValueShape};
+    let described = describe_fields(&attributes());
+    assert_eq!(described.len(), 9 + attributes().len());
+    let one = |kind: Kind| match kind {
+        Kind::Text | Kind::Tags => json!("x"),
+        Kind::Number => json!(3),
+        Kind::Boolean => json!(true),
+        Kind::Date => json!("2024-02-29"),
+        Kind::Segment => json!(1),
+    };
+    let mut checked = 0;
+    for field in &described {
+        assert!(!field.label.is_empty(), "{}", field.field);
+        for operator in &field.operators {
+            assert!(
+                !operator.label.is_empty(),
+                "{} {}",
+                field.field,
+                operator.op
+            );
+            let value = match operator.value {
+                ValueShape::None => Value::Null,
+                ValueShape::One | ValueShape::Segment => one(field.kind),
+                ValueShape::Two => json!([one(field.kind), one(field.kind)]),
+                ValueShape::List => json!([one(field.kind)]),
+                ValueShape::Days => json!(7),
+            };
+            let mut condition = json!({"field": field.field, "op": operator.op});
+            if !value.is_null() {
+                condition["value"] = value.clone();
+            }
+            read(condition.clone(), None)
+                .unwrap_or_else(|e| panic!("{condition} as described does not parse: {e:?}"));
+            // And a value of another shape is refused.
+            let wrong = if value.is_null() {
+                json!(1)
+            } else {
+                Value::Null
+            };
+            condition["value"] = wrong;
+            assert!(read(condition.clone(), None).is_err(), "{condition}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 60, "{checked} operators checked");
+}

@@ -214,3 +214,62 @@ impl From<UpdateSegment> for SegmentUpdate {
         }
     }
 }
+
+/// One operator of a field.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FilterOperator {
+    /// As a filter's `op` names it.
+    #[schema(example = "in_last_days")]
+    pub op: &'static str,
+    #[schema(example = "is within the last ... days")]
+    pub label: &'static str,
+    /// What `value` is: `none` (leave it out), `one` value of the field's type, `two`
+    /// (`[low, high]`), a `list`, `days` (a whole number), or a `segment` id.
+    #[schema(example = "days")]
+    pub value: &'static str,
+}
+
+/// One field a filter may name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FilterField {
+    /// As a condition's `field` names it.
+    #[schema(example = "attributes.city")]
+    pub field: String,
+    #[schema(example = "City")]
+    pub label: String,
+    /// `text`, `number`, `boolean`, `date`, `tags` or `segment`.
+    #[serde(rename = "type")]
+    #[schema(example = "text")]
+    pub kind: &'static str,
+    pub operators: Vec<FilterOperator>,
+}
+
+/// The filter language for this tenant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FilterFields {
+    pub fields: Vec<FilterField>,
+}
+
+impl From<Vec<crate::core::filter::operators::FieldDescription>> for FilterFields {
+    fn from(fields: Vec<crate::core::filter::operators::FieldDescription>) -> Self {
+        Self {
+            fields: fields
+                .into_iter()
+                .map(|field| FilterField {
+                    field: field.field,
+                    label: field.label,
+                    kind: field.kind.as_str(),
+                    operators: field
+                        .operators
+                        .into_iter()
+                        .map(|op| FilterOperator {
+                            op: op.op,
+                            label: op.label,
+                            value: op.value.as_str(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
