@@ -66,7 +66,9 @@ async fn list_segments(
 ///
 /// A segment is a reusable audience for one `channel` (`whatsapp`, `sms`, `email`); its
 /// `kind` and `channel` are fixed at creation. A `static` segment (the default) starts
-/// empty: add members with the `/members` routes or a CSV import. A `dynamic` segment
+/// empty, or with the contacts `contact_ids` names (picked before saving; added in the
+/// same transaction under the membership rules and the endpoint limit, the answer then
+/// carrying their `membership` report); add more with the `/members` routes or an import. A `dynamic` segment
 /// needs a `filter` (see the filter language under `POST /v1/segments/preview`): its
 /// members are the contacts the filter matches at read time, counted at once. The name
 /// is trimmed and unique per tenant, ignoring case.
@@ -85,8 +87,10 @@ async fn create_segment(
     state: web::Data<AppState>,
     Json(input): Json<CreateSegment>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = segments::create(&state.env, tenant, input.into()).await?;
-    Ok(HttpResponse::Created().json(Segment::from(view)))
+    let (view, membership) = segments::create(&state.env, tenant, input.into()).await?;
+    let mut segment = Segment::from(view);
+    segment.membership = membership.map(Into::into);
+    Ok(HttpResponse::Created().json(segment))
 }
 
 /// Read a segment

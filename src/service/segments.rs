@@ -3,13 +3,17 @@
 use serde_json::Value;
 
 use super::filters::{self, FilterReader};
+use std::collections::BTreeSet;
+
+use super::membership::add_members;
 use super::{dynamic, endpoints, Env};
 use crate::core::error::Error;
 use crate::core::filter::{summary, Node};
+use crate::core::membership;
 use crate::core::segment::Sort;
 use crate::core::tenant::Tenant;
 use crate::core::types::{Channel, SegmentKind};
-use crate::db::contacts::{self, ContactRow};
+use crate::db::contacts::{self, with_ids, ContactRow};
 use crate::db::failure::on_unique;
 use crate::db::segments::{self, NewSegment, SegmentChanges, SegmentFilters, SegmentRow};
 use crate::db::{members, pool};
@@ -63,6 +67,8 @@ pub struct NewSegmentInput {
     pub kind: SegmentKind,
     pub channel: Channel,
     pub filter: Option<Value>,
+    /// A static segment's first members.
+    pub contact_ids: Option<Vec<i64>>,
 }
 
 pub struct SegmentUpdate {
@@ -122,13 +128,22 @@ fn write_failed(name: &str) -> impl FnOnce(diesel::result::Error) -> Error + '_ 
     }
 }
 
+/// Creates the segment, with its first members if the input names some: one
+/// transaction; their membership report comes back with the segment.
 pub async fn create(
     env: &Env,
     tenant: Tenant,
     input: NewSegmentInput,
-) -> Result<SegmentView, Error> {
+) -> Result<(SegmentView, Option<membership::Report>), Error> {
     if let Some(filter) = &input.filter {
         filters::check_size(filter)?;
+    }
+    if input.kind == SegmentKind::Dynamic && input.contact_ids.is_some() {
+        return Err(Error::invalid_field(
+            "contact_ids",
+            "not_allowed",
+            "a dynamic segment's members are the contacts its filter matches",
+        ));
     }
     let today = env.clock.today();
     pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
@@ -152,6 +167,7 @@ pub async fn create(
             )?),
             (SegmentKind::Static, None) => None,
         };
+
         let name = input.name.clone();
         let new_segment = NewSegment {
             tenant_id: tenant.id,
@@ -168,8 +184,17 @@ pub async fn create(
             dynamic::save_filter(conn, tenant.id, id, &name, &node)?;
             dynamic::evaluate_segment(conn, tenant.id, today, id, &node)?;
         }
+        let report = match input.contact_ids {
+            Some(ids) => {
+                let named: BTreeSet<i64> = ids.into_iter().collect();
+                let source = with_ids(tenant.id, named.iter().copied().collect());
+                let added = add_members(conn, &tenant, today, &[id], &source, Some(&named), None)?;
+                added.into_iter().next().map(|(_, report)| report)
+            }
+            None => None,
+        };
         let row = segments::get(conn, tenant.id, id)?;
-        present_one(conn, tenant.id, row)
+        Ok((present_one(conn, tenant.id, row)?, report))
     })
     .await
 }

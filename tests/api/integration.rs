@@ -194,3 +194,58 @@ async fn a_filter_editor_builds_its_menus_from_filter_fields() {
         .expect(200);
     assert_eq!(theirs["fields"].as_array().unwrap().len(), 9);
 }
+
+#[actix_web::test]
+async fn a_static_segment_is_created_with_its_first_members_in_one_call() {
+    let app = spawn_app().await;
+    let (_, key) = app.tenant(json!({"endpoint_limit": 2})).await;
+    let a = id(&app
+        .contact(&key, json!({"name": "A", "phone": "3331110001"}))
+        .await);
+    let b = id(&app
+        .contact(&key, json!({"name": "B", "phone": "3331110002"}))
+        .await);
+    let c = id(&app
+        .contact(&key, json!({"name": "C", "phone": "3331110003"}))
+        .await);
+    let created = app
+        .post(
+            "/v1/segments",
+            &key,
+            json!({"name": "Picked", "channel": "whatsapp", "contact_ids": [a, b, b, 999999]}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(created["recipients"], 2);
+    assert_eq!(created["membership"]["added"], 2);
+    assert_eq!(created["membership"]["rejected"][0]["contact_id"], 999999);
+    let members = app
+        .get(&format!("/v1/segments/{}/members", id(&created)), &key)
+        .await
+        .expect(200);
+    assert_eq!(members["total"], 2);
+    // Past the endpoint limit: refused whole, no segment left behind.
+    app.post(
+        "/v1/segments",
+        &key,
+        json!({"name": "Too many", "channel": "sms", "contact_ids": [a, b, c]}),
+    )
+    .await
+    .expect_problem(422, "endpoint_limit_exceeded");
+    let listed = app.get("/v1/segments?search=Too", &key).await.expect(200);
+    assert_eq!(listed["total"], 0);
+    // A dynamic segment's members are its filter's.
+    let refused = app
+        .post(
+            "/v1/segments",
+            &key,
+            json!({"name": "Dyn", "channel": "sms", "kind": "dynamic",
+                   "filter": {"field": "name", "op": "exists"}, "contact_ids": [a]}),
+        )
+        .await
+        .expect_problem(422, "validation_failed");
+    assert_eq!(refused["errors"][0]["field"], "contact_ids");
+    // Without contact_ids, no membership in the answer.
+    let plain = app.segment(&key, "Plain", "sms").await;
+    assert!(plain.get("membership").is_none(), "{plain}");
+}

@@ -9,6 +9,7 @@ use validator::{Validate, ValidationError};
 use crate::core::segment::Sort;
 use crate::core::types::{Channel, SegmentKind};
 use crate::http::dto::contacts::Contact;
+use crate::http::dto::members::MembershipReport;
 use crate::http::input::{patch_opt, trimmed, trimmed_opt, trimmed_some};
 use crate::service::segments::{NewSegmentInput, SegmentUpdate, SegmentView};
 
@@ -44,6 +45,9 @@ pub struct Segment {
     /// Moves on every change to the segment, its members included.
     #[schema(example = "2026-02-10T11:00:00Z")]
     pub updated_at: DateTime<Utc>,
+    /// Only in the answer to a create with `contact_ids`: what became of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub membership: Option<MembershipReport>,
 }
 
 impl From<SegmentView> for Segment {
@@ -65,6 +69,7 @@ impl From<SegmentView> for Segment {
             recipients_computed_at: row.recipients_computed_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            membership: None,
         }
     }
 }
@@ -95,6 +100,12 @@ pub struct CreateSegment {
     /// in the description of `POST /v1/segments/preview`.
     #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>, additional_properties = true, example = json!({"all": [{"field": "attributes.city", "op": "eq", "value": "Milan"}]}))]
     pub filter: Option<Value>,
+    /// A static segment's first members, picked before saving (1 to 10,000 contact ids;
+    /// repeats count once): added in the same transaction under the membership rules,
+    /// the answer then carrying their `membership` report. Refused for a dynamic segment.
+    #[validate(length(min = 1, max = 10000, message = "must list 1 to 10000 contact ids"))]
+    #[schema(example = json!(null), min_items = 1, max_items = 10000)]
+    pub contact_ids: Option<Vec<i64>>,
 }
 
 fn default_kind() -> SegmentKind {
@@ -201,6 +212,7 @@ impl From<CreateSegment> for NewSegmentInput {
             kind: input.kind,
             channel: input.channel,
             filter: input.filter,
+            contact_ids: input.contact_ids,
         }
     }
 }
