@@ -47,6 +47,9 @@ pub enum Error {
         detail: String,
         extra: Map<String, Value>,
     },
+    /// The resource changed since the client read it (`If-Match` no longer matches).
+    #[error("the resource changed since it was read")]
+    PreconditionFailed,
     /// The input is larger than the service reads (a workbook that unpacks too far).
     #[error("{detail}")]
     TooLarge { code: &'static str, detail: String },

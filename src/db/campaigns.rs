@@ -25,6 +25,7 @@ impl CampaignRow {
 }
 
 /// A campaign with its included and excluded segment ids, in the order given.
+#[derive(Debug, Clone)]
 pub struct CampaignWithSegments {
     pub campaign: CampaignRow,
     pub segment_ids: Vec<i64>,
@@ -145,6 +146,18 @@ pub fn with_segments(
 }
 
 /// The campaign and its segments, or a 404 naming it.
+/// Locks the campaign against other changes until the transaction ends (`FOR NO KEY
+/// UPDATE`); false when there is no such campaign.
+pub fn lock(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<bool> {
+    campaigns::table
+        .find((tenant_id, id))
+        .select(campaigns::id)
+        .for_no_key_update()
+        .first::<i64>(conn)
+        .optional()
+        .map(|found| found.is_some())
+}
+
 pub fn find(
     conn: &mut PgConnection,
     tenant_id: i64,

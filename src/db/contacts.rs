@@ -206,6 +206,15 @@ pub fn get_for_change(conn: &mut PgConnection, tenant_id: i64, id: i64) -> Query
         .first(conn)
 }
 
+/// Locks the row for deletion (`FOR UPDATE`): the row is going away.
+pub fn get_for_delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<ContactRow> {
+    contacts::table
+        .find((tenant_id, id))
+        .select(ContactRow::as_select())
+        .for_update()
+        .first(conn)
+}
+
 /// The contacts a push may name, locked in id order (so two pushes never wait for each
 /// other in opposite orders): the one with `external_id`, the one with `phone_e164`.
 pub fn find_push_matches(
@@ -259,13 +268,7 @@ pub fn update(
 pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<bool> {
     // Locking the contact first waits out any membership write that references it, so the
     // memberships removed below are all of them. `FOR UPDATE`: the row is going away.
-    let found = contacts::table
-        .find((tenant_id, id))
-        .select(contacts::id)
-        .for_update()
-        .first::<i64>(conn)
-        .optional()?;
-    if found.is_none() {
+    if get_for_delete(conn, tenant_id, id).optional()?.is_none() {
         return Ok(false);
     }
     let mut segment_ids: Vec<i64> = diesel::delete(

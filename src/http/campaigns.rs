@@ -9,6 +9,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::state::AppState;
+use crate::http::versions::{self, IfMatch};
 use crate::service::campaigns;
 
 #[derive(serde::Deserialize)]
@@ -58,8 +59,8 @@ async fn create_campaign(
     state: web::Data<AppState>,
     Json(input): Json<CreateCampaign>,
 ) -> Result<HttpResponse, ApiError> {
-    let campaign = campaigns::create(&state.env, tenant, input.into()).await?;
-    Ok(HttpResponse::Created().json(Campaign::from(campaign)))
+    let campaign = Campaign::from(campaigns::create(&state.env, tenant, input.into()).await?);
+    Ok(versions::tagged(HttpResponse::Created(), &campaign).json(campaign))
 }
 
 /// Read a campaign
@@ -78,9 +79,9 @@ async fn get_campaign(
     Caller(tenant): Caller,
     state: web::Data<AppState>,
     path: Path<CampaignPath>,
-) -> Result<web::Json<Campaign>, ApiError> {
-    let campaign = campaigns::get(&state.env, tenant, path.0.id).await?;
-    Ok(web::Json(campaign.into()))
+) -> Result<HttpResponse, ApiError> {
+    let campaign = Campaign::from(campaigns::get(&state.env, tenant, path.0.id).await?);
+    Ok(versions::tagged(HttpResponse::Ok(), &campaign).json(campaign))
 }
 
 /// Rename a campaign or change its segments
@@ -103,10 +104,13 @@ async fn update_campaign(
     Caller(tenant): Caller,
     state: web::Data<AppState>,
     path: Path<CampaignPath>,
+    if_match: IfMatch,
     Json(input): Json<UpdateCampaign>,
-) -> Result<web::Json<Campaign>, ApiError> {
-    let campaign = campaigns::update(&state.env, tenant, path.0.id, input.into()).await?;
-    Ok(web::Json(campaign.into()))
+) -> Result<HttpResponse, ApiError> {
+    let precondition = if_match.precondition(Campaign::from);
+    let campaign = campaigns::update(&state.env, tenant, path.0.id, input.into(), precondition);
+    let campaign = Campaign::from(campaign.await?);
+    Ok(versions::tagged(HttpResponse::Ok(), &campaign).json(campaign))
 }
 
 /// Delete a campaign
@@ -122,8 +126,10 @@ async fn delete_campaign(
     Caller(tenant): Caller,
     state: web::Data<AppState>,
     path: Path<CampaignPath>,
+    if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
-    campaigns::delete(&state.env, tenant, path.0.id).await?;
+    let precondition = if_match.precondition(Campaign::from);
+    campaigns::delete(&state.env, tenant, path.0.id, precondition).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

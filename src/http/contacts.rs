@@ -12,6 +12,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::state::AppState;
+use crate::http::versions::{self, IfMatch};
 use crate::service::{contact_batch, contacts, segments};
 
 #[derive(serde::Deserialize)]
@@ -83,8 +84,8 @@ async fn create_contact(
     state: web::Data<AppState>,
     Json(input): Json<CreateContact>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = contacts::create(&state.env, tenant, input.into()).await?;
-    Ok(HttpResponse::Created().json(Contact::from(row)))
+    let contact = Contact::from(contacts::create(&state.env, tenant, input.into()).await?);
+    Ok(versions::tagged(HttpResponse::Created(), &contact).json(contact))
 }
 
 /// Read a contact
@@ -103,9 +104,9 @@ async fn get_contact(
     Caller(tenant): Caller,
     state: web::Data<AppState>,
     path: Path<ContactPath>,
-) -> Result<web::Json<Contact>, ApiError> {
-    let row = contacts::get(&state.env, tenant, path.0.id).await?;
-    Ok(web::Json(row.into()))
+) -> Result<HttpResponse, ApiError> {
+    let contact = Contact::from(contacts::get(&state.env, tenant, path.0.id).await?);
+    Ok(versions::tagged(HttpResponse::Ok(), &contact).json(contact))
 }
 
 /// Edit a contact
@@ -131,10 +132,13 @@ async fn update_contact(
     Caller(tenant): Caller,
     state: web::Data<AppState>,
     path: Path<ContactPath>,
+    if_match: IfMatch,
     Json(input): Json<UpdateContact>,
-) -> Result<web::Json<Contact>, ApiError> {
-    let row = contacts::update(&state.env, tenant, path.0.id, input.into()).await?;
-    Ok(web::Json(row.into()))
+) -> Result<HttpResponse, ApiError> {
+    let precondition = if_match.precondition(Contact::from);
+    let row = contacts::update(&state.env, tenant, path.0.id, input.into(), precondition).await?;
+    let contact = Contact::from(row);
+    Ok(versions::tagged(HttpResponse::Ok(), &contact).json(contact))
 }
 
 /// Delete a contact
@@ -154,8 +158,10 @@ async fn delete_contact(
     Caller(tenant): Caller,
     state: web::Data<AppState>,
     path: Path<ContactPath>,
+    if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
-    contacts::delete(&state.env, tenant, path.0.id).await?;
+    let precondition = if_match.precondition(Contact::from);
+    contacts::delete(&state.env, tenant, path.0.id, precondition).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -216,12 +222,13 @@ async fn upsert_contact_by_external_id(
 ) -> Result<HttpResponse, ApiError> {
     let push = push_by_external_id(path.0, input)?;
     let (row, created) = contacts::push(&state.env, tenant, push).await?;
-    let mut response = if created {
+    let response = if created {
         HttpResponse::Created()
     } else {
         HttpResponse::Ok()
     };
-    Ok(response.json(Contact::from(row)))
+    let contact = Contact::from(row);
+    Ok(versions::tagged(response, &contact).json(contact))
 }
 
 /// Create or update contacts in a batch

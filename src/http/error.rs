@@ -138,6 +138,7 @@ fn status_of(error: &Error) -> StatusCode {
     match error {
         Error::Validation(_) | Error::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict { .. } => StatusCode::CONFLICT,
         Error::Unavailable(_) | Error::TimedOut(_) | Error::Contention(_) | Error::Busy => {
@@ -151,6 +152,7 @@ fn code_of(error: &Error) -> &'static str {
     match error {
         Error::Validation(_) => "validation_failed",
         Error::NotFound(_) => "not_found",
+        Error::PreconditionFailed => "precondition_failed",
         Error::Conflict { code, .. }
         | Error::Unprocessable { code, .. }
         | Error::TooLarge { code, .. } => code,

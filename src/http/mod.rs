@@ -24,3 +24,4 @@ pub mod schemas;
 pub mod segments;
 pub mod state;
 pub mod tenants;
+pub mod versions;

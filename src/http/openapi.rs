@@ -3,12 +3,13 @@
 
 use utoipa::openapi::path::{Operation, Parameter};
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{Schema, SchemaType, Type};
+use utoipa::openapi::schema::{Object, Schema, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error::Problem;
+use crate::http::versions;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,8 +40,81 @@ pub struct ApiDoc;
 /// Adds the security requirement and the shared error responses to every operation, so
 /// no handler can forget one. Runs once the handlers' paths are in the document.
 pub fn finish(document: &mut utoipa::openapi::OpenApi) {
+    // First, so that the 412 answers it adds get their problem body below.
+    document_versions(document);
     SharedResponses.modify(document);
     list_recognised_headers(document);
+}
+
+/// `ETag` on the answers of single resources and their creates, `If-Match` and 412 on
+/// their PATCH and DELETE (see `http/versions.rs`).
+fn document_versions(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::Required;
+    let etag = || {
+        HeaderBuilder::new()
+            .schema(Some(Object::with_type(Type::String)))
+            .description(Some(
+                "The representation's version: send it back in `If-Match` to change or delete \
+                 the resource only if nobody else did meanwhile.",
+            ))
+            .build()
+    };
+    let tag_answers = |operation: &mut Operation, status: &str| {
+        if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status) {
+            response.headers.insert("ETag".to_owned(), RefOr::T(etag()));
+        }
+    };
+    for (path, item) in document.paths.paths.iter_mut() {
+        if versions::CREATES.contains(&path.as_str()) {
+            if let Some(post) = item.post.as_mut() {
+                tag_answers(post, "201");
+            }
+        }
+        if !versions::VERSIONED.contains(&path.as_str()) {
+            continue;
+        }
+        for operation in [&mut item.get, &mut item.patch, &mut item.put]
+            .into_iter()
+            .flatten()
+        {
+            tag_answers(operation, "200");
+            tag_answers(operation, "201");
+        }
+        for operation in [&mut item.patch, &mut item.delete].into_iter().flatten() {
+            let if_match = ParameterBuilder::new()
+                .name("If-Match")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "An `ETag` this resource answered with: the change is made only if it \
+                     still matches (else 412 `precondition_failed`, nothing changed); `*` \
+                     matches any version.",
+                ))
+                .schema(Some(
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .max_length(Some(1000)),
+                ))
+                .build();
+            operation
+                .parameters
+                .get_or_insert_with(Vec::new)
+                .push(RefOr::T(if_match));
+            operation.responses.responses.insert(
+                "412".to_owned(),
+                RefOr::T(
+                    ResponseBuilder::new()
+                        .description(
+                            "`precondition_failed`: the resource changed since the `ETag` in \
+                             `If-Match` was read; nothing was changed. Read it again.",
+                        )
+                        .build(),
+                ),
+            );
+        }
+    }
 }
 
 /// The import's description ends with the table of headers it recognises, from the one

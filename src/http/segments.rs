@@ -1,5 +1,6 @@
 //! Segments: reusable audiences, static or dynamic, for one channel.
 
+use actix_web::http::header;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -11,6 +12,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::state::AppState;
+use crate::http::versions::{self, IfMatch};
 use crate::service::{filters, segments};
 
 #[derive(serde::Deserialize)]
@@ -89,8 +91,11 @@ async fn create_segment(
 ) -> Result<HttpResponse, ApiError> {
     let (view, membership) = segments::create(&state.env, tenant, input.into()).await?;
     let mut segment = Segment::from(view);
+    let etag = versions::etag(&segment);
     segment.membership = membership.map(Into::into);
-    Ok(HttpResponse::Created().json(segment))
+    Ok(HttpResponse::Created()
+        .insert_header((header::ETAG, etag))
+        .json(segment))
 }
 
 /// Read a segment
@@ -111,9 +116,9 @@ async fn get_segment(
     Caller(tenant): Caller,
     state: web::Data<AppState>,
     path: Path<SegmentPath>,
-) -> Result<web::Json<Segment>, ApiError> {
-    let view = segments::get(&state.env, tenant, path.0.id).await?;
-    Ok(web::Json(view.into()))
+) -> Result<HttpResponse, ApiError> {
+    let segment = Segment::from(segments::get(&state.env, tenant, path.0.id).await?);
+    Ok(versions::tagged(HttpResponse::Ok(), &segment).json(segment))
 }
 
 /// Change a segment
@@ -138,10 +143,13 @@ async fn update_segment(
     Caller(tenant): Caller,
     state: web::Data<AppState>,
     path: Path<SegmentPath>,
+    if_match: IfMatch,
     Json(input): Json<UpdateSegment>,
-) -> Result<web::Json<Segment>, ApiError> {
-    let view = segments::update(&state.env, tenant, path.0.id, input.into()).await?;
-    Ok(web::Json(view.into()))
+) -> Result<HttpResponse, ApiError> {
+    let precondition = if_match.precondition(Segment::from);
+    let view = segments::update(&state.env, tenant, path.0.id, input.into(), precondition).await?;
+    let segment = Segment::from(view);
+    Ok(versions::tagged(HttpResponse::Ok(), &segment).json(segment))
 }
 
 /// Delete a segment
@@ -163,8 +171,10 @@ async fn delete_segment(
     Caller(tenant): Caller,
     state: web::Data<AppState>,
     path: Path<SegmentPath>,
+    if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
-    segments::delete(&state.env, tenant, path.0.id).await?;
+    let precondition = if_match.precondition(Segment::from);
+    segments::delete(&state.env, tenant, path.0.id, precondition).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -2,7 +2,7 @@
 
 use diesel::PgConnection;
 
-use super::{audience, Env};
+use super::{audience, check, Env, Precondition};
 use crate::core::audience::unique;
 use crate::core::error::Error;
 use crate::core::tenant::Tenant;
@@ -88,9 +88,12 @@ pub async fn update(
     tenant: Tenant,
     id: i64,
     input: CampaignUpdate,
+    precondition: Option<Precondition<CampaignWithSegments>>,
 ) -> Result<CampaignWithSegments, Error> {
     pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
+        campaigns::lock(conn, tenant.id, id)?;
         let current = campaigns::find(conn, tenant.id, id)?;
+        check(&precondition, &current)?;
         if input.segment_ids.is_some() || input.exclude_segment_ids.is_some() {
             let included = input.segment_ids.unwrap_or(current.segment_ids);
             let excluded = input
@@ -105,9 +108,17 @@ pub async fn update(
     .await
 }
 
-pub async fn delete(env: &Env, tenant: Tenant, id: i64) -> Result<(), Error> {
-    let deleted = pool::run(&env.pool.tenant(tenant.id), move |conn| {
-        campaigns::delete(conn, tenant.id, id)
+pub async fn delete(
+    env: &Env,
+    tenant: Tenant,
+    id: i64,
+    precondition: Option<Precondition<CampaignWithSegments>>,
+) -> Result<(), Error> {
+    let deleted = pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
+        if precondition.is_some() && campaigns::lock(conn, tenant.id, id)? {
+            check(&precondition, &campaigns::find(conn, tenant.id, id)?)?;
+        }
+        Ok(campaigns::delete(conn, tenant.id, id)?)
     })
     .await?;
     if deleted {

@@ -1,10 +1,10 @@
 //! Contacts: the candidates and customers segments are made of.
 
-use diesel::{Connection, PgConnection};
+use diesel::{Connection, OptionalExtension, PgConnection};
 
 use chrono::NaiveDate;
 
-use super::{dynamic, Env};
+use super::{check, dynamic, Env, Precondition};
 use crate::core::contact::{apply_changes, ContactChanges};
 use crate::core::error::Error;
 use crate::core::phone;
@@ -158,20 +158,33 @@ pub async fn update(
     tenant: Tenant,
     id: i64,
     changes: ContactChanges,
+    precondition: Option<Precondition<ContactRow>>,
 ) -> Result<ContactRow, Error> {
     let today = env.clock.today();
     pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_write(conn, tenant.id)?;
         let current = contacts::get_for_change(conn, tenant.id, id)
             .map_err(|e| Error::from(e).or_not_found("contact"))?;
+        check(&precondition, &current)?;
         save(conn, &tenant, today, Some(current), changes)
     })
     .await
 }
 
-pub async fn delete(env: &Env, tenant: Tenant, id: i64) -> Result<(), Error> {
+pub async fn delete(
+    env: &Env,
+    tenant: Tenant,
+    id: i64,
+    precondition: Option<Precondition<ContactRow>>,
+) -> Result<(), Error> {
     let deleted = pool::retrying_transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_write(conn, tenant.id)?;
+        if precondition.is_some() {
+            match contacts::get_for_delete(conn, tenant.id, id).optional()? {
+                Some(current) => check(&precondition, &current)?,
+                None => return Ok(false),
+            }
+        }
         Ok(contacts::delete(conn, tenant.id, id)?)
     })
     .await?;

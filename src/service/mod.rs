@@ -19,7 +19,20 @@ pub mod tenants;
 
 use crate::config::Config;
 use crate::core::clock::Clock;
+use crate::core::error::Error;
 use crate::db::pool::{self, PgPool};
+
+/// A condition a write checks on the resource it has locked, before changing it: the
+/// caller's `If-Match`, which only the HTTP layer can render. False: 412, nothing changed.
+pub type Precondition<T> = Box<dyn Fn(&T) -> bool + Send + Sync + 'static>;
+
+/// Checks `precondition`, if any, against `current`.
+pub fn check<T>(precondition: &Option<Precondition<T>>, current: &T) -> Result<(), Error> {
+    match precondition {
+        Some(holds) if !holds(current) => Err(Error::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
 
 /// What every use case runs against: the database and the clock date filters count from.
 #[derive(Clone)]

@@ -6,7 +6,7 @@ use super::filters::{self, FilterReader};
 use std::collections::BTreeSet;
 
 use super::membership::add_members;
-use super::{dynamic, endpoints, Env};
+use super::{check, dynamic, endpoints, Env, Precondition};
 use crate::core::error::Error;
 use crate::core::filter::{summary, Node};
 use crate::core::membership;
@@ -20,6 +20,7 @@ use crate::db::{members, pool};
 use diesel::PgConnection;
 
 /// A segment with its filter read back as a sentence.
+#[derive(Clone)]
 pub struct SegmentView {
     pub row: SegmentRow,
     pub filter_summary: String,
@@ -212,14 +213,21 @@ pub async fn update(
     tenant: Tenant,
     id: i64,
     input: SegmentUpdate,
+    precondition: Option<Precondition<SegmentView>>,
 ) -> Result<SegmentView, Error> {
     if let Some(filter) = &input.filter {
         filters::check_size(filter)?;
     }
     let today = env.clock.today();
     pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
+        // The evaluation lock, exclusive, serialises every change to the tenant's
+        // segments: the segment read here is the one the update changes.
         dynamic::begin_change(conn, tenant.id)?;
         let current = segments::find(conn, tenant.id, id)?;
+        check(
+            &precondition,
+            &present_one(conn, tenant.id, current.clone())?,
+        )?;
         let node = match &input.filter {
             Some(_) if current.kind() == SegmentKind::Static => return Err(no_filter_allowed()),
             Some(filter) => Some(checked_filter(
@@ -251,9 +259,18 @@ pub async fn update(
 
 /// Deletes the segment; refused while a filter names it (the references' foreign key
 /// decides, so a filter saved concurrently cannot end up naming a deleted segment).
-pub async fn delete(env: &Env, tenant: Tenant, id: i64) -> Result<(), Error> {
+pub async fn delete(
+    env: &Env,
+    tenant: Tenant,
+    id: i64,
+    precondition: Option<Precondition<SegmentView>>,
+) -> Result<(), Error> {
     pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_change(conn, tenant.id)?;
+        if precondition.is_some() {
+            let current = segments::find(conn, tenant.id, id)?;
+            check(&precondition, &present_one(conn, tenant.id, current)?)?;
+        }
         match segments::delete(conn, tenant.id, id) {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::NotFound("segment")),

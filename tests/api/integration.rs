@@ -249,3 +249,133 @@ async fn a_static_segment_is_created_with_its_first_members_in_one_call() {
     let plain = app.segment(&key, "Plain", "sms").await;
     assert!(plain.get("membership").is_none(), "{plain}");
 }
+
+async fn patch_if_match<S: App>(
+    app: &TestApp<S>,
+    path: &str,
+    key: &str,
+    etag: &str,
+    body: Value,
+) -> Reply {
+    app.send(
+        TestRequest::patch()
+            .uri(path)
+            .insert_header(("Authorization", format!("Bearer {key}")))
+            .insert_header(("If-Match", etag.to_owned()))
+            .set_json(body)
+            .to_request(),
+    )
+    .await
+}
+
+async fn delete_if_match<S: App>(app: &TestApp<S>, path: &str, key: &str, etag: &str) -> Reply {
+    app.send(
+        TestRequest::delete()
+            .uri(path)
+            .insert_header(("Authorization", format!("Bearer {key}")))
+            .insert_header(("If-Match", etag.to_owned()))
+            .to_request(),
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn two_editors_never_overwrite_each_other_silently() {
+    let app = spawn_app().await;
+    let key = app.tenant_key().await;
+    let segment = id(&app.segment(&key, "Shared", "whatsapp").await);
+    let contact = id(&app.contact(&key, json!({"name": "Giulia"})).await);
+    let campaign = id(&app
+        .post(
+            "/v1/campaigns",
+            &key,
+            json!({"name": "C", "channel": "whatsapp", "segment_ids": [segment]}),
+        )
+        .await
+        .expect(201));
+    let resources = [
+        (
+            format!("/v1/segments/{segment}"),
+            json!({"name": "Renamed"}),
+        ),
+        (
+            format!("/v1/contacts/{contact}"),
+            json!({"name": "Giulia R."}),
+        ),
+        (format!("/v1/campaigns/{campaign}"), json!({"name": "C2"})),
+    ];
+    for (path, change) in resources {
+        let read = app.get(&path, &key).await;
+        let first = header(&read, "etag").expect("an ETag");
+        assert_eq!(
+            header(&app.get(&path, &key).await, "etag").as_deref(),
+            Some(first.as_str()),
+            "stable"
+        );
+        // The first editor's change goes through and moves the version...
+        let changed = patch_if_match(&app, &path, &key, &first, change.clone()).await;
+        assert_eq!(changed.status, 200, "{path}: {}", changed.text);
+        let second = header(&changed, "etag").expect("an ETag");
+        assert_ne!(first, second);
+        assert_eq!(
+            header(&app.get(&path, &key).await, "etag"),
+            Some(second.clone())
+        );
+        // ... so the second editor, who read the first version, is told, and nothing changes.
+        let stale = patch_if_match(&app, &path, &key, &first, json!({"name": "Overwritten"})).await;
+        assert_eq!(stale.status, 412, "{path}: {}", stale.text);
+        assert_eq!(stale.body["code"], "precondition_failed");
+        assert_eq!(
+            header(&app.get(&path, &key).await, "etag"),
+            Some(second.clone()),
+            "unchanged"
+        );
+        let gone = delete_if_match(&app, &path, &key, &first).await;
+        assert_eq!(gone.status, 412);
+        // Any version, or the current one.
+        assert_eq!(
+            patch_if_match(&app, &path, &key, "*", change).await.status,
+            200
+        );
+        let current = header(&app.get(&path, &key).await, "etag").unwrap();
+        assert_eq!(
+            delete_if_match(&app, &path, &key, &current).await.status,
+            204,
+            "{path}"
+        );
+    }
+    let malformed = patch_if_match(&app, "/v1/segments/1", &key, "", json!({"name": "x"})).await;
+    assert_eq!(malformed.status, 400);
+}
+
+#[actix_web::test]
+async fn of_two_edits_sent_at_once_with_one_version_exactly_one_wins() {
+    let app = spawn_app().await;
+    let key = app.tenant_key().await;
+    for round in 0..10 {
+        let contact = id(&app
+            .contact(&key, json!({"name": format!("Round {round}")}))
+            .await);
+        let path = format!("/v1/contacts/{contact}");
+        let etag = header(&app.get(&path, &key).await, "etag").unwrap();
+        let replies = join_all((0..4).map(|editor| {
+            patch_if_match(
+                &app,
+                &path,
+                &key,
+                &etag,
+                json!({"name": format!("Editor {editor}")}),
+            )
+        }))
+        .await;
+        let mut statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 412, 412, 412], "round {round}");
+        let winner = replies.iter().find(|r| r.status == 200).unwrap();
+        let stored = app.get(&path, &key).await.expect(200);
+        assert_eq!(
+            stored["name"], winner.body["name"],
+            "round {round}: the winner's change stands"
+        );
+    }
+}
