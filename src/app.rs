@@ -14,8 +14,8 @@ use crate::http::error::ApiError;
 use crate::http::request_log::RequestLog;
 use crate::http::state::AppState;
 use crate::http::{
-    attributes, audience, campaigns, contacts, cors, imports, members, openapi, ops, rate_limit,
-    segments, tenants,
+    attributes, audience, campaigns, contacts, cors, idempotency, imports, members, openapi, ops,
+    rate_limit, segments, tenants,
 };
 use crate::service;
 
@@ -74,6 +74,8 @@ pub fn build_app(
     app.service(swagger_ui)
         .service(web::redirect("/swagger-ui", "/swagger-ui/"))
         .default_service(web::to(not_found))
+        // Innermost: a replayed answer does no work, but it counts against the rate limit.
+        .wrap(from_fn(idempotency::replay_or_keep))
         .wrap(from_fn(rate_limit::limit_requests))
         .wrap(from_fn(ops::track_requests))
         .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
@@ -93,6 +95,20 @@ pub fn keep_rate_limits_small(state: web::Data<AppState>) {
         loop {
             ticks.tick().await;
             state.rate_limits.forget_idle();
+        }
+    });
+}
+
+/// Forgets idempotency keys past their 24 hours, every minute (in batches, so one run
+/// stays short whatever piled up).
+pub fn keep_idempotency_keys_trimmed(env: service::Env) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            ticks.tick().await;
+            if let Err(error) = service::idempotency::forget_expired(&env).await {
+                tracing::warn!(%error, "could not forget expired idempotency keys");
+            }
         }
     });
 }

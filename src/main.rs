@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use actix_web::{web, HttpServer};
 use clap::{Parser, Subcommand};
 use diesel::{Connection, PgConnection};
-use segments::app::{keep_dynamic_segments_current, keep_rate_limits_small};
+use segments::app::{
+    keep_dynamic_segments_current, keep_idempotency_keys_trimmed, keep_rate_limits_small,
+};
 use segments::config::Config;
 use segments::core::phone;
 use segments::db::embedded::EmbeddedPostgres;
@@ -154,6 +156,7 @@ async fn serve(config: Config) -> std::io::Result<()> {
     let state = web::Data::new(AppState::new(config));
     keep_dynamic_segments_current(state.env.clone());
     keep_rate_limits_small(state.clone());
+    keep_idempotency_keys_trimmed(state.env.clone());
     let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(30);
     if let Some(workers) = workers {
         server = server.workers(workers);

@@ -11,6 +11,7 @@ pub mod embedded;
 pub mod endpoints;
 pub mod failure;
 pub mod filter;
+pub mod idempotency;
 pub mod imports;
 pub mod locks;
 pub mod members;

@@ -11,6 +11,7 @@ pub mod cors;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod imports;
 pub mod input;
 pub mod members;

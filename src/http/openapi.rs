@@ -9,7 +9,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error::Problem;
-use crate::http::versions;
+use crate::http::{idempotency, versions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,8 +40,9 @@ pub struct ApiDoc;
 /// Adds the security requirement and the shared error responses to every operation, so
 /// no handler can forget one. Runs once the handlers' paths are in the document.
 pub fn finish(document: &mut utoipa::openapi::OpenApi) {
-    // First, so that the 412 answers it adds get their problem body below.
+    // First, so that the 409, 412 and 422 answers they add get their problem body below.
     document_versions(document);
+    document_idempotency(document);
     SharedResponses.modify(document);
     list_recognised_headers(document);
 }
@@ -113,6 +114,61 @@ fn document_versions(document: &mut utoipa::openapi::OpenApi) {
                         .build(),
                 ),
             );
+        }
+    }
+}
+
+/// `Idempotency-Key` on every POST, with the answers it can cause (see
+/// `http/idempotency.rs`).
+fn document_idempotency(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::Required;
+    for (path, item) in document.paths.paths.iter_mut() {
+        let Some(post) = item.post.as_mut().filter(|_| path.starts_with("/v1/")) else {
+            continue;
+        };
+        let parameter = ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "1 to 255 characters, new for each new request: a retry with the same key and \
+                 the same request within 24 h gets the first answer again (with \
+                 `Idempotent-Replayed: true`) and the work is not done twice.",
+            ))
+            .schema(Some(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(idempotency::MAX_KEY)),
+            ))
+            .build();
+        post.parameters
+            .get_or_insert_with(Vec::new)
+            .push(RefOr::T(parameter));
+        for (status, code) in [
+            (
+                "409",
+                "`idempotency_key_in_use`: the first request with this `Idempotency-Key` is still running.",
+            ),
+            (
+                "422",
+                "`idempotency_key_reused`: this `Idempotency-Key` was used with another request.",
+            ),
+        ] {
+            let responses = &mut post.responses.responses;
+            match responses.get_mut(status) {
+                Some(RefOr::T(response)) => {
+                    response.description = format!("{} Or {code}", response.description);
+                }
+                Some(RefOr::Ref(_)) => {}
+                None => {
+                    responses.insert(
+                        status.to_owned(),
+                        RefOr::T(ResponseBuilder::new().description(code).build()),
+                    );
+                }
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod dynamic;
 pub mod endpoints;
 pub mod filters;
 pub mod health;
+pub mod idempotency;
 pub mod imports;
 pub mod membership;
 pub mod segments;
