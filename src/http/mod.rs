@@ -8,6 +8,7 @@ pub mod auth;
 pub mod campaigns;
 pub mod contacts;
 pub mod cors;
+pub mod document_bounds;
 pub mod dto;
 pub mod error;
 pub mod extract;

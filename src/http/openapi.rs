@@ -9,7 +9,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error::Problem;
-use crate::http::{idempotency, versions};
+use crate::http::{document_bounds, idempotency, versions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,6 +45,16 @@ pub fn finish(document: &mut utoipa::openapi::OpenApi) {
     document_idempotency(document);
     SharedResponses.modify(document);
     list_recognised_headers(document);
+    // Last: bounds and headers for whatever the steps above and the types left open.
+    if let Ok(mut value) = serde_json::to_value(&*document) {
+        document_bounds::harden(&mut value);
+        match serde_json::from_value(value) {
+            Ok(hardened) => *document = hardened,
+            Err(error) => {
+                tracing::error!(%error, "the hardened OpenAPI document does not read back")
+            }
+        }
+    }
 }
 
 /// `ETag` on the answers of single resources and their creates, `If-Match` and 412 on

@@ -98,16 +98,14 @@ fn header(name: &'static str, value: u64) -> (HeaderName, HeaderValue) {
     (HeaderName::from_static(name), HeaderValue::from(value))
 }
 
-/// Counts each `/v1` request against its caller's limit.
+/// Counts each request against its caller's limit (the probes and `/metrics` too: every
+/// answer says where its caller stands).
 pub async fn limit_requests(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let limits = request.app_data::<web::Data<RateLimits>>().cloned();
-    let limits = limits
-        .as_ref()
-        .and_then(|limits| limits.requests.as_ref())
-        .filter(|_| request.path().starts_with("/v1"));
+    let limits = limits.as_ref().and_then(|limits| limits.requests.as_ref());
     let Some((limiter, rate, burst)) = limits else {
         return next
             .call(request)
