@@ -6,7 +6,9 @@
 // Against a live service (SEGMENTS_URL, SEGMENTS_API_KEY of a tenant) it creates four
 // contacts, a static WhatsApp segment with them as members, a second one sharing a member
 // and a third to exclude, then a campaign, and checks the membership report, the audience
-// summary, page and stream against what the contract (API.md) says they must be. Every run uses
+// summary, page and stream against what the contract (API.md) says they must be; then
+// edits a segment with `If-Match` (and sees the 412 a stale version gets) and retries a
+// create with an `Idempotency-Key`. Every run uses
 // fresh names and phone numbers, so it can run again on the same tenant. Exits 1 on the
 // first failed request and after all checks when any number differs.
 
@@ -208,6 +210,41 @@ async function main(): Promise<void> {
     streamed.map((r) => [r.contact_id, r.address]),
     [[reached.id, reached.phone_e164]],
   );
+
+  // Editing with If-Match: read the segment's ETag, change it with that version; a second
+  // editor still holding the first version is told (412) and changes nothing.
+  const read = await api.GET("/v1/segments/{id}", { params: { path: { id: segment.id } } });
+  const version = read.response.headers.get("etag") ?? "";
+  check("GET segment carries an ETag", version.length > 2, true);
+  const edited = await expect(
+    "rename segment with If-Match",
+    200,
+    api.PATCH("/v1/segments/{id}", {
+      params: { path: { id: segment.id }, header: { "If-Match": version } },
+      body: { name: `Milan candidates (edited) ${run}` },
+    }),
+  );
+  check("edited name", edited.name, `Milan candidates (edited) ${run}`);
+  const stale = await api.PATCH("/v1/segments/{id}", {
+    params: { path: { id: segment.id }, header: { "If-Match": version } },
+    body: { name: `Overwritten ${run}` },
+  });
+  check("stale If-Match: status", stale.response.status, 412);
+  check("stale If-Match: code", (stale.error as Schemas["Problem"] | undefined)?.code, "precondition_failed");
+
+  // A create retried after a timeout, with the same Idempotency-Key: the first answer
+  // again, marked replayed, and one segment, not two.
+  const idempotencyKey = `create-shortlist-${run}`;
+  const create = () =>
+    api.POST("/v1/segments", {
+      params: { header: { "Idempotency-Key": idempotencyKey } },
+      body: { name: `Retried ${run}`, channel: "whatsapp" },
+    });
+  const first = await create();
+  const retried = await create();
+  check("retried create: statuses", [first.response.status, retried.response.status], [201, 201]);
+  check("retried create: same segment", retried.data?.id, first.data?.id);
+  check("retried create: replayed", retried.response.headers.get("idempotent-replayed"), "true");
 
   // Errors are typed too: the type checker refuses a channel the document does not
   // list, and the service answers the same with a 422 problem naming the field.
