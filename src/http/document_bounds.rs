@@ -11,6 +11,9 @@ use serde_json::{json, Map, Value};
 
 /// The longest text the service writes in any field (problem details included).
 pub const MAX_TEXT: u64 = 100_000;
+/// The longest query, path or header value a parameter may have (a request's head is
+/// refused whole past 32 KiB).
+pub const MAX_PARAMETER: u64 = 1_000;
 /// The longest list the service reads or writes (10,000 contact ids at most).
 pub const MAX_ITEMS: u64 = 10_000;
 
@@ -47,7 +50,35 @@ pub fn harden(document: &mut Value) {
             add_headers(response, status);
         }
     }
+    bound_parameters(document);
     bound(document);
+}
+
+/// Query, path and header values are short: they get [`MAX_PARAMETER`], not
+/// [`MAX_TEXT`].
+fn bound_parameters(document: &mut Value) {
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let parameters = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("parameters"))
+        .filter_map(Value::as_array_mut)
+        .flatten();
+    for parameter in parameters {
+        if let Some(schema) = parameter.get_mut("schema").and_then(Value::as_object_mut) {
+            let text = matches!(schema.get("type"), Some(Value::String(t)) if t == "string");
+            if text
+                && !["maxLength", "enum", "const"]
+                    .iter()
+                    .any(|k| schema.contains_key(*k))
+            {
+                schema.insert("maxLength".into(), json!(MAX_PARAMETER));
+            }
+        }
+    }
 }
 
 /// Every operation's `responses`.
@@ -127,6 +158,9 @@ fn bound(value: &mut Value) {
     match value {
         Value::Array(items) => items.iter_mut().for_each(bound),
         Value::Object(object) => {
+            if let Some(properties) = object.get_mut("properties").and_then(Value::as_object_mut) {
+                positive_ids(properties);
+            }
             bound_schema(object);
             for (key, child) in object.iter_mut() {
                 // Examples are values, not schemas; security schemes are not schemas.
@@ -136,6 +170,29 @@ fn bound(value: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// Ids start at 1: properties named `id`, `*_id` (integers) and `*_ids` (lists of them).
+fn positive_ids(properties: &mut Map<String, Value>) {
+    for (name, schema) in properties.iter_mut() {
+        let target = if name == "id" || name.ends_with("_id") {
+            Some(schema)
+        } else if name.ends_with("_ids") {
+            schema.get_mut("items")
+        } else {
+            None
+        };
+        if let Some(schema) = target.and_then(Value::as_object_mut) {
+            let integer = match schema.get("type") {
+                Some(Value::String(t)) => t == "integer",
+                Some(Value::Array(types)) => types.iter().any(|t| t == "integer"),
+                _ => false,
+            };
+            if integer {
+                schema.entry("minimum").or_insert_with(|| json!(1));
+            }
+        }
     }
 }
 

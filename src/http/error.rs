@@ -116,6 +116,20 @@ impl ApiError {
     }
 }
 
+/// The most characters of a problem's text (its detail, an error's field or message):
+/// messages quote what the client sent, which may be long; the answer stays readable
+/// and within the document's bounds.
+const MAX_PROBLEM_TEXT: usize = 1_000;
+
+fn cut(text: String) -> String {
+    if text.chars().count() <= MAX_PROBLEM_TEXT {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_PROBLEM_TEXT - 1).collect();
+    cut.push('…');
+    cut
+}
+
 fn render(
     status: StatusCode,
     code: &str,
@@ -123,11 +137,21 @@ fn render(
     errors: Option<Vec<FieldError>>,
     extra: Map<String, Value>,
 ) -> Problem {
+    let errors = errors.map(|errors| {
+        errors
+            .into_iter()
+            .map(|error| FieldError {
+                field: cut(error.field),
+                code: error.code,
+                message: cut(error.message),
+            })
+            .collect()
+    });
     Problem {
         r#type: format!("urn:segments:problem:{code}"),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
         status: status.as_u16(),
-        detail,
+        detail: cut(detail),
         code: code.to_owned(),
         errors,
         extra,

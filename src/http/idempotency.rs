@@ -42,22 +42,24 @@ async fn owner(request: &actix_web::HttpRequest) -> Option<i64> {
         .map(|Caller(tenant)| tenant.id)
 }
 
-/// A key is 1 to 255 visible characters.
+/// A key is 1 to 255 visible ASCII characters (a UUID, say): the document's pattern.
+pub const KEY_PATTERN: &str = "^[!-~]{1,255}$";
+
 fn key_of(request: &ServiceRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = request.headers().get(HEADER) else {
         return Ok(None);
     };
-    match value.to_str() {
-        Ok(key)
-            if !key.is_empty() && key.len() <= MAX_KEY && !key.chars().any(char::is_control) =>
-        {
-            Ok(Some(key.to_owned()))
-        }
-        _ => Err(ApiError::bad_request(
+    let bytes = value.as_bytes();
+    let visible = bytes.iter().all(|b| (b'!'..=b'~').contains(b));
+    if bytes.is_empty() || bytes.len() > MAX_KEY || !visible {
+        return Err(ApiError::bad_request(
             "invalid_header",
-            format!("`Idempotency-Key` must be 1 to {MAX_KEY} visible characters."),
-        )),
+            format!(
+                "`Idempotency-Key` must be 1 to {MAX_KEY} visible ASCII characters, e.g. a UUID."
+            ),
+        ));
     }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// The request, as far as a retry must repeat it.

@@ -64,6 +64,27 @@ fn describe(error: &validator::ValidationError) -> String {
     }
 }
 
+/// Ids are positive: a list of them holding another number is refused where it enters.
+pub fn positive_ids(ids: &[i64]) -> Result<(), validator::ValidationError> {
+    if ids.iter().all(|id| *id >= 1) {
+        Ok(())
+    } else {
+        Err(validator::ValidationError::new("invalid_id")
+            .with_message("every id is a positive integer".into()))
+    }
+}
+
+/// A filter is a JSON object (a group or a condition): anything else is refused where it
+/// enters, before a version is checked or a lookup made.
+pub fn json_object(value: &serde_json::Value) -> Result<(), validator::ValidationError> {
+    if value.is_object() {
+        Ok(())
+    } else {
+        Err(validator::ValidationError::new("invalid_node")
+            .with_message("a filter is an object: a group or a condition".into()))
+    }
+}
+
 /// For names and other free text: surrounding white space is never meaningful. The
 /// document's `maxLength` is `MAX` characters as sent, white space included, so text
 /// longer than that is refused here (422 naming the field) even when trimming would

@@ -106,7 +106,9 @@ fn document_versions(document: &mut utoipa::openapi::OpenApi) {
                 .schema(Some(
                     utoipa::openapi::ObjectBuilder::new()
                         .schema_type(Type::String)
-                        .max_length(Some(1000)),
+                        .min_length(Some(1))
+                        .max_length(Some(1000))
+                        .pattern(Some(r"^[!-~]([ -~]*[!-~])?$")),
                 ))
                 .build();
             operation
@@ -142,7 +144,7 @@ fn document_idempotency(document: &mut utoipa::openapi::OpenApi) {
             .parameter_in(ParameterIn::Header)
             .required(Required::False)
             .description(Some(
-                "1 to 255 characters, new for each new request: a retry with the same key and \
+                "1 to 255 visible ASCII characters (a UUID, say), new for each new request: a retry with the same key and \
                  the same request within 24 h gets the first answer again (with \
                  `Idempotent-Replayed: true`) and the work is not done twice.",
             ))
@@ -150,7 +152,8 @@ fn document_idempotency(document: &mut utoipa::openapi::OpenApi) {
                 utoipa::openapi::ObjectBuilder::new()
                     .schema_type(Type::String)
                     .min_length(Some(1))
-                    .max_length(Some(idempotency::MAX_KEY)),
+                    .max_length(Some(idempotency::MAX_KEY))
+                    .pattern(Some(idempotency::KEY_PATTERN)),
             ))
             .build();
         post.parameters

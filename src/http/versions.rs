@@ -84,10 +84,12 @@ impl FromRequest for IfMatch {
                 .collect()
         });
         ready(match tags {
-            Some(tags) if !tags.is_empty() && tags.len() <= 20 => Ok(Self(Some(tags))),
+            Some(tags) if !tags.is_empty() && tags.len() <= 20 && value.len() <= 1000 => {
+                Ok(Self(Some(tags)))
+            }
             _ => Err(ApiError::bad_request(
                 "invalid_header",
-                "`If-Match` must list entity tags (from `ETag`), or be `*`.",
+                "`If-Match` must list entity tags (from `ETag`), or be `*`: at most 1,000 characters.",
             )),
         })
     }

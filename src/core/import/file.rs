@@ -200,6 +200,19 @@ pub struct Layout {
     pub ignored: Vec<String>,
 }
 
+/// The header as a message quotes it: its first 20 names, each cut at 100 characters.
+fn listed(header: &StringRecord) -> String {
+    let mut names: Vec<String> = header
+        .iter()
+        .take(20)
+        .map(|name| name.trim().chars().take(100).collect())
+        .collect();
+    if header.len() > 20 {
+        names.push(format!("and {} more", header.len() - 20));
+    }
+    names.join(", ")
+}
+
 /// Where a mapping's header is in the file, by exact name or folded.
 fn find_header(header: &StringRecord, name: &str) -> Option<usize> {
     let folded = headers::fold(name);
@@ -224,13 +237,13 @@ impl Layout {
         if let Some(mapping) = mapping {
             let mut assign = |name: &str, column: Column, field: &'static str| {
                 let index = find_header(header, name).ok_or_else(|| {
-                    let found: Vec<&str> = header.iter().map(str::trim).collect();
+                    let found = listed(header);
                     Unreadable::new(
                         "mapped_column_missing",
                         format!(
                             "The mapping names the column \"{name}\" for {field}, but the file has no such \
                              column; its header reads: {}.",
-                            found.join(", ")
+                            found
                         ),
                     )
                 })?;
@@ -360,7 +373,7 @@ impl Layout {
                     .map(|(i, _)| i),
             );
         }
-        let found: Vec<&str> = header.iter().map(str::trim).collect();
+        let found = listed(header);
         match required {
             Required::Phone if phones.is_empty() => {
                 return Err(Unreadable::new(
@@ -369,7 +382,7 @@ impl Layout {
                         "No column holds phone numbers: the header row should name one (phone, mobile, \
                          cell, whatsapp, telefono, cellulare, movil, telephone, handy, telemovel... or \
                          map it with `mapping`); it reads: {}.",
-                        found.join(", ")
+                        found
                     ),
                 ))
             }
@@ -379,7 +392,7 @@ impl Layout {
                     format!(
                         "An email segment's file needs an e-mail column (email, e-mail address, \
                          correo, courriel... or map it with `mapping`); its header reads: {}.",
-                        found.join(", ")
+                        found
                     ),
                 ))
             }

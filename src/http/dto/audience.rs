@@ -1,5 +1,6 @@
 //! Audiences as the API shows them.
 
+use crate::http::input::positive_ids;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
@@ -105,12 +106,18 @@ pub struct KeysetParams {
 pub struct ResolveRequest {
     pub channel: Channel,
     /// 1 to 100 segments whose members the audience reaches.
-    #[validate(length(min = 1, max = 100, message = "must list 1 to 100 segment ids"))]
+    #[validate(
+        custom(function = "positive_ids"),
+        length(min = 1, max = 100, message = "must list 1 to 100 segment ids")
+    )]
     #[schema(example = json!([7, 8]), min_items = 1, max_items = 100)]
     pub segment_ids: Vec<i64>,
     /// Up to 100 segments whose members are left out. Default none.
     #[serde(default)]
-    #[validate(length(max = 100, message = "must list at most 100 segment ids"))]
+    #[validate(
+        custom(function = "positive_ids"),
+        length(max = 100, message = "must list at most 100 segment ids")
+    )]
     #[schema(example = json!([9]), max_items = 100)]
     pub exclude_segment_ids: Vec<i64>,
 }

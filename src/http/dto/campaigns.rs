@@ -7,7 +7,7 @@ use validator::Validate;
 
 use crate::core::types::Channel;
 use crate::db::campaigns::CampaignWithSegments;
-use crate::http::input::{trimmed, trimmed_some};
+use crate::http::input::{positive_ids, trimmed, trimmed_some};
 use crate::service::campaigns::{CampaignUpdate, NewCampaign};
 
 /// A campaign: the segments whose members it reaches, and those it leaves out.
@@ -53,12 +53,18 @@ pub struct CreateCampaign {
     pub name: String,
     pub channel: Channel,
     /// 1 to 100 segments whose members the campaign reaches.
-    #[validate(length(min = 1, max = 100, message = "must list 1 to 100 segment ids"))]
+    #[validate(
+        custom(function = "positive_ids"),
+        length(min = 1, max = 100, message = "must list 1 to 100 segment ids")
+    )]
     #[schema(example = json!([7, 8]), min_items = 1, max_items = 100)]
     pub segment_ids: Vec<i64>,
     /// Up to 100 segments whose members are left out.
     #[serde(default)]
-    #[validate(length(max = 100, message = "must list at most 100 segment ids"))]
+    #[validate(
+        custom(function = "positive_ids"),
+        length(max = 100, message = "must list at most 100 segment ids")
+    )]
     #[schema(example = json!([9]), max_items = 100)]
     pub exclude_segment_ids: Vec<i64>,
 }
@@ -76,11 +82,17 @@ pub struct UpdateCampaign {
     )]
     pub name: Option<String>,
     /// Replaces the included segments: 1 to 100.
-    #[validate(length(min = 1, max = 100, message = "must list 1 to 100 segment ids"))]
+    #[validate(
+        custom(function = "positive_ids"),
+        length(min = 1, max = 100, message = "must list 1 to 100 segment ids")
+    )]
     #[schema(example = json!([7, 8, 10]), min_items = 1, max_items = 100)]
     pub segment_ids: Option<Vec<i64>>,
     /// Replaces the excluded segments: up to 100; `[]` excludes none.
-    #[validate(length(max = 100, message = "must list at most 100 segment ids"))]
+    #[validate(
+        custom(function = "positive_ids"),
+        length(max = 100, message = "must list at most 100 segment ids")
+    )]
     #[schema(example = json!([]), max_items = 100)]
     pub exclude_segment_ids: Option<Vec<i64>>,
 }

@@ -1,5 +1,6 @@
 //! Segment members and membership reports as the API reads and writes them.
 
+use crate::http::input::{json_object, positive_ids};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -15,7 +16,10 @@ use crate::service::membership::Selection;
 #[serde(deny_unknown_fields)]
 pub struct MemberIds {
     /// 1 to 10,000 contact ids; repeats count once.
-    #[validate(length(min = 1, max = 10000, message = "must list 1 to 10000 contact ids"))]
+    #[validate(
+        custom(function = "positive_ids"),
+        length(min = 1, max = 10000, message = "must list 1 to 10000 contact ids")
+    )]
     #[schema(example = json!([1, 2, 3]), min_items = 1, max_items = 10000)]
     pub contact_ids: Vec<i64>,
 }
@@ -25,11 +29,17 @@ pub struct MemberIds {
 #[serde(deny_unknown_fields)]
 pub struct MembershipsRequest {
     /// 1 to 100 static segments; repeats count once.
-    #[validate(length(min = 1, max = 100, message = "must list 1 to 100 segment ids"))]
+    #[validate(
+        custom(function = "positive_ids"),
+        length(min = 1, max = 100, message = "must list 1 to 100 segment ids")
+    )]
     #[schema(example = json!([7, 8]), min_items = 1, max_items = 100)]
     pub segment_ids: Vec<i64>,
     /// 1 to 10,000 contact ids; repeats count once.
-    #[validate(length(min = 1, max = 10000, message = "must list 1 to 10000 contact ids"))]
+    #[validate(
+        custom(function = "positive_ids"),
+        length(min = 1, max = 10000, message = "must list 1 to 10000 contact ids")
+    )]
     #[schema(example = json!([1, 2, 3]), min_items = 1, max_items = 10000)]
     pub contact_ids: Vec<i64>,
 }
@@ -54,6 +64,7 @@ pub struct SearchSelection {
     /// Only contacts this filter matches (the language of dynamic segments, described
     /// under `POST /v1/segments/preview`).
     #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>, additional_properties = true, example = json!({"all": [{"field": "attributes.city", "op": "eq", "value": "Milan"}]}))]
+    #[validate(custom(function = "json_object"))]
     pub filter: Option<serde_json::Value>,
 }
 

@@ -10,7 +10,9 @@ use crate::core::segment::Sort;
 use crate::core::types::{Channel, SegmentKind};
 use crate::http::dto::contacts::Contact;
 use crate::http::dto::members::MembershipReport;
-use crate::http::input::{patch_opt, trimmed, trimmed_opt, trimmed_some};
+use crate::http::input::{
+    json_object, patch_opt, positive_ids, trimmed, trimmed_opt, trimmed_some,
+};
 use crate::service::segments::{NewSegmentInput, SegmentUpdate, SegmentView};
 
 /// A segment: a reusable audience of contacts for one channel.
@@ -99,11 +101,15 @@ pub struct CreateSegment {
     /// Required for a dynamic segment, refused for a static one. See the filter language
     /// in the description of `POST /v1/segments/preview`.
     #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>, additional_properties = true, example = json!({"all": [{"field": "attributes.city", "op": "eq", "value": "Milan"}]}))]
+    #[validate(custom(function = "json_object"))]
     pub filter: Option<Value>,
     /// A static segment's first members, picked before saving (1 to 10,000 contact ids;
     /// repeats count once): added in the same transaction under the membership rules,
     /// the answer then carrying their `membership` report. Refused for a dynamic segment.
-    #[validate(length(min = 1, max = 10000, message = "must list 1 to 10000 contact ids"))]
+    #[validate(
+        custom(function = "positive_ids"),
+        length(min = 1, max = 10000, message = "must list 1 to 10000 contact ids")
+    )]
     #[schema(example = json!(null), min_items = 1, max_items = 10000)]
     pub contact_ids: Option<Vec<i64>>,
 }
@@ -128,6 +134,7 @@ pub struct UpdateSegment {
     /// A dynamic segment's new filter, replacing the old one; refused for a static
     /// segment.
     #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>, additional_properties = true, example = json!({"all": [{"field": "attributes.city", "op": "in", "value": ["Milan", "Monza"]}]}))]
+    #[validate(custom(function = "json_object"))]
     pub filter: Option<Value>,
 }
 
@@ -188,6 +195,7 @@ pub struct PreviewRequest {
     /// A filter node: a group (`all`, `any`: a list of nodes; `not`: one node) or a
     /// condition `{field, op, value?}`.
     #[schema(value_type = std::collections::HashMap<String, serde_json::Value>, additional_properties = true, example = json!({"all": [{"field": "attributes.city", "op": "eq", "value": "Milan"}, {"any": [{"field": "tags", "op": "contains", "value": "vip"}, {"field": "attributes.premium", "op": "eq", "value": true}]}]}))]
+    #[validate(custom(function = "json_object"))]
     pub filter: Value,
 }
 
