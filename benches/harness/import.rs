@@ -9,7 +9,7 @@ use diesel::sql_types::{BigInt, Text};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use segments::core::import::file::Row as ParsedRow;
+use segments::core::import::row::Row as ParsedRow;
 use segments::core::import::UpdateMode;
 use segments::core::phone::Phone;
 use segments::db::imports as import_sql;

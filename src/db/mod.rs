@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod failure;
 pub mod filter;
 pub mod idempotency;
+pub mod import_jobs;
 pub mod imports;
 pub mod locks;
 pub mod members;

@@ -26,4 +26,5 @@ pub mod schemas;
 pub mod segments;
 pub mod state;
 pub mod tenants;
+pub mod upload;
 pub mod versions;

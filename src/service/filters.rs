@@ -116,7 +116,8 @@ pub async fn fields(
 /// Refuses a filter past the size bounds from its JSON alone: called before a connection
 /// is taken, so the largest filters cost none.
 pub fn check_size(filter: &Value) -> Result<(), Error> {
-    parse::check_size(filter, "filter").map_err(|error| Error::Validation(vec![error]))
+    crate::core::filter::size::check_size(filter, "filter")
+        .map_err(|error| Error::Validation(vec![error]))
 }
 
 /// Parses one filter found at JSON path `path`; 422 naming every problem's path.

@@ -5,6 +5,7 @@
 pub mod graph;
 pub mod operators;
 pub mod parse;
+pub mod size;
 pub mod summary;
 
 use std::collections::BTreeSet;

@@ -3,7 +3,8 @@
 
 use serde_json::{json, Value};
 
-use super::parse::{check_size, parse, Context, SegmentInfo};
+use super::parse::{parse, Context, SegmentInfo};
+use super::size::check_size;
 use super::summary::summarize;
 use super::Node;
 use crate::core::attributes::Definition;

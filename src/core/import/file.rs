@@ -1,58 +1,12 @@
-//! What each column of an upload holds, and each row read into a contact: validated and
-//! typed, or an error that names its line. No database here. The table comes from
-//! [`super::source`]; the headers it recognises from [`super::headers`].
+//! What each column of an upload holds: the header read against the recognised names
+//! ([`super::headers`]) and the client's [`Mapping`]. Rows are read in [`super::row`].
 
 use csv::StringRecord;
-use serde_json::{Map, Value};
 
 use super::headers::{self, Field};
-use super::source::Record;
+use super::mapping::Mapping;
 use super::unreadable::Unreadable;
-use crate::core::attributes::{from_cell, Definition};
-use crate::core::contact::{
-    is_valid_email, normalize_tags, MAX_NAME_LENGTH, MAX_TAGS, MAX_TAG_LENGTH,
-};
-use crate::core::error::FieldError;
-use crate::core::phone::{self, Phone};
-
-/// Why one row cannot be imported; the row is skipped and reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowError {
-    /// The physical line the row starts on (the sheet's row number in a workbook); the
-    /// header is line 1.
-    pub line: u64,
-    pub code: &'static str,
-    pub message: String,
-    /// The offending cell as written.
-    pub value: String,
-}
-
-/// A row that can be imported.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    pub line: u64,
-    /// The validated phone; always present in a phone segment's import.
-    pub phone: Option<Phone>,
-    /// The phone as the file wrote it (empty when none).
-    pub phone_as_written: String,
-    /// Empty when the file gives none.
-    pub name: String,
-    pub email: Option<String>,
-    pub tags: Vec<String>,
-    pub attributes: Map<String, Value>,
-}
-
-impl Row {
-    /// What identifies the row's contact within the file: its validated phone, else its
-    /// e-mail (ignoring case).
-    pub fn key(&self) -> String {
-        match (&self.phone, &self.email) {
-            (Some(phone), _) => format!("p:{}", phone.e164),
-            (None, Some(email)) => format!("e:{}", email.to_lowercase()),
-            (None, None) => String::new(),
-        }
-    }
-}
+use crate::core::attributes::Definition;
 
 /// The column a row cannot do without: the phone, or the e-mail for an email segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,89 +49,6 @@ impl How {
     }
 }
 
-/// The client's own reading of the header: each field, the header(s) holding it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Mapping {
-    pub phone: Vec<String>,
-    /// One header (a full name), or several joined with a space (first, then last).
-    pub name: Vec<String>,
-    pub email: Option<String>,
-    pub tags: Option<String>,
-    /// (attribute key, header).
-    pub attributes: Vec<(String, String)>,
-}
-
-impl Mapping {
-    /// Reads `{"phone": "Cell", "name": ["Nome", "Cognome"], "email": "Posta", "tags":
-    /// "Etichette", "attributes.city": "Città"}`; every problem names its key.
-    pub fn parse(value: &Value, definitions: &[Definition]) -> Result<Self, Vec<FieldError>> {
-        let Some(object) = value.as_object() else {
-            return Err(vec![FieldError::new(
-                "mapping",
-                "invalid_mapping",
-                "a JSON object from field (phone, name, email, tags, attributes.<key>) to header",
-            )]);
-        };
-        let mut mapping = Mapping::default();
-        let mut errors = Vec::new();
-        for (key, headers) in object {
-            let path = format!("mapping.{key}");
-            let names: Vec<String> = match headers {
-                Value::String(header) => vec![header.clone()],
-                Value::Array(items) if !items.is_empty() && items.len() <= 5 => items
-                    .iter()
-                    .filter_map(|item| item.as_str().map(str::to_owned))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            let single = names.len() == 1 && headers.is_string();
-            if names.is_empty() || names.iter().any(|n| n.trim().is_empty() || n.len() > 200) {
-                errors.push(FieldError::new(
-                    path,
-                    "invalid_mapping",
-                    "a header name, or a list of 1 to 5 header names",
-                ));
-                continue;
-            }
-            match key.as_str() {
-                "phone" => mapping.phone = names,
-                "name" => mapping.name = names,
-                "email" | "tags" if !single => {
-                    errors.push(FieldError::new(path, "invalid_mapping", "one header name"))
-                }
-                "email" => mapping.email = names.into_iter().next(),
-                "tags" => mapping.tags = names.into_iter().next(),
-                other => match other.strip_prefix("attributes.") {
-                    Some(attribute) if single && definitions.iter().any(|d| d.key == attribute) => {
-                        mapping.attributes.push((
-                            attribute.to_owned(),
-                            names.into_iter().next().unwrap_or_default(),
-                        ));
-                    }
-                    Some(_) if !single => {
-                        errors.push(FieldError::new(path, "invalid_mapping", "one header name"))
-                    }
-                    Some(attribute) => errors.push(FieldError::new(
-                        path,
-                        "undefined_attribute",
-                        format!("no attribute `{attribute}` is defined"),
-                    )),
-                    None => errors.push(FieldError::new(
-                        path,
-                        "unknown_field",
-                        "map phone, name, email, tags or attributes.<key>",
-                    )),
-                },
-            }
-        }
-        if errors.is_empty() {
-            Ok(mapping)
-        } else {
-            Err(errors)
-        }
-    }
-}
-
 /// One column as the preview shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnInfo {
@@ -191,11 +62,11 @@ pub struct ColumnInfo {
 /// What each column of a file holds.
 #[derive(Debug)]
 pub struct Layout {
-    columns: Vec<Column>,
+    pub(super) columns: Vec<Column>,
     info: Vec<ColumnInfo>,
     /// The phone columns, mobile ones first, each in file order.
-    phones: Vec<usize>,
-    required: Required,
+    pub(super) phones: Vec<usize>,
+    pub(super) required: Required,
     /// Header names that matched nothing, or a column already taken by an earlier one.
     pub ignored: Vec<String>,
 }
@@ -427,162 +298,6 @@ impl Layout {
     pub fn columns(&self) -> &[ColumnInfo] {
         &self.info
     }
-
-    /// Validates and types one record. `region` reads numbers without a country prefix.
-    pub fn read(
-        &self,
-        record: Record,
-        region: Option<&str>,
-        definitions: &[Definition],
-    ) -> Result<Row, RowError> {
-        let line = record.line;
-        let error = |code, message: String, value: &str| RowError {
-            line,
-            code,
-            message,
-            value: value.to_owned(),
-        };
-        let cells = record
-            .cells
-            .map_err(|message| error("unreadable_row", message, ""))?;
-        // PostgreSQL stores no U+0000 in text.
-        if let Some(cell) = cells.iter().find(|cell| cell.contains('\0')) {
-            return Err(error(
-                "invalid_character",
-                "The row contains the NUL character (U+0000).".into(),
-                &cell.replace('\0', ""),
-            ));
-        }
-        let at = |index: usize| cells.get(index).map(str::trim).unwrap_or_default();
-        let cell = |wanted: Column| {
-            self.columns
-                .iter()
-                .position(|c| *c == wanted)
-                .map(at)
-                .unwrap_or_default()
-        };
-        let mobile_columns = self
-            .phones
-            .iter()
-            .filter(|i| self.columns[**i] == Column::Phone { mobile: true })
-            .count();
-        let written: Vec<(&str, bool)> = self
-            .phones
-            .iter()
-            .enumerate()
-            .map(|(rank, i)| (at(*i), rank < mobile_columns))
-            .filter(|(c, _)| !c.is_empty())
-            .collect();
-        let phone = best_number(&written, region);
-        let phone_as_written = match &phone {
-            Some((_, as_written)) => as_written.clone(),
-            None => written
-                .first()
-                .map(|(c, _)| (*c).to_owned())
-                .unwrap_or_default(),
-        };
-        let phone = phone.map(|(phone, _)| phone);
-        if self.required == Required::Phone && phone.is_none() {
-            return Err(match written.first() {
-                None => error("missing_phone", "The row has no phone number.".into(), ""),
-                Some((first, _)) => {
-                    let hint = match region {
-                        Some(region) => {
-                            format!("numbers without a country prefix are read as {region}")
-                        }
-                        None => "write it with its country prefix, e.g. +39".to_owned(),
-                    };
-                    error(
-                        "invalid_phone",
-                        format!("Not a valid phone number ({hint})."),
-                        first,
-                    )
-                }
-            });
-        }
-        let name = self.name(&cells);
-        if name.chars().count() > MAX_NAME_LENGTH {
-            return Err(error(
-                "invalid_name",
-                format!("The name is longer than {MAX_NAME_LENGTH} characters."),
-                &name,
-            ));
-        }
-        let email = Some(cell(Column::Email)).filter(|e| !e.is_empty());
-        match email {
-            Some(email) if !is_valid_email(email) => {
-                return Err(error(
-                    "invalid_email",
-                    "Not a valid email address.".into(),
-                    email,
-                ))
-            }
-            // In an email segment a row is matched by its phone when it has a valid one
-            // (the contact may have an e-mail already), else by its e-mail.
-            None if self.required == Required::Email && phone.is_none() => {
-                return Err(error(
-                    "missing_email",
-                    "The row has neither an e-mail address nor a valid phone.".into(),
-                    "",
-                ))
-            }
-            _ => {}
-        }
-        let written_tags = cell(Column::Tags);
-        let tags = normalize_tags(split_tags(written_tags));
-        if tags.len() > MAX_TAGS || tags.iter().any(|t| t.chars().count() > MAX_TAG_LENGTH) {
-            return Err(error(
-                "invalid_tags",
-                format!(
-                    "At most {MAX_TAGS} tags of at most {MAX_TAG_LENGTH} characters, separated by |."
-                ),
-                written_tags,
-            ));
-        }
-        let mut attributes = Map::new();
-        for (index, definition) in definitions.iter().enumerate() {
-            let written = cell(Column::Attribute(index));
-            if written.is_empty() {
-                continue;
-            }
-            let value = from_cell(definition.value_type, written).map_err(|message| {
-                error(
-                    "invalid_attribute_value",
-                    format!("`{}` {message}.", definition.key),
-                    written,
-                )
-            })?;
-            attributes.insert(definition.key.clone(), value);
-        }
-        Ok(Row {
-            line,
-            phone,
-            phone_as_written,
-            name,
-            email: email.map(str::to_owned),
-            tags,
-            attributes,
-        })
-    }
-
-    /// The full name, or the first and last names joined.
-    fn name(&self, cells: &StringRecord) -> String {
-        let parts = |wanted: Column| {
-            self.columns
-                .iter()
-                .enumerate()
-                .filter(move |(_, c)| **c == wanted)
-                .filter_map(|(i, _)| cells.get(i).map(str::trim))
-                .filter(|part| !part.is_empty())
-        };
-        if let Some(full) = parts(Column::Name).next() {
-            return full.to_owned();
-        }
-        parts(Column::FirstName)
-            .chain(parts(Column::LastName))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
 }
 
 /// The field a column fills, as the preview names it.
@@ -599,77 +314,10 @@ fn field_name(column: Column, definitions: &[Definition]) -> Option<String> {
     })
 }
 
-/// The number a row's phone cells give, with the text it came from: the first valid one
-/// of a mobile column, else the first valid mobile number, else the first valid number.
-/// `cells` are (cell, from a mobile column), mobile columns first; a cell may hold several
-/// numbers (Google writes ` ::: ` between them).
-fn best_number(cells: &[(&str, bool)], region: Option<&str>) -> Option<(Phone, String)> {
-    let valid: Vec<(Phone, String, bool)> = cells
-        .iter()
-        .flat_map(|(cell, mobile)| cell.split(":::").map(move |part| (part.trim(), *mobile)))
-        .filter(|(part, _)| !part.is_empty())
-        .filter_map(|(part, mobile)| {
-            read_number(part, region).map(|phone| (phone, part.to_owned(), mobile))
-        })
-        .collect();
-    let chosen = match valid.len() {
-        0 | 1 => 0,
-        _ => valid
-            .iter()
-            .position(|(_, _, mobile)| *mobile)
-            .or_else(|| {
-                valid
-                    .iter()
-                    .position(|(phone, _, _)| phone::is_mobile(phone))
-            })
-            .unwrap_or(0),
-    };
-    valid
-        .into_iter()
-        .nth(chosen)
-        .map(|(phone, text, _)| (phone, text))
-}
-
-/// A number as written; one a spreadsheet stored as digits lost its `+`: digits long
-/// enough to carry a country code are tried again with it.
-fn read_number(text: &str, region: Option<&str>) -> Option<Phone> {
-    phone::normalize(text, region).or_else(|| {
-        let digits = text.len() >= 11 && text.bytes().all(|b| b.is_ascii_digit());
-        digits
-            .then(|| phone::normalize(&format!("+{text}"), None))
-            .flatten()
-    })
-}
-
-/// Tags as people write them: `|`-separated; a quoted comma list as Mailchimp writes it
-/// (`"VIP","Clienti Milano"`); Google's groups (`* myContacts ::: Friends`, its system
-/// group left out).
-pub fn split_tags(cell: &str) -> Vec<String> {
-    let mut tags = split_tag_cell(cell.trim());
-    tags.retain(|tag| !tag.trim().is_empty());
-    tags
-}
-
-fn split_tag_cell(cell: &str) -> Vec<String> {
-    if cell.starts_with('"') {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .from_reader(cell.as_bytes());
-        if let Some(Ok(record)) = reader.records().next() {
-            return record.iter().map(str::to_owned).collect();
-        }
-    }
-    if cell.contains(":::") || cell.starts_with("* ") {
-        return cell
-            .split(":::")
-            .map(str::trim)
-            .filter(|group| *group != "* myContacts" && *group != "* starred")
-            .map(|group| group.trim_start_matches("* ").to_owned())
-            .collect();
-    }
-    cell.split('|').map(str::to_owned).collect()
-}
-
 #[cfg(test)]
 #[path = "file_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "encoding_tests.rs"]
+mod encoding_tests;

@@ -2,8 +2,11 @@
 //! ([`source`], [`workbook`]), recognising its columns ([`headers`]), reading each row
 //! ([`file`]), and what the import reports.
 
+mod cells;
 pub mod file;
 pub mod headers;
+pub mod mapping;
+pub mod row;
 pub mod source;
 pub mod unreadable;
 pub mod workbook;
@@ -36,8 +39,8 @@ pub struct RowProblem {
     pub value: String,
 }
 
-impl From<file::RowError> for RowProblem {
-    fn from(error: file::RowError) -> Self {
+impl From<row::RowError> for RowProblem {
+    fn from(error: row::RowError) -> Self {
         Self {
             line: error.line,
             code: error.code.to_owned(),

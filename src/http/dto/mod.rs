@@ -5,6 +5,7 @@ pub mod attributes;
 pub mod audience;
 pub mod campaigns;
 pub mod contacts;
+pub mod import_preview;
 pub mod imports;
 pub mod members;
 pub mod segments;

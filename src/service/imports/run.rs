@@ -1,0 +1,252 @@
+//! One import inside its transaction: the file parsed on a thread while the connection
+//! copies what it parsed into the staging table; then the contacts written, the members
+//! added under the segment's rules and the endpoint limit, and the report.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+
+use chrono::NaiveDate;
+use diesel::PgConnection;
+
+use super::request::{read_layout, required_for, unreadable, ImportRequest, Progress};
+use crate::core::attributes::Definition;
+use crate::core::error::Error;
+use crate::core::import::file::Layout;
+use crate::core::import::row::RowError;
+use crate::core::import::source::{RowOrHeader, Table};
+use crate::core::import::{DuplicateRow, Report, RowProblem};
+use crate::core::membership::{Warning, MAX_LISTED};
+use crate::db::imports;
+use crate::db::{attributes, members};
+use crate::service::dynamic;
+use crate::service::membership::{add_members, lock_static_segments};
+
+/// Encoded rows handed to COPY at a time, and how many may wait.
+const CHUNK_BYTES: usize = 256 * 1024;
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// What reading the file found, besides the rows staged.
+#[derive(Default)]
+struct FileTally {
+    rows: i64,
+    invalid: i64,
+    duplicates: i64,
+    errors: Vec<RowError>,
+    duplicate_rows: Vec<DuplicateRow>,
+    /// The first line naming each contact (by validated phone, else by e-mail).
+    first_lines: HashMap<String, u64>,
+    /// Rows staged without a validated phone, matched by e-mail.
+    by_email: bool,
+}
+
+pub(super) fn import_in(
+    conn: &mut PgConnection,
+    request: &ImportRequest,
+    today: NaiveDate,
+    progress: &Progress,
+    import_id: Option<i64>,
+) -> Result<Report, Error> {
+    let tenant = &request.tenant;
+    dynamic::begin_write(conn, tenant.id)?;
+    // Tenant, then segment, then contacts in phone order: every writer locks in this
+    // order, so concurrent imports wait for each other instead of deadlocking.
+    if tenant.endpoint_limit.is_some() {
+        members::lock_tenant(conn, tenant.id)?;
+    }
+    let segment = lock_static_segments(conn, tenant, &[request.segment_id])?
+        .pop()
+        .ok_or(Error::NotFound("segment"))?;
+    let definitions = attributes::definitions(conn, tenant.id)?;
+    let (mut table, layout) = read_layout(request, &definitions, required_for(segment.channel()))?;
+    let (format, encoding, delimiter) = (
+        table.format().as_str().to_owned(),
+        table.encoding().to_owned(),
+        table.delimiter(),
+    );
+    let region = request
+        .region
+        .as_deref()
+        .or(tenant.default_region.as_deref());
+
+    imports::create_staging(conn)?;
+    progress.rows.store(0, Ordering::Relaxed);
+    let (tally, staged) = std::thread::scope(|scope| {
+        let (chunks, received) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+        let parser =
+            scope.spawn(|| parse(&mut table, &layout, region, &definitions, progress, chunks));
+        let staged = imports::copy_into_staging(conn, &|| received.recv().ok());
+        drop(received);
+        let tally = parser
+            .join()
+            .map_err(|_| Error::internal("the file parser panicked"));
+        (tally, staged)
+    });
+    let (mut tally, staged) = (tally??, staged? as i64);
+
+    let (mut contacts_created, mut contacts_updated) =
+        imports::upsert_contacts(conn, tenant.id, request.mode)?;
+    let mut ambiguous_rows = 0;
+    if tally.by_email {
+        let by_email = imports::upsert_by_email(conn, tenant.id, request.mode)?;
+        contacts_created += by_email.created;
+        contacts_updated += by_email.updated;
+        ambiguous_rows = by_email.ambiguous.len() as i64;
+        tally.invalid += ambiguous_rows;
+        for row in by_email.ambiguous {
+            tally.errors.push(RowError {
+                line: row.line as u64,
+                code: "ambiguous_email",
+                message: "Two or more contacts have this e-mail and the row has no phone to tell \
+                          them apart; add the phone, or merge the contacts."
+                    .into(),
+                value: row.email,
+            });
+        }
+    }
+    let by_email = tally.by_email;
+    dynamic::contacts_written(conn, tenant.id, today, &|conn| {
+        Ok(imports::staged_contact_ids(conn, tenant.id, by_email)?)
+    })?;
+    let tenant_id = tenant.id;
+    let (_, membership) = add_members(
+        conn,
+        tenant,
+        today,
+        &[request.segment_id],
+        &|| imports::staged_contacts(tenant_id, by_email),
+        None,
+        import_id,
+    )?
+    .pop()
+    .ok_or_else(|| Error::internal("one segment, one report"))?;
+
+    let mut errors: Vec<RowProblem> = tally.errors.into_iter().map(RowProblem::from).collect();
+    let refused_ids: Vec<i64> = membership.rejected.iter().map(|r| r.contact_id).collect();
+    let keys: HashMap<i64, (String, String)> = imports::keys_of(conn, tenant.id, &refused_ids)?
+        .into_iter()
+        .map(|contact| {
+            let key = match (&contact.phone_e164, &contact.email) {
+                (Some(phone), _) => format!("p:{phone}"),
+                (None, Some(email)) => format!("e:{}", email.to_lowercase()),
+                (None, None) => String::new(),
+            };
+            let value = contact.phone_e164.or(contact.email).unwrap_or_default();
+            (contact.id, (key, value))
+        })
+        .collect();
+    for rejection in &membership.rejected {
+        let (key, value) = keys.get(&rejection.contact_id).cloned().unwrap_or_default();
+        errors.push(RowProblem {
+            line: tally.first_lines.get(&key).copied().unwrap_or_default(),
+            code: rejection.code.clone(),
+            message: rejection.message.clone(),
+            value,
+        });
+    }
+    errors.sort_by_key(|e| e.line);
+    errors.truncate(MAX_LISTED as usize);
+
+    let mut warnings = membership.warnings;
+    let (opted_out, opted_out_ids) = imports::opted_out(conn, tenant.id, by_email, MAX_LISTED)?;
+    if opted_out > 0 {
+        warnings.push(Warning {
+            code: "opted_out".into(),
+            message: "Some contacts in the file have opted out: they are in the segment but \
+                      stay opted out and receive no messages."
+                .into(),
+            contact_ids: opted_out_ids,
+            count: opted_out,
+        });
+    }
+    debug_assert_eq!(
+        staged - ambiguous_rows,
+        membership.added + membership.already_members + membership.rejected_total
+    );
+    Ok(Report {
+        import_id,
+        format,
+        encoding,
+        delimiter,
+        rows: tally.rows,
+        added: membership.added,
+        already_members: membership.already_members,
+        rejected: membership.rejected_total,
+        contacts_created,
+        contacts_updated,
+        duplicates_in_file: tally.duplicates,
+        invalid_rows: tally.invalid,
+        errors,
+        duplicates: tally.duplicate_rows,
+        ignored_columns: layout.ignored,
+        warnings,
+        recipients: membership.recipients,
+    })
+}
+
+/// Reads every row; sends the valid, first-seen ones to `chunks` in COPY format.
+fn parse(
+    table: &mut Table<'_>,
+    layout: &Layout,
+    region: Option<&str>,
+    definitions: &[Definition],
+    progress: &Progress,
+    chunks: mpsc::SyncSender<Vec<u8>>,
+) -> Result<FileTally, Error> {
+    let mut tally = FileTally::default();
+    let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
+    let mut copy_failed = false;
+    table
+        .each_row(&mut |row| {
+            let RowOrHeader::Row(record) = row else {
+                return true;
+            };
+            tally.rows += 1;
+            progress.bytes.store(record.offset, Ordering::Relaxed);
+            progress.rows.store(tally.rows as u64, Ordering::Relaxed);
+            match layout.read(record, region, definitions) {
+                Ok(row) => {
+                    let key = row.key();
+                    if let Some(first_line) = tally.first_lines.get(&key) {
+                        tally.duplicates += 1;
+                        if tally.duplicate_rows.len() < MAX_LISTED as usize {
+                            tally.duplicate_rows.push(DuplicateRow {
+                                line: row.line,
+                                first_line: *first_line,
+                                value: match &row.phone {
+                                    Some(_) => row.phone_as_written,
+                                    None => row.email.unwrap_or_default(),
+                                },
+                            });
+                        }
+                        return true;
+                    }
+                    tally.by_email |= row.phone.is_none();
+                    tally.first_lines.insert(key, row.line);
+                    imports::encode_staged(&mut chunk, &row);
+                    if chunk.len() >= CHUNK_BYTES {
+                        let full =
+                            std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_BYTES + 4096));
+                        if chunks.send(full).is_err() {
+                            // The copy failed; its error is what the caller reports.
+                            copy_failed = true;
+                            return false;
+                        }
+                    }
+                }
+                Err(error) => {
+                    tally.invalid += 1;
+                    if tally.errors.len() < MAX_LISTED as usize {
+                        tally.errors.push(error);
+                    }
+                }
+            }
+            true
+        })
+        .map_err(unreadable)?;
+    if !chunk.is_empty() && !copy_failed {
+        let _ = chunks.send(chunk);
+    }
+    progress.bytes.store(table.len(), Ordering::Relaxed);
+    Ok(tally)
+}
