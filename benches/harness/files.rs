@@ -5,12 +5,10 @@
 
 use std::time::Instant;
 
-use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use serde_json::Value;
 
 use crate::data::API_KEY;
-use crate::import::{file_rows, undo};
+use crate::import::{file_rows, last_contact, undo};
 use crate::report::{median, Row};
 use crate::scenarios::{drop_bench_segments, reference_segment, run_numbers, Context, WARM_UP};
 use crate::service::Service;
@@ -51,17 +49,7 @@ pub async fn xlsx_import(ctx: &mut Context<'_>) -> Vec<Row> {
     let rows = (ctx.data.contacts / 5).min(200_000);
     drop_bench_segments(ctx.conn, tenant, "bench-files");
     let segment = reference_segment(ctx.conn, tenant, "bench-files-import");
-    #[derive(QueryableByName)]
-    struct Last {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
-    let last_contact: i64 =
-        diesel::sql_query("SELECT coalesce(max(id), 0) AS id FROM contacts WHERE tenant_id = $1")
-            .bind::<BigInt, _>(tenant)
-            .get_result::<Last>(ctx.conn)
-            .expect("last contact")
-            .id;
+    let last_contact = last_contact(ctx);
     let file = file_rows(ctx, rows, "files");
     let header = "phone,name,tags,city";
     let csv: String = std::iter::once(format!("{header}\n"))

@@ -92,6 +92,20 @@ pub fn file_rows(ctx: &mut Context<'_>, rows: i64, tag: &str) -> Vec<FileRow> {
     all
 }
 
+/// The tenant's newest contact id: what a run adds comes after it.
+pub fn last_contact(ctx: &mut Context<'_>) -> i64 {
+    #[derive(QueryableByName)]
+    struct Last {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    diesel::sql_query("SELECT coalesce(max(id), 0) AS id FROM contacts WHERE tenant_id = $1")
+        .bind::<BigInt, _>(ctx.data.tenant_id)
+        .get_result::<Last>(ctx.conn)
+        .expect("last contact")
+        .id
+}
+
 /// Removes what a run added (members, new contacts, and `tag` from the contacts it
 /// updated), so every run, and every later invocation on the same data, does the same
 /// work.
@@ -152,17 +166,7 @@ pub async fn csv_import(ctx: &mut Context<'_>) -> Vec<Row> {
     drop_bench_segments(ctx.conn, tenant, "bench-import");
     let service_segment = reference_segment(ctx.conn, tenant, "bench-import-service");
     let reference_segment_id = reference_segment(ctx.conn, tenant, "bench-import-reference");
-    #[derive(QueryableByName)]
-    struct Last {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
-    let last_contact: i64 =
-        diesel::sql_query("SELECT coalesce(max(id), 0) AS id FROM contacts WHERE tenant_id = $1")
-            .bind::<BigInt, _>(tenant)
-            .get_result::<Last>(ctx.conn)
-            .expect("last contact")
-            .id;
+    let last_contact = last_contact(ctx);
     let service = Service::start(ctx.database_url);
     let rss_before = service.peak_rss_mib();
     let (mut service_seconds, mut reference_seconds) = (Vec::new(), Vec::new());
@@ -270,17 +274,7 @@ pub async fn import_and_writes(ctx: &mut Context<'_>) -> Vec<Row> {
     let rows = (ctx.data.contacts / 5).min(200_000);
     drop_bench_segments(ctx.conn, tenant, "bench-import");
     let segment = reference_segment(ctx.conn, tenant, "bench-import-writes");
-    #[derive(QueryableByName)]
-    struct Last {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
-    let last_contact: i64 =
-        diesel::sql_query("SELECT coalesce(max(id), 0) AS id FROM contacts WHERE tenant_id = $1")
-            .bind::<BigInt, _>(tenant)
-            .get_result::<Last>(ctx.conn)
-            .expect("last contact")
-            .id;
+    let last_contact = last_contact(ctx);
     diesel::sql_query("UPDATE tenants SET endpoint_limit = 100000000 WHERE id = $1")
         .bind::<BigInt, _>(tenant)
         .execute(ctx.conn)

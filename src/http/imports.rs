@@ -8,6 +8,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::core::import::source::ReadOptions;
 use crate::core::import::UpdateMode;
 use crate::core::phone;
+use crate::core::tenant::Tenant;
 use crate::http::auth::Caller;
 use crate::http::dto::import_preview::ImportPreview;
 use crate::http::dto::imports::*;
@@ -92,23 +93,17 @@ async fn import_segment_csv(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let region = known_region(params.default_region)?;
     let dry_run = params.dry_run.unwrap_or(false);
     let asynchronous = wants_async(&request) && !dry_run;
-    let upload = read_upload(&request, payload).await?;
-    let request = ImportRequest {
-        tenant,
-        segment_id: path.0.id,
-        read: ReadOptions {
-            encoding: params.encoding.or(upload.charset),
-            sheet: params.sheet,
-        },
-        mapping: mapping_of(params.mapping.or(upload.mapping))?,
-        file: upload.file,
-        region,
-        mode: params.update.unwrap_or_default().into(),
-        dry_run,
+    let reading = Reading {
+        region: params.default_region,
+        encoding: params.encoding,
+        sheet: params.sheet,
+        mapping: params.mapping,
     };
+    let mut request = import_request(tenant, path.0.id, reading, &request, payload).await?;
+    request.mode = params.update.unwrap_or_default().into();
+    request.dry_run = dry_run;
     if asynchronous {
         let job = imports::start_job(&state.env, request, problem_json).await?;
         return Ok(HttpResponse::Accepted()
@@ -153,21 +148,14 @@ async fn preview_segment_import(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<web::Json<ImportPreview>, ApiError> {
-    let region = known_region(params.default_region)?;
-    let upload = read_upload(&request, payload).await?;
-    let request = ImportRequest {
-        tenant,
-        segment_id: path.0.id,
-        read: ReadOptions {
-            encoding: params.encoding.or(upload.charset),
-            sheet: params.sheet,
-        },
-        mapping: mapping_of(params.mapping.or(upload.mapping))?,
-        file: upload.file,
-        region,
-        mode: UpdateMode::default(),
-        dry_run: true,
+    let reading = Reading {
+        region: params.default_region,
+        encoding: params.encoding,
+        sheet: params.sheet,
+        mapping: params.mapping,
     };
+    let mut request = import_request(tenant, path.0.id, reading, &request, payload).await?;
+    request.dry_run = true;
     let preview = imports::preview(&state.env, request).await?;
     Ok(web::Json(preview.into()))
 }
@@ -195,6 +183,40 @@ async fn revert_import(
 ) -> Result<web::Json<RemovedMembers>, ApiError> {
     let removed = imports::revert(&state.env, tenant, path.0.id).await?;
     Ok(web::Json(removed.into()))
+}
+
+/// How the upload is to be read: the parameters the import and its preview share.
+struct Reading {
+    region: Option<String>,
+    encoding: Option<String>,
+    sheet: Option<String>,
+    mapping: Option<String>,
+}
+
+/// The upload read and the request built: what the query says wins over the body's
+/// charset and the form's `mapping`. A plain import (`fill`, not a dry run).
+async fn import_request(
+    tenant: Tenant,
+    segment_id: i64,
+    reading: Reading,
+    request: &HttpRequest,
+    payload: web::Payload,
+) -> Result<ImportRequest, ApiError> {
+    let region = known_region(reading.region)?;
+    let upload = read_upload(request, payload).await?;
+    Ok(ImportRequest {
+        tenant,
+        segment_id,
+        read: ReadOptions {
+            encoding: reading.encoding.or(upload.charset),
+            sheet: reading.sheet,
+        },
+        mapping: mapping_of(reading.mapping.or(upload.mapping))?,
+        file: upload.file,
+        region,
+        mode: UpdateMode::default(),
+        dry_run: false,
+    })
 }
 
 /// The region given to read national numbers with, if the phone library knows it.
