@@ -5,7 +5,7 @@
 
 FROM rust:1.95-slim-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq-dev pkgconf \
+ && apt-get install -y --no-install-recommends libpq-dev libssl-dev pkgconf \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so a source change does not rebuild them.
@@ -22,7 +22,7 @@ RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin segment
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq5 ca-certificates \
+ && apt-get install -y --no-install-recommends libpq5 libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin segments
 COPY --from=build /src/target/release/segments /usr/local/bin/segments

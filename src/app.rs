@@ -14,8 +14,8 @@ use crate::http::error::ApiError;
 use crate::http::request_log::RequestLog;
 use crate::http::state::AppState;
 use crate::http::{
-    attributes, audience, campaigns, contacts, cors, idempotency, imports, members, openapi, ops,
-    rate_limit, segments, tenants,
+    attributes, audience, campaigns, contacts, cors, events, idempotency, imports, members,
+    openapi, ops, rate_limit, segments, tenants, webhooks,
 };
 use crate::service;
 
@@ -30,7 +30,9 @@ fn routes(config: &mut ServiceConfig) {
             .configure(members::configure)
             .configure(segments::configure)
             .configure(campaigns::configure)
-            .configure(audience::configure),
+            .configure(audience::configure)
+            .configure(events::configure)
+            .configure(webhooks::configure),
     );
 }
 
@@ -108,6 +110,19 @@ pub fn keep_idempotency_keys_trimmed(env: service::Env) {
             ticks.tick().await;
             if let Err(error) = service::idempotency::forget_expired(&env).await {
                 tracing::warn!(%error, "could not forget expired idempotency keys");
+            }
+        }
+    });
+}
+
+/// Deletes events past their retention, every ten minutes.
+pub fn keep_events_trimmed(env: service::Env, retention_days: u32) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            ticks.tick().await;
+            if let Err(error) = service::events::purge(&env, retention_days).await {
+                tracing::warn!(%error, "could not delete expired events");
             }
         }
     });

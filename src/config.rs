@@ -68,6 +68,16 @@ pub struct Config {
         default_value = ""
     )]
     pub cors_origins: Vec<String>,
+
+    /// Days events are kept for the feed and for webhooks that are behind (at least 7).
+    #[arg(long, env = "SEGMENTS_EVENT_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(7..=365))]
+    pub event_retention_days: u32,
+
+    /// Lets webhooks deliver to private, loopback and link-local addresses (a receiver on
+    /// the same host or network, as in development). Off by default: a tenant must not
+    /// make the service call into its own network.
+    #[arg(long, env = "SEGMENTS_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -108,6 +118,8 @@ impl Config {
             workers: None,
             log_format: LogFormat::Text,
             cors_origins: Vec::new(),
+            event_retention_days: 7,
+            webhook_allow_private: false,
         }
     }
 }

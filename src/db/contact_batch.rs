@@ -7,6 +7,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text};
 use serde_json::Value;
 
+use super::events;
+use crate::core::event::EventType;
 use crate::core::push::CheckedPush;
 
 /// The tenant's contacts any item names, by external id and by validated phone: each
@@ -94,39 +96,44 @@ fn phone_country(item: &CheckedPush) -> Option<String> {
     item.phone.as_ref().map(|p| p.country.clone())
 }
 
-/// Updates each contact with what its item carries; opt-out and consent are only ever
-/// set.
+/// The values an updated contact ends with: what its item carries, opt-out and consent
+/// only ever set. Used to set them and to skip updates that change nothing.
+const MERGED: &str = "COALESCE(u.external_id, c.external_id), u.name, \
+     CASE WHEN u.phone_given THEN u.phone ELSE c.phone END, \
+     CASE WHEN u.phone_given THEN u.phone_e164 ELSE c.phone_e164 END, \
+     CASE WHEN u.phone_given THEN u.phone_country ELSE c.phone_country END, \
+     COALESCE(u.email, c.email), jsonb_strip_nulls(c.attributes || u.attributes), \
+     CASE WHEN jsonb_array_length(u.tags) > 0 \
+          THEN ARRAY(SELECT jsonb_array_elements_text(u.tags)) ELSE c.tags END, \
+     c.opted_out OR u.opted_out, c.privacy_consent OR u.privacy_consent";
+
+/// Updates each contact with what its item carries, recording `contact.updated` for those
+/// that changed; returns their ids.
 pub fn update_all(
     conn: &mut PgConnection,
     tenant_id: i64,
     updates: &[(i64, &CheckedPush)],
-) -> QueryResult<()> {
+) -> QueryResult<Vec<i64>> {
     if updates.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let column = |f: &dyn Fn(&CheckedPush) -> Option<String>| {
         updates.iter().map(|(_, i)| f(i)).collect::<Vec<_>>()
     };
-    diesel::sql_query(
-        "UPDATE contacts c SET
-             external_id = COALESCE(u.external_id, c.external_id),
-             name = u.name,
-             phone = CASE WHEN u.phone_given THEN u.phone ELSE c.phone END,
-             phone_e164 = CASE WHEN u.phone_given THEN u.phone_e164 ELSE c.phone_e164 END,
-             phone_country = CASE WHEN u.phone_given THEN u.phone_country ELSE c.phone_country END,
-             email = COALESCE(u.email, c.email),
-             attributes = jsonb_strip_nulls(c.attributes || u.attributes),
-             tags = CASE WHEN jsonb_array_length(u.tags) > 0
-                         THEN ARRAY(SELECT jsonb_array_elements_text(u.tags)) ELSE c.tags END,
-             opted_out = c.opted_out OR u.opted_out,
-             privacy_consent = c.privacy_consent OR u.privacy_consent,
-             updated_at = now()
-         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::text[],
-                     $9::text[], $10::jsonb[], $11::jsonb[], $12::bool[], $13::bool[])
-              AS u(id, external_id, name, phone_given, phone, phone_e164, phone_country, email,
-                   attributes, tags, opted_out, privacy_consent)
-         WHERE c.tenant_id = $1 AND c.id = u.id",
-    )
+    const COLUMNS: &str = "external_id, name, phone, phone_e164, phone_country, email, \
+                           attributes, tags, opted_out, privacy_consent";
+    let changed: Vec<NewId> = diesel::sql_query(format!(
+        "WITH changed AS (UPDATE contacts c SET ({COLUMNS}) = ({MERGED}), updated_at = now() \
+         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::text[], \
+                     $9::text[], $10::jsonb[], $11::jsonb[], $12::bool[], $13::bool[]) \
+              AS u(id, external_id, name, phone_given, phone, phone_e164, phone_country, email, \
+                   attributes, tags, opted_out, privacy_consent) \
+         WHERE c.tenant_id = $1 AND c.id = u.id \
+           AND (c.external_id, c.name, c.phone, c.phone_e164, c.phone_country, c.email, \
+                c.attributes, c.tags, c.opted_out, c.privacy_consent) IS DISTINCT FROM ({MERGED}) \
+         RETURNING c.id) \
+         SELECT id FROM changed"
+    ))
     .bind::<BigInt, _>(tenant_id)
     .bind::<Array<BigInt>, _>(updates.iter().map(|(id, _)| *id).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(column(&|i| i.push.external_id.clone()))
@@ -140,8 +147,10 @@ pub fn update_all(
     .bind::<Array<Jsonb>, _>(updates.iter().map(|(_, i)| tags_json(i)).collect::<Vec<_>>())
     .bind::<Array<Bool>, _>(updates.iter().map(|(_, i)| i.push.opted_out).collect::<Vec<_>>())
     .bind::<Array<Bool>, _>(updates.iter().map(|(_, i)| i.push.privacy_consent).collect::<Vec<_>>())
-    .execute(conn)
-    .map(drop)
+    .load(conn)?;
+    let changed: Vec<i64> = changed.into_iter().map(|row| row.id).collect();
+    events::stage_contacts(conn, tenant_id, EventType::ContactUpdated, &changed)?;
+    Ok(changed)
 }
 
 #[derive(QueryableByName)]
@@ -194,5 +203,6 @@ pub fn insert_all(
     .bind::<Array<Bool>, _>(inserts.iter().map(|i| i.push.opted_out).collect::<Vec<_>>())
     .bind::<Array<Bool>, _>(inserts.iter().map(|i| i.push.privacy_consent).collect::<Vec<_>>())
     .execute(conn)?;
+    events::stage_contacts(conn, tenant_id, EventType::ContactCreated, &ids)?;
     Ok(ids)
 }

@@ -6,9 +6,11 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 use serde_json::Value;
 
+use super::events;
 use super::schema::{contacts, segment_members, segments};
 use super::sql::{like_pattern, Condition as Sql};
 use crate::core::contact::ContactValues;
+use crate::core::event::EventType;
 use crate::core::phone;
 
 /// The unique constraints a contact's write can break: one validated phone, one external
@@ -263,8 +265,9 @@ pub fn update(
         .get_result(conn)
 }
 
-/// Deletes the contact and its memberships, fixing the member count of every static
-/// segment it was in. False when there was no such contact.
+/// Deletes the contact and its memberships, fixing the member count of every segment it
+/// was in, with their events: it leaves each segment, then is deleted. False when there
+/// was no such contact.
 pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<bool> {
     // Locking the contact first waits out any membership write that references it, so the
     // memberships removed below are all of them. `FOR UPDATE`: the row is going away.
@@ -279,7 +282,8 @@ pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<b
     .returning(segment_members::segment_id)
     .get_results(conn)?;
     segment_ids.sort_unstable();
-    for segment_id in segment_ids {
+    for &segment_id in &segment_ids {
+        events::stage_members(conn, tenant_id, segment_id, &[id], false)?;
         diesel::update(segments::table.find((tenant_id, segment_id)))
             .set((
                 segments::recipients.eq(segments::recipients - 1),
@@ -288,6 +292,7 @@ pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<b
             .execute(conn)?;
     }
     diesel::delete(contacts::table.find((tenant_id, id))).execute(conn)?;
+    events::stage_contacts(conn, tenant_id, EventType::ContactDeleted, &[id])?;
     Ok(true)
 }
 

@@ -9,6 +9,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date};
 
+use super::events;
 use super::schema::segments;
 use super::sql::{Condition as Sql, Statement};
 use crate::core::types::SegmentKind;
@@ -96,7 +97,7 @@ fn evaluate_group(
         .integer(tenant_id)
         .sql(
             ", segment_id, contact_id FROM wanted ON CONFLICT DO NOTHING \
-             RETURNING segment_id), left_ AS (DELETE FROM segment_members m WHERE m.tenant_id = ",
+             RETURNING segment_id, contact_id), left_ AS (DELETE FROM segment_members m WHERE m.tenant_id = ",
         )
         .integer(tenant_id)
         .sql(" AND m.segment_id = ANY(")
@@ -105,12 +106,14 @@ fn evaluate_group(
         .integers(contact_ids.to_vec())
         .sql(
             ") AND NOT EXISTS (SELECT 1 FROM wanted w WHERE w.segment_id = m.segment_id \
-             AND w.contact_id = m.contact_id) RETURNING m.segment_id) \
-             SELECT segment_id, count(*) FILTER (WHERE entered) AS entered, \
+             AND w.contact_id = m.contact_id) RETURNING m.segment_id, m.contact_id), ",
+        );
+    let statement = events::stage_moves(statement, tenant_id, "entered", "left_").sql(
+        " SELECT segment_id, count(*) FILTER (WHERE entered) AS entered, \
              count(*) FILTER (WHERE NOT entered) AS exited FROM \
              (SELECT segment_id, TRUE AS entered FROM entered \
               UNION ALL SELECT segment_id, FALSE FROM left_) AS moves GROUP BY segment_id",
-        );
+    );
     statement.load::<Moves>(conn)
 }
 
@@ -122,7 +125,7 @@ pub fn evaluate_all(
     segment_id: i64,
     condition: Sql,
 ) -> QueryResult<(Moves, Vec<i64>)> {
-    let moved: Vec<(i64, bool)> = Statement::<(BigInt, diesel::sql_types::Bool)>::new(
+    let statement = Statement::<(BigInt, diesel::sql_types::Bool)>::new(
         "WITH wanted AS (SELECT contacts.id FROM contacts WHERE contacts.tenant_id = ",
     )
     .integer(tenant_id)
@@ -133,7 +136,7 @@ pub fn evaluate_all(
     .sql(", ")
     .integer(segment_id)
     .sql(
-        ", id FROM wanted ON CONFLICT DO NOTHING RETURNING contact_id), \
+        ", id FROM wanted ON CONFLICT DO NOTHING RETURNING segment_id, contact_id), \
          left_ AS (DELETE FROM segment_members m WHERE m.tenant_id = ",
     )
     .integer(tenant_id)
@@ -141,10 +144,11 @@ pub fn evaluate_all(
     .integer(segment_id)
     .sql(
         " AND NOT EXISTS (SELECT 1 FROM wanted w WHERE w.id = m.contact_id) \
-         RETURNING m.contact_id) \
-         SELECT contact_id, TRUE FROM entered UNION ALL SELECT contact_id, FALSE FROM left_",
-    )
-    .load(conn)?;
+         RETURNING m.segment_id, m.contact_id), ",
+    );
+    let moved: Vec<(i64, bool)> = events::stage_moves(statement, tenant_id, "entered", "left_")
+        .sql(" SELECT contact_id, TRUE FROM entered UNION ALL SELECT contact_id, FALSE FROM left_")
+        .load(conn)?;
     let entered = moved.iter().filter(|(_, entered)| *entered).count() as i64;
     let moves = Moves {
         segment_id,

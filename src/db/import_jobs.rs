@@ -6,7 +6,9 @@ use diesel::prelude::*;
 use diesel::sql_types::Bool;
 use serde_json::Value;
 
+use super::events;
 use super::schema::imports;
+use crate::core::event::EventType;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = imports)]
@@ -86,13 +88,14 @@ pub fn finish_job(
     outcome: Result<Value, Value>,
     rows_read: i64,
 ) -> QueryResult<()> {
+    let details = finished(id, &outcome);
     let (status, report, error) = match outcome {
         Ok(report) => ("succeeded", Some(report), None),
         Err(problem) => ("failed", None, Some(problem)),
     };
     let target = imports::table.find((tenant_id, id));
     let bytes_total = imports::bytes_total;
-    diesel::update(target)
+    let segment_id: Option<i64> = diesel::update(target)
         .filter(imports::status.eq_any(PENDING))
         .set((
             imports::status.eq(status),
@@ -102,8 +105,61 @@ pub fn finish_job(
             imports::bytes_read.eq(bytes_total),
             imports::updated_at.eq(diesel::dsl::now),
         ))
-        .execute(conn)
-        .map(drop)
+        .returning(imports::segment_id)
+        .get_result(conn)
+        .optional()?;
+    stage_finished(conn, tenant_id, segment_id, &details)
+}
+
+/// `import.finished`'s data: the import, how it ended and its counts (or its error's code).
+fn finished(id: i64, outcome: &Result<Value, Value>) -> Value {
+    const COUNTS: [&str; 7] = [
+        "rows",
+        "added",
+        "already_members",
+        "rejected",
+        "contacts_created",
+        "contacts_updated",
+        "invalid_rows",
+    ];
+    let mut details = serde_json::Map::new();
+    details.insert("import_id".into(), id.into());
+    match outcome {
+        Ok(report) => {
+            details.insert("status".into(), "succeeded".into());
+            for count in COUNTS {
+                details.insert(count.into(), report.get(count).cloned().unwrap_or(0.into()));
+            }
+        }
+        Err(problem) => {
+            details.insert("status".into(), "failed".into());
+            details.insert(
+                "error_code".into(),
+                problem.get("code").cloned().unwrap_or(Value::Null),
+            );
+        }
+    }
+    Value::Object(details)
+}
+
+/// Stages `import.finished` for a job that just ended (`segment_id` is `None` when it had
+/// already ended and nothing changed).
+fn stage_finished(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    segment_id: Option<i64>,
+    details: &Value,
+) -> QueryResult<()> {
+    match segment_id {
+        Some(segment_id) => events::stage_details(
+            conn,
+            tenant_id,
+            EventType::ImportFinished,
+            Some(segment_id),
+            details,
+        ),
+        None => Ok(()),
+    }
 }
 
 /// Marks the job failed if no process runs it: call holding its lease (so it is not
@@ -115,7 +171,7 @@ pub fn fail_if_abandoned(
     id: i64,
     problem: &Value,
 ) -> QueryResult<usize> {
-    diesel::update(imports::table.find((tenant_id, id)))
+    let segment_id: Option<i64> = diesel::update(imports::table.find((tenant_id, id)))
         .filter(sql::<Bool>(&format!(
             "(imports.status = 'running' OR (imports.status = 'queued' \
              AND imports.created_at < now() - interval '{NEVER_STARTED_AFTER}'))"
@@ -125,7 +181,16 @@ pub fn fail_if_abandoned(
             imports::error.eq(Some(problem.clone())),
             imports::updated_at.eq(diesel::dsl::now),
         ))
-        .execute(conn)
+        .returning(imports::segment_id)
+        .get_result(conn)
+        .optional()?;
+    stage_finished(
+        conn,
+        tenant_id,
+        segment_id,
+        &finished(id, &Err(problem.clone())),
+    )?;
+    Ok(usize::from(segment_id.is_some()))
 }
 
 pub fn find_job(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<ImportRow> {

@@ -11,6 +11,7 @@ use diesel::sql_types::{BigInt, Bool};
 use serde_json::Value;
 
 use super::schema::contacts;
+use crate::core::event::EventType;
 use crate::core::import::row::Row;
 use crate::core::import::UpdateMode;
 
@@ -100,7 +101,8 @@ fn escape(out: &mut Vec<u8>, text: &str) {
 
 /// Creates or updates the contact of every staged phone, in phone order so that
 /// concurrent imports lock shared contacts in one order. Opt-out and consent are never
-/// touched. Returns (created, updated); contacts the file would not change are neither.
+/// touched. Returns (created, updated); contacts the file would not change are neither
+/// (and have no event).
 pub fn upsert_contacts(
     conn: &mut PgConnection,
     tenant_id: i64,
@@ -125,9 +127,13 @@ pub fn upsert_contacts(
            SET (name, phone, email, tags, attributes) = ({merged}), updated_at = now() \
            WHERE (contacts.name, contacts.phone, contacts.email, contacts.tags, contacts.attributes) \
                  IS DISTINCT FROM ({merged}) \
-           RETURNING xmax = 0 AS created) \
+           RETURNING id, xmax = 0 AS created), \
+         staged AS (INSERT INTO staged_events (tenant_id, type, contact_id) \
+           SELECT $1, CASE WHEN created THEN '{created}' ELSE '{updated}' END, id FROM written) \
          SELECT count(*) FILTER (WHERE created) AS created, count(*) FILTER (WHERE NOT created) AS updated \
-         FROM written"
+         FROM written",
+        created = EventType::ContactCreated.as_str(),
+        updated = EventType::ContactUpdated.as_str(),
     );
     #[derive(QueryableByName)]
     struct Written {
@@ -165,14 +171,17 @@ pub fn upsert_by_email(
     .load(conn)?;
     let file_wins = mode == UpdateMode::Overwrite;
     let updated = diesel::sql_query(format!(
-        "UPDATE contacts c SET \
+        "WITH updated AS (UPDATE contacts c SET \
            name = CASE WHEN {file_wins} AND r.name <> '' OR c.name = '' THEN r.name ELSE c.name END, \
            phone = coalesce(c.phone, r.phone), \
            tags = c.tags || ARRAY(SELECT t FROM unnest(coalesce(string_to_array(nullif(r.tags, ''), '|'), '{{}}')) AS t \
                                   WHERE t <> ALL(c.tags)), \
            attributes = CASE WHEN {file_wins} THEN c.attributes || r.attributes ELSE r.attributes || c.attributes END, \
            updated_at = now() \
-         FROM import_rows r WHERE c.tenant_id = $1 AND c.id = r.contact_id"
+         FROM import_rows r WHERE c.tenant_id = $1 AND c.id = r.contact_id RETURNING c.id) \
+         INSERT INTO staged_events (tenant_id, type, contact_id) \
+         SELECT $1, '{kind}', id FROM updated",
+        kind = EventType::ContactUpdated.as_str(),
     ))
     .bind::<BigInt, _>(tenant_id)
     .execute(conn)? as i64;
@@ -181,13 +190,16 @@ pub fn upsert_by_email(
          WHERE phone_e164 IS NULL AND contact_id IS NULL",
     )
     .execute(conn)?;
-    let created = diesel::sql_query(
-        "INSERT INTO contacts (tenant_id, id, name, phone, email, tags, attributes) \
+    let created = diesel::sql_query(format!(
+        "WITH created AS (INSERT INTO contacts (tenant_id, id, name, phone, email, tags, attributes) \
          SELECT $1, contact_id, name, phone, email, \
-                coalesce(string_to_array(nullif(tags, ''), '|'), '{}'), attributes \
+                coalesce(string_to_array(nullif(tags, ''), '|'), '{{}}'), attributes \
          FROM import_rows r WHERE r.phone_e164 IS NULL \
-           AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = $1 AND c.id = r.contact_id)",
-    )
+           AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = $1 AND c.id = r.contact_id) \
+         RETURNING id) \
+         INSERT INTO staged_events (tenant_id, type, contact_id) SELECT $1, '{kind}', id FROM created",
+        kind = EventType::ContactCreated.as_str(),
+    ))
     .bind::<BigInt, _>(tenant_id)
     .execute(conn)? as i64;
     Ok(ByEmail {

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable};
 
 use super::contacts::ContactRow;
+use super::events;
 use super::locks::{self, Lock};
 use super::schema::{contacts, segment_members, segments};
 use super::segments::SegmentRow;
@@ -63,22 +64,24 @@ pub fn lock_tenant(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<()> {
     locks::exclusive(conn, Lock::Endpoints(tenant_id))
 }
 
-/// Removes from the segment the members `import_id` added that are still members;
-/// returns their contact ids.
+/// Removes from the segment the members `import_id` added that are still members, with
+/// their events; returns their contact ids.
 pub fn remove_imported(
     conn: &mut PgConnection,
     tenant_id: i64,
     segment_id: i64,
     import_id: i64,
 ) -> QueryResult<Vec<i64>> {
-    diesel::delete(
+    let removed: Vec<i64> = diesel::delete(
         segment_members::table
             .filter(segment_members::tenant_id.eq(tenant_id))
             .filter(segment_members::segment_id.eq(segment_id))
             .filter(segment_members::import_id.eq(import_id)),
     )
     .returning(segment_members::contact_id)
-    .get_results(conn)
+    .get_results(conn)?;
+    events::stage_members(conn, tenant_id, segment_id, &removed, false)?;
+    Ok(removed)
 }
 
 /// Locks the segments (in id order, so concurrent writers never deadlock on them). `FOR
@@ -118,9 +121,10 @@ pub fn new_endpoints(
 }
 
 /// Inserts the eligible contacts of `source` that are not members yet, recording the
-/// import that added them, if one did; returns how many.
+/// import that added them, if one did, and their events; returns how many.
 pub fn insert_eligible(
     conn: &mut PgConnection,
+    tenant_id: i64,
     segment_id: i64,
     source: ContactSource,
     requirements: Requirements,
@@ -132,7 +136,7 @@ pub fn insert_eligible(
         contacts::id,
         import_id.into_sql::<Nullable<BigInt>>(),
     ));
-    diesel::insert_into(segment_members::table)
+    let added = diesel::insert_into(segment_members::table)
         .values(rows)
         .into_columns((
             segment_members::tenant_id,
@@ -141,7 +145,10 @@ pub fn insert_eligible(
             segment_members::import_id,
         ))
         .on_conflict_do_nothing()
-        .execute(conn)
+        .returning(segment_members::contact_id)
+        .get_results::<i64>(conn)?;
+    events::stage_members(conn, tenant_id, segment_id, &added, true)?;
+    Ok(added.len())
 }
 
 /// How the contacts of `source` fare under the rule, counted in one pass.
@@ -224,20 +231,23 @@ pub fn eligible_without_phone(
         .load(conn)
 }
 
-/// Removes the listed members; returns how many were members.
+/// Removes the listed members, with their events; returns how many were members.
 pub fn remove(
     conn: &mut PgConnection,
     tenant_id: i64,
     segment_id: i64,
     contact_ids: &[i64],
 ) -> QueryResult<usize> {
-    diesel::delete(
+    let removed: Vec<i64> = diesel::delete(
         segment_members::table
             .filter(segment_members::tenant_id.eq(tenant_id))
             .filter(segment_members::segment_id.eq(segment_id))
             .filter(segment_members::contact_id.eq_any(contact_ids)),
     )
-    .execute(conn)
+    .returning(segment_members::contact_id)
+    .get_results(conn)?;
+    events::stage_members(conn, tenant_id, segment_id, &removed, false)?;
+    Ok(removed.len())
 }
 
 /// Moves the member count by `delta` and `updated_at` to now; returns the new count.

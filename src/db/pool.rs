@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, Pool, R2D2Connection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::events;
 use crate::core::error::Error;
 
 /// The connection pool, and as many permits as it has connections: a request waits for a
@@ -117,6 +118,9 @@ impl ManageConnection for Manager {
         // Server messages in English where the role may choose, so the few failures
         // diesel does not classify read the same everywhere (see `failure`).
         let _ = diesel::sql_query("SET lc_messages = 'C'").execute(&mut connection);
+        connection
+            .batch_execute(events::STAGING_TABLE)
+            .map_err(r2d2::Error::QueryError)?;
         Ok(PooledPg {
             connection,
             lost: false,
@@ -219,13 +223,29 @@ where
     .map_err(Error::internal)?
 }
 
-/// As [`run`], inside one transaction.
+/// Runs `work` in a transaction that records, last, the events it staged (see
+/// [`events`]): every transaction that writes starts here or in [`transaction`].
+pub fn writing<T, E>(
+    connection: &mut PgConnection,
+    work: impl FnOnce(&mut PgConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    connection.transaction(|connection| {
+        let outcome = work(connection)?;
+        events::flush(connection)?;
+        Ok(outcome)
+    })
+}
+
+/// As [`run`], inside one transaction (see [`writing`]).
 pub async fn transaction<T, F>(pool: &PgPool, work: F) -> Result<T, Error>
 where
     F: FnOnce(&mut PgConnection) -> Result<T, Error> + Send + 'static,
     T: Send + 'static,
 {
-    run(pool, move |connection| connection.transaction(work)).await
+    run(pool, move |connection| writing(connection, work)).await
 }
 
 /// Attempts at a transaction that lost a race (a deadlock, a serialization failure).
@@ -242,7 +262,7 @@ where
     run(pool, move |connection| {
         let mut attempt = 1;
         loop {
-            match connection.transaction(&work) {
+            match writing(connection, &work) {
                 Err(Error::Contention(_)) if attempt < ATTEMPTS => attempt += 1,
                 outcome => return outcome,
             }

@@ -8,6 +8,7 @@ use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::core::error::FieldError;
+use crate::core::event::EventType;
 use crate::core::types::{AttributeType, Channel, SegmentKind};
 
 // `example`, not `examples`: the document's schemas keep one example each.
@@ -73,6 +74,23 @@ impl PartialSchema for AttributeType {
 impl ToSchema for AttributeType {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("AttributeType")
+    }
+}
+
+impl PartialSchema for EventType {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            "What changed: a contact created, updated or deleted; a contact added to or removed\n\
+             from a segment (dynamic ones included); an import finished.",
+            EventType::ALL.map(EventType::as_str),
+            Some("segment.member_added"),
+        )
+    }
+}
+
+impl ToSchema for EventType {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("EventType")
     }
 }
 

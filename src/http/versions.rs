@@ -17,15 +17,21 @@ use crate::service::Precondition;
 
 /// Single resources: their GET, PATCH and PUT answers carry `ETag`; PATCH and DELETE
 /// take `If-Match`.
-pub const VERSIONED: [&str; 4] = [
+pub const VERSIONED: [&str; 5] = [
     "/v1/contacts/{id}",
     "/v1/segments/{id}",
     "/v1/campaigns/{id}",
     "/v1/contacts/by-external-id/{external_id}",
+    "/v1/webhooks/{id}",
 ];
 
 /// Creates whose 201 carries the new resource's `ETag`.
-pub const CREATES: [&str; 3] = ["/v1/contacts", "/v1/segments", "/v1/campaigns"];
+pub const CREATES: [&str; 4] = [
+    "/v1/contacts",
+    "/v1/segments",
+    "/v1/campaigns",
+    "/v1/webhooks",
+];
 
 /// The strong entity tag of a representation.
 pub fn etag<T: Serialize>(body: &T) -> String {

@@ -155,13 +155,12 @@ fn fast_path(
         })
     };
     let rows: Vec<(i64, &CheckedPush)> = updates.iter().map(|(_, id, item)| (*id, *item)).collect();
-    contact_batch::update_all(conn, tenant.id, &rows).map_err(taken)?;
+    // Only contacts that changed can enter or leave a dynamic segment.
+    let mut written = contact_batch::update_all(conn, tenant.id, &rows).map_err(taken)?;
     let rows: Vec<&CheckedPush> = inserts.iter().map(|(_, item)| *item).collect();
     let inserted = contact_batch::insert_all(conn, tenant.id, &rows).map_err(taken)?;
-    let mut written = Vec::with_capacity(updates.len() + inserted.len());
     for (index, id, _) in &updates {
         fast.done.push((*index, Ok((*id, false))));
-        written.push(*id);
     }
     for ((index, _), id) in inserts.iter().zip(inserted) {
         fast.done.push((*index, Ok((id, true))));

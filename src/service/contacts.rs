@@ -5,8 +5,9 @@ use diesel::{Connection, OptionalExtension, PgConnection};
 use chrono::NaiveDate;
 
 use super::{check, dynamic, Env, Precondition};
-use crate::core::contact::{apply_changes, ContactChanges};
+use crate::core::contact::{apply_changes, ContactChanges, ContactValues};
 use crate::core::error::Error;
+use crate::core::event::EventType;
 use crate::core::phone;
 use crate::core::push::{
     external_id_taken, phone_taken, push_target, Candidate, ContactPush, EXTERNAL_ID_TAKEN,
@@ -15,10 +16,11 @@ use crate::core::push::{
 use crate::core::tenant::Tenant;
 use crate::db::contacts::{self, ContactFilters, ContactRow, EXTERNAL_ID_KEY, PHONE_KEY};
 use crate::db::failure::on_unique;
-use crate::db::{attributes, pool};
+use crate::db::{attributes, events, pool};
 
-/// Applies `changes` to `current` (or to a new contact) and stores the result; dynamic
-/// segments follow. Call after [`dynamic::begin_write`].
+/// Applies `changes` to `current` (or to a new contact) and stores the result, with its
+/// event; dynamic segments follow. Changes that change nothing write nothing (a retried
+/// push records no second `contact.updated`). Call after [`dynamic::begin_write`].
 fn save(
     conn: &mut PgConnection,
     tenant: &Tenant,
@@ -28,13 +30,17 @@ fn save(
 ) -> Result<ContactRow, Error> {
     let definitions = attributes::definitions(conn, tenant.id)?;
     let id = current.as_ref().map(|row| row.id);
+    let before: Option<ContactValues> = current.clone().map(Into::into);
     let values = apply_changes(
-        current.map(Into::into),
+        before.clone(),
         changes,
         tenant.default_region.as_deref(),
         &definitions,
     )
     .map_err(Error::Validation)?;
+    if let Some(current) = current.filter(|_| before.as_ref() == Some(&values)) {
+        return Ok(current);
+    }
     let saved = match id {
         Some(id) => contacts::update(conn, tenant.id, id, &values),
         None => contacts::insert(conn, tenant.id, &values),
@@ -48,6 +54,11 @@ fn save(
             }
         })
     })?;
+    let kind = match id {
+        Some(_) => EventType::ContactUpdated,
+        None => EventType::ContactCreated,
+    };
+    events::stage_contacts(conn, tenant.id, kind, &[row.id])?;
     dynamic::contacts_written(conn, tenant.id, today, &|_| Ok(vec![row.id]))?;
     Ok(row)
 }

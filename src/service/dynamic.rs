@@ -235,7 +235,6 @@ pub async fn evaluate_all_due(env: &Env) -> Result<usize, Error> {
 }
 
 fn evaluate_due_batches(conn: &mut PgConnection, today: NaiveDate) -> Result<usize, Error> {
-    use diesel::Connection;
     let mut failed: BTreeSet<(i64, i64)> = BTreeSet::new();
     let mut evaluated = 0;
     loop {
@@ -248,7 +247,9 @@ fn evaluate_due_batches(conn: &mut PgConnection, today: NaiveDate) -> Result<usi
             return Ok(evaluated);
         }
         for (tenant_id, segment_id) in due {
-            match conn.transaction(|conn| evaluate_due(conn, tenant_id, today, segment_id)) {
+            match crate::db::pool::writing(conn, |conn| {
+                evaluate_due(conn, tenant_id, today, segment_id)
+            }) {
                 Ok(()) => evaluated += 1,
                 Err(error @ (Error::Unavailable(_) | Error::TimedOut(_)))
                     if failed.is_empty() && evaluated == 0 =>

@@ -91,7 +91,8 @@ pub fn add_members(
     for segment in &segments {
         let requirements = rules(tenant, segment);
         let added =
-            members::insert_eligible(conn, segment.id, source, requirements, import_id)? as i64;
+            members::insert_eligible(conn, tenant.id, segment.id, source, requirements, import_id)?
+                as i64;
         let tally = members::tally(conn, source, requirements)?;
         // Ids named that matched no contact of the tenant: looked up only when some did not.
         let missing = match (named_ids, &missing) {

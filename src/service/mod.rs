@@ -10,6 +10,7 @@ pub mod contact_batch;
 pub mod contacts;
 pub mod dynamic;
 pub mod endpoints;
+pub mod events;
 pub mod filters;
 pub mod health;
 pub mod idempotency;
@@ -17,6 +18,8 @@ pub mod imports;
 pub mod membership;
 pub mod segments;
 pub mod tenants;
+pub mod webhook_delivery;
+pub mod webhooks;
 
 use crate::config::Config;
 use crate::core::clock::Clock;
@@ -35,11 +38,13 @@ pub fn check<T>(precondition: &Option<Precondition<T>>, current: &T) -> Result<(
     }
 }
 
-/// What every use case runs against: the database and the clock date filters count from.
+/// What every use case runs against: the database, the clock date filters count from,
+/// and whether webhooks may reach private networks.
 #[derive(Clone)]
 pub struct Env {
     pub pool: PgPool,
     pub clock: Clock,
+    pub webhooks_may_reach_private: bool,
 }
 
 impl Env {
@@ -54,6 +59,7 @@ impl Env {
                 config.tenant_pool_share,
             ),
             clock,
+            webhooks_may_reach_private: config.webhook_allow_private,
         }
     }
 }

@@ -16,6 +16,7 @@ struct Resources {
     segment: i64,
     campaign: i64,
     import: i64,
+    webhook: i64,
 }
 
 impl Resources {
@@ -27,6 +28,8 @@ impl Resources {
             self.contact
         } else if template.starts_with("/v1/imports") {
             self.import
+        } else if template.starts_with("/v1/webhooks") {
+            self.webhook
         } else {
             self.segment
         };
@@ -83,11 +86,20 @@ async fn tenant_a<S: App>(app: &TestApp<S>, key: &str) -> Resources {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let webhook = app
+        .post(
+            "/v1/webhooks",
+            key,
+            json!({"url": "https://hooks.example.com/a", "event_types": ["contact.created"]}),
+        )
+        .await
+        .expect(201);
     Resources {
         contact: id(&contact),
         segment: id(&segment),
         campaign: id(&campaign),
         import: id(&job),
+        webhook: id(&webhook),
     }
 }
 
@@ -101,6 +113,10 @@ async fn snapshot<S: App>(app: &TestApp<S>, key: &str, a: &Resources) -> Vec<Val
         format!("/v1/segments/{}/members", a.segment),
         format!("/v1/campaigns/{}/audience/summary", a.campaign),
         format!("/v1/imports/{}", a.import),
+        format!("/v1/webhooks/{}", a.webhook),
+        format!("/v1/webhooks/{}/deliveries", a.webhook),
+        "/v1/webhooks".to_owned(),
+        "/v1/events?limit=1000".to_owned(),
     ];
     reads.push(format!("/v1/contacts/{}", a.contact));
     let mut values = Vec::new();
@@ -173,6 +189,15 @@ async fn another_tenant_gets_404_on_every_operation_and_changes_nothing() {
             201,
         ),
         (Method::GET, "/v1/imports/{id}", Body::None, 404),
+        (Method::GET, "/v1/webhooks/{id}", Body::None, 404),
+        (
+            Method::PATCH,
+            "/v1/webhooks/{id}",
+            json(json!({"url": "https://evil.example.com/"})),
+            404,
+        ),
+        (Method::DELETE, "/v1/webhooks/{id}", Body::None, 404),
+        (Method::GET, "/v1/webhooks/{id}/deliveries", Body::None, 404),
         (Method::POST, "/v1/imports/{id}/revert", Body::None, 404),
         (Method::GET, "/v1/segments/{id}", Body::None, 404),
         (

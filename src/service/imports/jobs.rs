@@ -109,7 +109,7 @@ async fn run_job(
     let today = env.clock.today();
     let tenant_id = request.tenant.id;
     pool::run(&env.pool.tenant(tenant_id), move |conn| {
-        conn.transaction::<_, Error, _>(|conn| {
+        pool::writing::<_, Error>(conn, |conn| {
             locks::exclusive(conn, Lock::ImportJob { tenant_id, id })?;
             if !imports::is_pending(conn, tenant_id, id)? {
                 return Ok(());

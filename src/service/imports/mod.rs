@@ -14,8 +14,6 @@ mod run;
 
 use std::sync::Arc;
 
-use diesel::Connection;
-
 use crate::core::error::Error;
 use crate::core::import::Report;
 use crate::core::membership::Removed;
@@ -37,7 +35,7 @@ pub async fn import(env: &Env, request: ImportRequest) -> Result<Report, Error> 
     pool::run(&env.pool.tenant(request.tenant.id), move |conn| {
         let mut attempt = 1;
         loop {
-            let outcome = conn.transaction(|conn| {
+            let outcome = pool::writing(conn, |conn| {
                 let job = if request.dry_run {
                     None
                 } else {

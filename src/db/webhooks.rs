@@ -1,0 +1,407 @@
+//! Webhooks, their delivery state and their delivery log.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, SmallInt, Text, Timestamptz};
+
+use super::events::EventRow;
+
+#[derive(Debug, Clone, QueryableByName)]
+pub struct WebhookRow {
+    #[diesel(sql_type = BigInt)]
+    pub tenant_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub url: String,
+    #[diesel(sql_type = Array<Text>)]
+    pub event_types: Vec<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub description: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub secret: String,
+    #[diesel(sql_type = Bool)]
+    pub enabled: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub disabled_reason: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub delivered_through: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub batch_through: Option<i64>,
+    #[diesel(sql_type = Integer)]
+    pub attempt: i32,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub failing_since: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Timestamptz)]
+    pub next_attempt_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "tenant_id, id, url, event_types, description, secret, enabled, \
+     disabled_reason, delivered_through, batch_through, attempt, failing_since, \
+     next_attempt_at, created_at, updated_at";
+
+/// A new webhook, delivering the events recorded after `delivered_through`.
+pub struct NewWebhook<'a> {
+    pub url: &'a str,
+    pub event_types: &'a [String],
+    pub description: Option<&'a str>,
+    pub secret: &'a str,
+    pub delivered_through: i64,
+}
+
+pub fn insert(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    new: &NewWebhook<'_>,
+) -> QueryResult<WebhookRow> {
+    diesel::sql_query(format!(
+        "INSERT INTO webhooks (tenant_id, url, event_types, description, secret, delivered_through) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<Text, _>(new.url)
+    .bind::<Array<Text>, _>(new.event_types)
+    .bind::<Nullable<Text>, _>(new.description)
+    .bind::<Text, _>(new.secret)
+    .bind::<BigInt, _>(new.delivered_through)
+    .get_result(conn)
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+pub fn count(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<i64> {
+    diesel::sql_query("SELECT count(*) AS count FROM webhooks WHERE tenant_id = $1")
+        .bind::<BigInt, _>(tenant_id)
+        .get_result::<Count>(conn)
+        .map(|row| row.count)
+}
+
+/// A page of the tenant's webhooks, oldest first, and how many there are.
+pub fn list(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<(Vec<WebhookRow>, i64)> {
+    let rows = diesel::sql_query(format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE tenant_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
+    ))
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<BigInt, _>(limit)
+    .bind::<BigInt, _>(offset)
+    .load(conn)?;
+    Ok((rows, count(conn, tenant_id)?))
+}
+
+pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<WebhookRow> {
+    diesel::sql_query(format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<BigInt, _>(id)
+    .get_result(conn)
+}
+
+/// The webhook, locked against other changes until the transaction ends.
+pub fn get_for_change(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<WebhookRow> {
+    diesel::sql_query(format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE"
+    ))
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<BigInt, _>(id)
+    .get_result(conn)
+}
+
+/// What a change to a webhook sets (every field, already merged with the current ones).
+pub struct WebhookChanges<'a> {
+    pub url: &'a str,
+    pub event_types: &'a [String],
+    pub description: Option<&'a str>,
+    pub enabled: bool,
+}
+
+/// Saves a change. A webhook enabled again starts afresh: no failure history, due now.
+pub fn update(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    changes: &WebhookChanges<'_>,
+) -> QueryResult<WebhookRow> {
+    diesel::sql_query(format!(
+        "UPDATE webhooks SET url = $3, event_types = $4, description = $5, \
+           disabled_reason = CASE WHEN $6 THEN NULL ELSE disabled_reason END, \
+           attempt = CASE WHEN $6 AND NOT enabled THEN 0 ELSE attempt END, \
+           failing_since = CASE WHEN $6 AND NOT enabled THEN NULL ELSE failing_since END, \
+           next_attempt_at = CASE WHEN $6 AND NOT enabled THEN now() ELSE next_attempt_at END, \
+           enabled = $6, updated_at = now() \
+         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<BigInt, _>(id)
+    .bind::<Text, _>(changes.url)
+    .bind::<Array<Text>, _>(changes.event_types)
+    .bind::<Nullable<Text>, _>(changes.description)
+    .bind::<Bool, _>(changes.enabled)
+    .get_result(conn)
+}
+
+pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<bool> {
+    diesel::sql_query("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2")
+        .bind::<BigInt, _>(tenant_id)
+        .bind::<BigInt, _>(id)
+        .execute(conn)
+        .map(|deleted| deleted > 0)
+}
+
+#[derive(Debug, Clone, QueryableByName)]
+pub struct DeliveryRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Array<BigInt>)]
+    pub event_ids: Vec<i64>,
+    #[diesel(sql_type = Integer)]
+    pub attempt: i32,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    pub status_code: Option<i16>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub error: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    pub at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// The webhook's latest delivery attempts, newest first.
+pub fn deliveries(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    webhook_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<DeliveryRow>> {
+    diesel::sql_query(
+        "SELECT id, event_ids, attempt, status_code, error, at, \
+                next_attempt_at \
+         FROM webhook_deliveries WHERE tenant_id = $1 AND webhook_id = $2 \
+         ORDER BY id DESC LIMIT $3",
+    )
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<BigInt, _>(webhook_id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+}
+
+/// Takes up to `limit` webhooks that are due and have events after what they delivered,
+/// none of tenants in `busy`, leasing each for `lease_secs` under `lease` (other replicas
+/// skip them meanwhile). Runs over every tenant: the dispatcher's one cross-tenant read.
+pub fn claim_due(
+    conn: &mut PgConnection,
+    limit: i64,
+    busy: &[i64],
+    lease: i64,
+    lease_secs: i32,
+) -> QueryResult<Vec<WebhookRow>> {
+    diesel::sql_query(format!(
+        "UPDATE webhooks w SET leased_until = now() + make_interval(secs => $4), lease = $3 \
+         FROM (SELECT tenant_id, id FROM webhooks d \
+               WHERE enabled AND next_attempt_at <= now() \
+                 AND (leased_until IS NULL OR leased_until < now()) \
+                 AND tenant_id <> ALL($2) \
+                 AND EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = d.tenant_id \
+                             AND e.id > d.delivered_through) \
+               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due \
+         WHERE w.tenant_id = due.tenant_id AND w.id = due.id RETURNING {}",
+        COLUMNS
+            .split(", ")
+            .map(|column| format!("w.{}", column.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .bind::<BigInt, _>(limit)
+    .bind::<Array<BigInt>, _>(busy)
+    .bind::<BigInt, _>(lease)
+    .bind::<Integer, _>(lease_secs)
+    .load(conn)
+}
+
+/// Events the webhook's next delivery looks at, at most.
+const WINDOW: i64 = 5_000;
+
+/// The webhook's next batch: up to `max` events of its types after `delivered_through`
+/// (through `batch_through` when a batch was already fixed), and the last event id it
+/// looked at, which it may mark delivered once the batch is acknowledged (events of
+/// other types in between included).
+pub fn next_batch(
+    conn: &mut PgConnection,
+    webhook: &WebhookRow,
+    max: i64,
+) -> QueryResult<(Vec<EventRow>, i64)> {
+    let through = webhook.batch_through.unwrap_or(i64::MAX);
+    let window: Vec<EventRow> = diesel::sql_query(
+        "SELECT id, type, occurred_at, segment_id, contact_id, details FROM events \
+         WHERE tenant_id = $1 AND id > $2 AND id <= $3 ORDER BY id LIMIT $4",
+    )
+    .bind::<BigInt, _>(webhook.tenant_id)
+    .bind::<BigInt, _>(webhook.delivered_through)
+    .bind::<BigInt, _>(through)
+    .bind::<BigInt, _>(WINDOW)
+    .load(conn)?;
+    let window_end = window.last().map_or(webhook.delivered_through, |e| e.id);
+    let batch: Vec<EventRow> = window
+        .into_iter()
+        .filter(|event| webhook.event_types.contains(&event.r#type))
+        .take(max as usize)
+        .collect();
+    let seen = match (webhook.batch_through, batch.last()) {
+        (Some(through), _) => through,
+        (None, Some(last)) if batch.len() as i64 == max => last.id,
+        _ => window_end,
+    };
+    Ok((batch, seen))
+}
+
+/// Fixes the batch being attempted, so retries send the same events under one id.
+pub fn fix_batch(
+    conn: &mut PgConnection,
+    webhook: &WebhookRow,
+    lease: i64,
+    through: i64,
+) -> QueryResult<bool> {
+    diesel::sql_query(
+        "UPDATE webhooks SET batch_through = $4 WHERE tenant_id = $1 AND id = $2 AND lease = $3",
+    )
+    .bind::<BigInt, _>(webhook.tenant_id)
+    .bind::<BigInt, _>(webhook.id)
+    .bind::<BigInt, _>(lease)
+    .bind::<BigInt, _>(through)
+    .execute(conn)
+    .map(|updated| updated == 1)
+}
+
+/// How one delivery attempt ended.
+pub struct Attempt<'a> {
+    pub event_ids: &'a [i64],
+    pub attempt: i32,
+    pub status_code: Option<i16>,
+    pub error: Option<&'a str>,
+}
+
+/// Records an acknowledged batch: delivered through `through`, no failure, lease freed.
+/// False (nothing recorded) when the lease was lost.
+pub fn delivered(
+    conn: &mut PgConnection,
+    webhook: &WebhookRow,
+    lease: i64,
+    through: i64,
+    attempt: Option<&Attempt<'_>>,
+) -> QueryResult<bool> {
+    let updated = diesel::sql_query(
+        "UPDATE webhooks SET delivered_through = $4, batch_through = NULL, attempt = 0, \
+           failing_since = NULL, next_attempt_at = now(), leased_until = NULL, lease = NULL \
+         WHERE tenant_id = $1 AND id = $2 AND lease = $3",
+    )
+    .bind::<BigInt, _>(webhook.tenant_id)
+    .bind::<BigInt, _>(webhook.id)
+    .bind::<BigInt, _>(lease)
+    .bind::<BigInt, _>(through)
+    .execute(conn)?;
+    if updated == 1 {
+        if let Some(attempt) = attempt {
+            log(conn, webhook, attempt, None)?;
+        }
+    }
+    Ok(updated == 1)
+}
+
+/// Records a failed attempt: the next one at `next_attempt_at`, or, when `disable` says
+/// why, the webhook disabled. False (nothing recorded) when the lease was lost.
+pub fn failed(
+    conn: &mut PgConnection,
+    webhook: &WebhookRow,
+    lease: i64,
+    attempt: &Attempt<'_>,
+    next_attempt_at: DateTime<Utc>,
+    disable: Option<&str>,
+) -> QueryResult<bool> {
+    let updated = diesel::sql_query(
+        "UPDATE webhooks SET attempt = $4, failing_since = coalesce(failing_since, now()), \
+           next_attempt_at = $5, enabled = enabled AND $6::text IS NULL, \
+           disabled_reason = coalesce($6, disabled_reason), leased_until = NULL, lease = NULL, \
+           updated_at = CASE WHEN $6::text IS NULL THEN updated_at ELSE now() END \
+         WHERE tenant_id = $1 AND id = $2 AND lease = $3",
+    )
+    .bind::<BigInt, _>(webhook.tenant_id)
+    .bind::<BigInt, _>(webhook.id)
+    .bind::<BigInt, _>(lease)
+    .bind::<Integer, _>(attempt.attempt)
+    .bind::<Timestamptz, _>(next_attempt_at)
+    .bind::<Nullable<Text>, _>(disable)
+    .execute(conn)?;
+    if updated == 1 {
+        let next = disable.is_none().then_some(next_attempt_at);
+        log(conn, webhook, attempt, next)?;
+    }
+    Ok(updated == 1)
+}
+
+/// Attempts kept per webhook in its delivery log.
+const LOGGED: i64 = 100;
+
+fn log(
+    conn: &mut PgConnection,
+    webhook: &WebhookRow,
+    attempt: &Attempt<'_>,
+    next_attempt_at: Option<DateTime<Utc>>,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "INSERT INTO webhook_deliveries (tenant_id, webhook_id, event_ids, attempt, \
+           status_code, error, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind::<BigInt, _>(webhook.tenant_id)
+    .bind::<BigInt, _>(webhook.id)
+    .bind::<Array<BigInt>, _>(attempt.event_ids)
+    .bind::<Integer, _>(attempt.attempt)
+    .bind::<Nullable<SmallInt>, _>(attempt.status_code)
+    .bind::<Nullable<Text>, _>(attempt.error)
+    .bind::<Nullable<Timestamptz>, _>(next_attempt_at)
+    .execute(conn)?;
+    diesel::sql_query(
+        "DELETE FROM webhook_deliveries WHERE tenant_id = $1 AND webhook_id = $2 AND id <= \
+         (SELECT id FROM webhook_deliveries WHERE tenant_id = $1 AND webhook_id = $2 \
+          ORDER BY id DESC OFFSET $3 LIMIT 1)",
+    )
+    .bind::<BigInt, _>(webhook.tenant_id)
+    .bind::<BigInt, _>(webhook.id)
+    .bind::<BigInt, _>(LOGGED)
+    .execute(conn)
+    .map(drop)
+}
+
+/// Frees the webhook's lease without recording anything (nothing to deliver yet), moving
+/// it past `seen` events none of which it wants.
+pub fn release(
+    conn: &mut PgConnection,
+    webhook: &WebhookRow,
+    lease: i64,
+    seen: i64,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "UPDATE webhooks SET delivered_through = greatest(delivered_through, $4), \
+           leased_until = NULL, lease = NULL \
+         WHERE tenant_id = $1 AND id = $2 AND lease = $3 AND batch_through IS NULL",
+    )
+    .bind::<BigInt, _>(webhook.tenant_id)
+    .bind::<BigInt, _>(webhook.id)
+    .bind::<BigInt, _>(lease)
+    .bind::<BigInt, _>(seen)
+    .execute(conn)
+    .map(drop)
+}

@@ -1,0 +1,51 @@
+//! The events feed, and keeping it to its retention.
+
+use chrono::Utc;
+
+use super::Env;
+use crate::core::error::Error;
+use crate::core::event::{Event, EventType};
+use crate::core::tenant::Tenant;
+use crate::db::{events, pool};
+
+/// Up to `limit` of the tenant's events after `after`, in id order; only `kind`, when
+/// given. A transaction still running when this reads has its events numbered later
+/// than every event returned (see [`crate::db::events`]), so following the feed with
+/// the last id seen never skips one.
+pub async fn after(
+    env: &Env,
+    tenant: Tenant,
+    after: i64,
+    limit: i64,
+    kind: Option<EventType>,
+) -> Result<Vec<Event>, Error> {
+    pool::run(&env.pool.tenant(tenant.id), move |conn| {
+        let types = kind.map(|kind| vec![kind.as_str().to_owned()]);
+        events::after(conn, tenant.id, after, limit, types.as_deref())
+    })
+    .await
+    .map(|rows| {
+        rows.into_iter()
+            .filter_map(|row| row.into_event())
+            .collect()
+    })
+}
+
+/// Events deleted per statement by [`purge`], so no one statement runs long.
+const PURGE_BATCH: i64 = 10_000;
+
+/// Deletes the events older than `retention_days`, a batch at a time; returns how many.
+pub async fn purge(env: &Env, retention_days: u32) -> Result<usize, Error> {
+    let cutoff = Utc::now() - chrono::TimeDelta::days(i64::from(retention_days));
+    let mut purged = 0;
+    loop {
+        let deleted = pool::run(&env.pool, move |conn| {
+            events::delete_before(conn, cutoff, PURGE_BATCH)
+        })
+        .await?;
+        purged += deleted;
+        if (deleted as i64) < PURGE_BATCH {
+            return Ok(purged);
+        }
+    }
+}
