@@ -128,6 +128,11 @@ pub fn undo(ctx: &mut Context<'_>, last_contact_before: i64, segment: i64, tag: 
         .bind::<BigInt, _>(segment)
         .execute(ctx.conn)
         .expect("reset its count");
+    // Events too (the bench tenant's are of no use), so the table stays small.
+    diesel::sql_query("DELETE FROM events WHERE tenant_id = $1")
+        .bind::<BigInt, _>(tenant)
+        .execute(ctx.conn)
+        .expect("drop the run's events");
     diesel::sql_query("DELETE FROM contacts WHERE tenant_id = $1 AND id > $2")
         .bind::<BigInt, _>(tenant)
         .bind::<BigInt, _>(last_contact_before)
@@ -135,7 +140,8 @@ pub fn undo(ctx: &mut Context<'_>, last_contact_before: i64, segment: i64, tag: 
         .expect("drop the imported contacts");
 }
 
-/// The raw-SQL reference: COPY, the same upsert, one membership insert.
+/// The raw-SQL reference: COPY, the same upsert, one membership insert, and the same
+/// events (staged by the upsert and beside the insert, then numbered into `events`).
 fn reference(conn: &mut PgConnection, tenant: i64, segment: i64, rows: &[FileRow]) -> i64 {
     conn.transaction(|conn| {
         import_sql::create_staging(conn)?;
@@ -147,14 +153,17 @@ fn reference(conn: &mut PgConnection, tenant: i64, segment: i64, rows: &[FileRow
         import_sql::copy_into_staging(conn, &|| pending.borrow_mut().take())?;
         import_sql::upsert_contacts(conn, tenant, UpdateMode::Fill)?;
         let added = diesel::sql_query(
-            "INSERT INTO segment_members (tenant_id, segment_id, contact_id)
-             SELECT $1, $2, c.id FROM contacts c
-             WHERE c.tenant_id = $1 AND c.phone_e164 IN (SELECT phone_e164 FROM import_rows)
-             ON CONFLICT DO NOTHING",
+            "WITH added AS (INSERT INTO segment_members (tenant_id, segment_id, contact_id)
+               SELECT $1, $2, c.id FROM contacts c
+               WHERE c.tenant_id = $1 AND c.phone_e164 IN (SELECT phone_e164 FROM import_rows)
+               ON CONFLICT DO NOTHING RETURNING contact_id)
+             INSERT INTO staged_events (tenant_id, type, segment_id, contact_id)
+             SELECT $1, 'segment.member_added', $2, contact_id FROM added",
         )
         .bind::<BigInt, _>(tenant)
         .bind::<BigInt, _>(segment)
         .execute(conn)?;
+        segments::db::events::flush(conn)?;
         Ok::<_, diesel::result::Error>(added as i64)
     })
     .expect("reference import")

@@ -8,6 +8,7 @@
 
 mod audience;
 mod data;
+mod events;
 mod files;
 mod import;
 mod noisy;
@@ -56,6 +57,7 @@ const ALL: &[&str] = &[
     "import-and-writes",
     "xlsx-import",
     "noisy-neighbour",
+    "events",
 ];
 
 #[actix_web::main]
@@ -77,6 +79,12 @@ async fn main() {
     let database_url = prepare_database(settings.quick);
     let mut conn = PgConnection::establish(&database_url).expect("connect to the bench database");
     segments::db::migrate::run_migrations(&mut conn).expect("migrate");
+    // References record events as the service does: they stage them here first.
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut conn,
+        segments::db::events::STAGING_TABLE,
+    )
+    .expect("the events staging table");
     let data = data::ensure(&mut conn, settings.contacts);
     let mut ctx = scenarios::Context {
         settings: &settings,
@@ -99,6 +107,7 @@ async fn main() {
             "import-and-writes" => import::import_and_writes(&mut ctx).await,
             "xlsx-import" => files::xlsx_import(&mut ctx).await,
             "noisy-neighbour" => noisy::noisy_neighbour(&mut ctx).await,
+            "events" => events::events(&mut ctx).await,
             _ => scenarios::from_search(&mut ctx).await,
         });
     }

@@ -411,11 +411,17 @@ pub fn reference_segment(conn: &mut PgConnection, tenant_id: i64, name: &str) ->
 }
 
 pub fn drop_bench_segments(conn: &mut PgConnection, tenant_id: i64, prefix: &str) {
-    diesel::sql_query("DELETE FROM segments WHERE tenant_id = $1 AND name LIKE $2")
+    // Those naming others first: a segment a filter names cannot be deleted.
+    for depth in (1..=3).rev() {
+        diesel::sql_query(
+            "DELETE FROM segments WHERE tenant_id = $1 AND name LIKE $2 AND depth = $3",
+        )
         .bind::<BigInt, _>(tenant_id)
         .bind::<Text, _>(format!("{prefix}%"))
+        .bind::<diesel::sql_types::SmallInt, _>(depth)
         .execute(conn)
         .expect("drop bench segments");
+    }
 }
 
 pub async fn members_add(ctx: &mut Context<'_>) -> Vec<Row> {
