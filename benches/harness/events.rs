@@ -234,20 +234,22 @@ pub async fn events(ctx: &mut Context<'_>) -> Vec<Row> {
     drop(service);
     let without = contacts_batch(ctx).await;
     let service = Service::start(ctx.database_url);
+    // Filters of every shape, each also narrowed to about 0.5% of contacts: what a write
+    // costs is testing them on the contacts written, while setting them up (a full
+    // evaluation each, with an event per member) stays short.
     const CITIES: [&str; 5] = ["Milan", "Rome", "Naples", "Turin", "Bologna"];
     for n in 0..50 {
         let city = CITIES[n / 5 % 5];
-        let filter = match n % 5 {
-            0 => {
-                json!({"field": "attributes.city", "op": "eq", "value": city})
-            }
+        let shape = match n % 5 {
+            0 => json!({"field": "attributes.city", "op": "eq", "value": city}),
             1 => json!({"field": "tags", "op": "contains", "value": "vip"}),
-            2 => json!({"all": [{"field": "attributes.score", "op": "gt", "value": n},
-                                {"field": "attributes.premium", "op": "eq", "value": true}]}),
+            2 => json!({"field": "attributes.premium", "op": "eq", "value": true}),
             3 => json!({"field": "name", "op": "starts_with", "value": "A"}),
             _ => json!({"any": [{"field": "email", "op": "exists"},
                                 {"field": "attributes.signup_date", "op": "after", "value": "2024-01-01"}]}),
         };
+        let filter =
+            json!({"all": [shape, {"field": "attributes.score", "op": "gt", "value": 99.5}]});
         ctx.call(
             "POST",
             &service.base,

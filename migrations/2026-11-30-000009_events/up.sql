@@ -8,8 +8,10 @@ CREATE TABLE event_counters (
     last_id   BIGINT NOT NULL
 );
 
+-- No foreign key to tenants: checking one per row more than doubled the cost of
+-- recording a large import's events. A deleted tenant's events go with retention.
 CREATE TABLE events (
-    tenant_id   BIGINT      NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    tenant_id   BIGINT      NOT NULL,
     id          BIGINT      NOT NULL,
     type        TEXT        NOT NULL,
     occurred_at TIMESTAMPTZ NOT NULL,
@@ -19,8 +21,9 @@ CREATE TABLE events (
     details     JSONB,
     PRIMARY KEY (tenant_id, id)
 );
--- Retention removes events by age.
-CREATE INDEX events_occurred_at_idx ON events (occurred_at);
+-- Retention removes events by age. Rows arrive in time order, so a BRIN index finds the
+-- old ones at a fraction of a B-tree's cost on every insert.
+CREATE INDEX events_occurred_at_idx ON events USING brin (occurred_at);
 
 -- Webhooks: where a tenant's events are pushed. Each remembers the last event it
 -- delivered (`delivered_through`); the batch being attempted is fixed by

@@ -385,8 +385,9 @@ fn log(
     .map(drop)
 }
 
-/// Frees the webhook's lease without recording anything (nothing to deliver yet), moving
-/// it past `seen` events none of which it wants.
+/// Frees the webhook's lease without recording an attempt: nothing of its types to
+/// deliver through `seen` (events of other types, or a fixed batch whose events outlived
+/// their retention), so it moves past them.
 pub fn release(
     conn: &mut PgConnection,
     webhook: &WebhookRow,
@@ -395,8 +396,8 @@ pub fn release(
 ) -> QueryResult<()> {
     diesel::sql_query(
         "UPDATE webhooks SET delivered_through = greatest(delivered_through, $4), \
-           leased_until = NULL, lease = NULL \
-         WHERE tenant_id = $1 AND id = $2 AND lease = $3 AND batch_through IS NULL",
+           batch_through = NULL, leased_until = NULL, lease = NULL \
+         WHERE tenant_id = $1 AND id = $2 AND lease = $3",
     )
     .bind::<BigInt, _>(webhook.tenant_id)
     .bind::<BigInt, _>(webhook.id)
