@@ -293,31 +293,36 @@ pub struct Attempt<'a> {
     pub error: Option<&'a str>,
 }
 
-/// Records an acknowledged batch: delivered through `through`, no failure, lease freed.
-/// False (nothing recorded) when the lease was lost.
+/// Records an acknowledged batch: delivered through `through`, no failure. With `keep`,
+/// the lease is renewed for the next batch (the webhook as it now is is returned);
+/// otherwise it is freed. `None` (nothing recorded) when the lease was lost.
 pub fn delivered(
     conn: &mut PgConnection,
     webhook: &WebhookRow,
     lease: i64,
     through: i64,
-    attempt: Option<&Attempt<'_>>,
-) -> QueryResult<bool> {
-    let updated = diesel::sql_query(
+    attempt: &Attempt<'_>,
+    keep: Option<i32>,
+) -> QueryResult<Option<WebhookRow>> {
+    let updated: Option<WebhookRow> = diesel::sql_query(format!(
         "UPDATE webhooks SET delivered_through = $4, batch_through = NULL, attempt = 0, \
-           failing_since = NULL, next_attempt_at = now(), leased_until = NULL, lease = NULL \
-         WHERE tenant_id = $1 AND id = $2 AND lease = $3",
-    )
+           failing_since = NULL, next_attempt_at = now(), \
+           leased_until = CASE WHEN $5::int IS NULL THEN NULL \
+                               ELSE now() + make_interval(secs => $5) END, \
+           lease = CASE WHEN $5::int IS NULL THEN NULL ELSE lease END \
+         WHERE tenant_id = $1 AND id = $2 AND lease = $3 RETURNING {COLUMNS}"
+    ))
     .bind::<BigInt, _>(webhook.tenant_id)
     .bind::<BigInt, _>(webhook.id)
     .bind::<BigInt, _>(lease)
     .bind::<BigInt, _>(through)
-    .execute(conn)?;
-    if updated == 1 {
-        if let Some(attempt) = attempt {
-            log(conn, webhook, attempt, None)?;
-        }
+    .bind::<Nullable<Integer>, _>(keep)
+    .get_result(conn)
+    .optional()?;
+    if updated.is_some() {
+        log(conn, webhook, attempt, None)?;
     }
-    Ok(updated == 1)
+    Ok(updated)
 }
 
 /// Records a failed attempt: the next one at `next_attempt_at`, or, when `disable` says

@@ -16,7 +16,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::future::LocalBoxFuture;
@@ -39,6 +39,9 @@ pub const SLOTS_PER_TENANT: usize = 2;
 const LEASE_SECS: i32 = 60;
 /// How often the dispatcher looks for due webhooks when it has nothing to do.
 const POLL: Duration = Duration::from_millis(250);
+/// How long a webhook that is behind may send batch after batch in its slot before it
+/// goes back to the queue behind the others.
+const KEEP_GOING_FOR: Duration = Duration::from_secs(20);
 
 /// What sends a signed delivery: the HTTP client (`crate::webhook_client`), or a test's.
 /// Deliveries run on the thread that spawned the dispatcher, so it need not be `Send`.
@@ -92,8 +95,18 @@ pub fn spawn(env: Env, sender: Rc<dyn Sender>) {
                 }
                 tokio::task::spawn_local(async move {
                     let tenant_id = webhook.tenant_id;
-                    if let Err(error) = deliver(&env, &client, webhook, lease).await {
-                        tracing::warn!(%error, tenant_id, "webhook delivery could not be recorded");
+                    let started = Instant::now();
+                    let mut next = Some(webhook);
+                    while let Some(webhook) = next.take() {
+                        // A webhook that is behind keeps its slot for a while, batch after
+                        // batch, instead of waiting for the next poll between each.
+                        let keep = started.elapsed() < KEEP_GOING_FOR;
+                        match deliver(&env, &client, webhook, lease, keep).await {
+                            Ok(more) => next = more,
+                            Err(error) => {
+                                tracing::warn!(%error, tenant_id, "webhook delivery could not be recorded")
+                            }
+                        }
                     }
                     let mut in_flight = in_flight.borrow_mut();
                     in_flight.total -= 1;
@@ -135,13 +148,16 @@ async fn claim(env: &Env, in_flight: &RefCell<InFlight>) -> Result<Vec<(WebhookR
         .collect())
 }
 
-/// One attempt at the webhook's next batch, and its outcome recorded.
+/// One attempt at the webhook's next batch, and its outcome recorded. When the batch was
+/// full and acknowledged and `keep` allows, the lease is renewed and the webhook as it
+/// now is returned, to send its next batch at once.
 async fn deliver(
     env: &Env,
     client: &Rc<dyn Sender>,
     webhook: WebhookRow,
     lease: i64,
-) -> Result<(), Error> {
+    keep: bool,
+) -> Result<Option<WebhookRow>, Error> {
     let pool = env.pool.tenant(webhook.tenant_id);
     let leased = webhook.clone();
     let (rows, seen) = pool::run(&pool, move |conn| {
@@ -157,7 +173,8 @@ async fn deliver(
         return pool::run(&pool, move |conn| {
             webhooks::release(conn, &leased, lease, seen)
         })
-        .await;
+        .await
+        .map(|()| None);
     }
     if webhook.batch_through.is_none() {
         let leased = webhook.clone();
@@ -166,7 +183,7 @@ async fn deliver(
         })
         .await?;
         if !fixed {
-            return Ok(());
+            return Ok(None);
         }
     }
     let event_ids: Vec<i64> = events.iter().map(|event| event.id).collect();
@@ -197,15 +214,20 @@ async fn deliver(
         });
         (false, now + retry_delay(attempt.attempt as u32), disable)
     };
+    let full = event_ids.len() == MAX_EVENTS_PER_DELIVERY;
+    let keep = (keep && full).then_some(LEASE_SECS);
     let attempt = OwnedAttempt::from(&attempt);
     pool::transaction(&pool, move |conn| {
         let attempt = attempt.borrowed();
         if acknowledged {
-            webhooks::delivered(conn, &webhook, lease, seen, Some(&attempt))?;
+            Ok(
+                webhooks::delivered(conn, &webhook, lease, seen, &attempt, keep)?
+                    .filter(|_| keep.is_some()),
+            )
         } else {
             webhooks::failed(conn, &webhook, lease, &attempt, next, disable.as_deref())?;
+            Ok(None)
         }
-        Ok(())
     })
     .await
 }
