@@ -23,12 +23,15 @@ struct LastEvent {
     id: i64,
 }
 
+/// The tenant's latest event id (its counter: earlier runs' events may have been deleted).
 fn last_event(ctx: &mut Context<'_>) -> i64 {
-    diesel::sql_query("SELECT coalesce(max(id), 0) AS id FROM events WHERE tenant_id = $1")
-        .bind::<BigInt, _>(ctx.data.tenant_id)
-        .get_result::<LastEvent>(ctx.conn)
-        .expect("last event")
-        .id
+    diesel::sql_query(
+        "SELECT coalesce((SELECT last_id FROM event_counters WHERE tenant_id = $1), 0) AS id",
+    )
+    .bind::<BigInt, _>(ctx.data.tenant_id)
+    .get_result::<LastEvent>(ctx.conn)
+    .expect("last event")
+    .id
 }
 
 /// Uploads `csv` into `segment`; returns the seconds the import took.

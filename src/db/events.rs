@@ -14,10 +14,12 @@ use super::sql::Statement;
 use crate::core::event::{Event, EventType};
 
 /// Created on every pooled connection (see [`super::pool`]); it lives as long as the
-/// connection and is emptied by every [`flush`].
+/// connection, is emptied by every [`flush`], and truncated at every commit, so the
+/// space of a big import's events is given back at once (autovacuum never visits
+/// temporary tables).
 pub const STAGING_TABLE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS staged_events ( \
      seq bigserial, tenant_id bigint NOT NULL, type text NOT NULL, \
-     segment_id bigint, contact_id bigint, details jsonb)";
+     segment_id bigint, contact_id bigint, details jsonb) ON COMMIT DELETE ROWS";
 
 /// Stages one event per contact.
 pub fn stage_contacts(
