@@ -58,6 +58,7 @@ const ALL: &[&str] = &[
     "xlsx-import",
     "noisy-neighbour",
     "events",
+    "dynamic-writes",
 ];
 
 #[actix_web::main]
@@ -108,6 +109,7 @@ async fn main() {
             "xlsx-import" => files::xlsx_import(&mut ctx).await,
             "noisy-neighbour" => noisy::noisy_neighbour(&mut ctx).await,
             "events" => events::events(&mut ctx).await,
+            "dynamic-writes" => events::dynamic_writes(&mut ctx).await,
             _ => scenarios::from_search(&mut ctx).await,
         });
     }
