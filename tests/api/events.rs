@@ -1,7 +1,6 @@
 //! Events: each kind of write records exactly its changes, dynamic segments' enters and
 //! leaves included, and a reader following the feed never misses one.
 
-use actix_web::test::TestRequest;
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
@@ -11,6 +10,7 @@ use segments::service::dynamic::evaluate_all_due;
 use segments::AppState;
 
 use crate::harness::{id, spawn_app, spawn_app_with_clock, App, TestApp};
+use crate::imports::import_csv;
 
 /// Every event after `after`, following the pages.
 pub async fn events_after<S: App>(app: &TestApp<S>, key: &str, mut after: i64) -> Vec<Value> {
@@ -229,15 +229,7 @@ async fn imports_filters_references_and_the_date_move_dynamic_members_with_event
     let csv = "phone,name,City,birthdate\n\
                3332000001,Dario,Milan,1990-03-14\n\
                3332000002,Elena,Rome,1985-03-15\n";
-    let report = app
-        .send(
-            TestRequest::post()
-                .uri(&format!("/v1/segments/{list}/import"))
-                .insert_header(("Authorization", format!("Bearer {key}")))
-                .insert_header(("Content-Type", "text/csv"))
-                .set_payload(csv)
-                .to_request(),
-        )
+    let report = import_csv(&app, list, &key, "", csv.as_bytes())
         .await
         .expect(200);
     let contacts = app

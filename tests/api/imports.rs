@@ -12,7 +12,8 @@ fn upload(segment: i64, key: &str, query: &str, content_type: &str, body: Vec<u8
         .set_payload(body)
 }
 
-async fn import_csv<S: App>(
+/// Uploads `csv` into the segment (`query`: the import's options, e.g. `?dry_run=true`).
+pub async fn import_csv<S: App>(
     app: &TestApp<S>,
     segment: i64,
     key: &str,

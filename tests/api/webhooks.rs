@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::test::TestRequest;
 use actix_web::{web, HttpRequest, HttpResponse, HttpServer};
 use diesel::RunQueryDsl;
 use serde_json::{json, Value};
@@ -19,6 +18,7 @@ use segments::AppState;
 
 use crate::events::events_after;
 use crate::harness::{id, spawn_app, spawn_app_with_config, App, TestApp};
+use crate::imports::import_csv;
 
 /// One call the receiver got.
 #[derive(Debug, Clone)]
@@ -181,16 +181,9 @@ async fn import<S: App>(app: &TestApp<S>, key: &str, rows: usize, first_phone: u
     for n in 0..rows as u64 {
         csv.push_str(&format!("{},Person {n}\n", first_phone + n));
     }
-    app.send(
-        TestRequest::post()
-            .uri(&format!("/v1/segments/{segment}/import"))
-            .insert_header(("Authorization", format!("Bearer {key}")))
-            .insert_header(("Content-Type", "text/csv"))
-            .set_payload(csv)
-            .to_request(),
-    )
-    .await
-    .expect(200);
+    import_csv(app, segment, key, "", csv.as_bytes())
+        .await
+        .expect(200);
 }
 
 /// The feed's events of the subscribed types.
