@@ -63,14 +63,17 @@ fn csv_of(ctx: &mut Context<'_>, rows: i64, tag: &str) -> String {
         .collect()
 }
 
-/// A receiver that counts the events it is sent and remembers when the last came.
+/// A receiver that counts the events it is sent about one segment and remembers when
+/// the last came.
 struct Receiver {
+    segment: AtomicI64,
     events: AtomicI64,
     last_at: Mutex<Option<Instant>>,
 }
 
 fn start_receiver() -> (Arc<Receiver>, String) {
     let receiver = Arc::new(Receiver {
+        segment: AtomicI64::new(0),
         events: AtomicI64::new(0),
         last_at: Mutex::new(None),
     });
@@ -84,7 +87,15 @@ fn start_receiver() -> (Arc<Receiver>, String) {
                 web::post().to(
                     |body: web::Bytes, receiver: web::Data<Arc<Receiver>>| async move {
                         let batch: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        let n = batch["events"].as_array().map_or(0, Vec::len) as i64;
+                        let segment = receiver.segment.load(Ordering::SeqCst);
+                        let n = batch["events"].as_array().map_or(0, |events| {
+                            events
+                                .iter()
+                                .filter(|event| {
+                                    event["data"]["segment_id"].as_i64() == Some(segment)
+                                })
+                                .count()
+                        }) as i64;
                         receiver.events.fetch_add(n, Ordering::SeqCst);
                         *receiver.last_at.lock().expect("lock") = Some(Instant::now());
                         HttpResponse::Ok().finish()
@@ -193,6 +204,7 @@ pub async fn events(ctx: &mut Context<'_>) -> Vec<Row> {
         )
         .await;
     let plain_id = plain["id"].as_i64().expect("id");
+    receiver.segment.store(plain_id, Ordering::SeqCst);
     let last = last_contact(ctx);
     let csv = csv_of(ctx, rows, "events-burst");
     upload(&base, plain_id, csv).await;

@@ -73,7 +73,8 @@ pub fn insert(
         .optional()
 }
 
-/// Deletes the definition and the values contacts hold for it; false when not defined.
+/// Deletes the definition and the values contacts hold for it (each such contact
+/// recording `contact.updated`); false when not defined.
 pub fn delete(conn: &mut PgConnection, tenant_id: i64, key: &str) -> QueryResult<bool> {
     let deleted = diesel::delete(
         attribute_definitions::table
@@ -82,10 +83,13 @@ pub fn delete(conn: &mut PgConnection, tenant_id: i64, key: &str) -> QueryResult
     )
     .execute(conn)?;
     if deleted > 0 {
-        diesel::sql_query(
-            "UPDATE contacts SET attributes = attributes - $2, updated_at = now()
-             WHERE tenant_id = $1 AND attributes ? $2",
-        )
+        diesel::sql_query(format!(
+            "WITH changed AS (UPDATE contacts SET attributes = attributes - $2, updated_at = now()
+               WHERE tenant_id = $1 AND attributes ? $2 RETURNING id)
+             INSERT INTO staged_events (tenant_id, type, contact_id)
+             SELECT $1, '{updated}', id FROM changed",
+            updated = crate::core::event::EventType::ContactUpdated.as_str()
+        ))
         .bind::<BigInt, _>(tenant_id)
         .bind::<Text, _>(key)
         .execute(conn)?;

@@ -183,6 +183,22 @@ async fn each_write_records_its_changes_and_nothing_else() {
     app.get("/v1/events?type=contact.merged", &key)
         .await
         .expect(400);
+    // Deleting an attribute changes the contacts that held a value for it. (The dynamic
+    // segment naming it goes first: a named attribute cannot be deleted.)
+    app.delete(&format!("/v1/segments/{milan}"), &key)
+        .await
+        .expect(204);
+    let start = cursor(&app, &key).await;
+    app.delete("/v1/attributes/city", &key).await.expect(204);
+    let mut updated = summary(&events_after(&app, &key, start).await);
+    updated.sort_by_key(|moved| format!("{moved:?}"));
+    assert_eq!(
+        updated,
+        vec![
+            event("contact.updated", None, a),
+            event("contact.updated", None, b)
+        ]
+    );
     // Another tenant sees none of it.
     let other = app.tenant_key().await;
     assert!(events_after(&app, &other, 0).await.is_empty());
