@@ -24,4 +24,5 @@ pub mod schema;
 pub mod segments;
 pub mod sql;
 pub mod tenants;
+pub mod webhook_delivery;
 pub mod webhooks;

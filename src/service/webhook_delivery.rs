@@ -27,7 +27,8 @@ use crate::core::error::Error;
 use crate::core::event::{retry_delay, Event, MAX_EVENTS_PER_DELIVERY, RETRY_FOR};
 use crate::core::webhook::{check_url, signature};
 use crate::db::pool;
-use crate::db::webhooks::{self, Attempt, WebhookRow};
+use crate::db::webhook_delivery::{self as delivery, Attempt};
+use crate::db::webhooks::WebhookRow;
 
 /// Longest wait for a receiver's answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -139,7 +140,7 @@ async fn claim(env: &Env, in_flight: &RefCell<InFlight>) -> Result<Vec<(WebhookR
     }
     let lease: i64 = rand::rng().random();
     let claimed = pool::run(&env.pool, move |conn| {
-        webhooks::claim_due(conn, free as i64, &busy, lease, LEASE_SECS)
+        delivery::claim_due(conn, free as i64, &busy, lease, LEASE_SECS)
     })
     .await?;
     Ok(claimed
@@ -161,7 +162,7 @@ async fn deliver(
     let pool = env.pool.tenant(webhook.tenant_id);
     let leased = webhook.clone();
     let (rows, seen) = pool::run(&pool, move |conn| {
-        webhooks::next_batch(conn, &leased, MAX_EVENTS_PER_DELIVERY as i64)
+        delivery::next_batch(conn, &leased, MAX_EVENTS_PER_DELIVERY as i64)
     })
     .await?;
     let events: Vec<Event> = rows
@@ -171,7 +172,7 @@ async fn deliver(
     if events.is_empty() {
         let leased = webhook.clone();
         return pool::run(&pool, move |conn| {
-            webhooks::release(conn, &leased, lease, seen)
+            delivery::release(conn, &leased, lease, seen)
         })
         .await
         .map(|()| None);
@@ -179,7 +180,7 @@ async fn deliver(
     if webhook.batch_through.is_none() {
         let leased = webhook.clone();
         let fixed = pool::run(&pool, move |conn| {
-            webhooks::fix_batch(conn, &leased, lease, seen)
+            delivery::fix_batch(conn, &leased, lease, seen)
         })
         .await?;
         if !fixed {
@@ -221,11 +222,11 @@ async fn deliver(
         let attempt = attempt.borrowed();
         if acknowledged {
             Ok(
-                webhooks::delivered(conn, &webhook, lease, seen, &attempt, keep)?
+                delivery::delivered(conn, &webhook, lease, seen, &attempt, keep)?
                     .filter(|_| keep.is_some()),
             )
         } else {
-            webhooks::failed(conn, &webhook, lease, &attempt, next, disable.as_deref())?;
+            delivery::failed(conn, &webhook, lease, &attempt, next, disable.as_deref())?;
             Ok(None)
         }
     })

@@ -1,0 +1,223 @@
+//! What the webhook dispatcher reads and records: leases on due webhooks, their next
+//! batch, and each attempt's outcome with its entry in the delivery log.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, SmallInt, Text, Timestamptz};
+
+use super::events::EventRow;
+use super::webhooks::{WebhookRow, COLUMNS};
+
+/// Takes up to `limit` webhooks that are due and have events after what they delivered,
+/// none of tenants in `busy`, leasing each for `lease_secs` under `lease` (other replicas
+/// skip them meanwhile). Runs over every tenant: the dispatcher's one cross-tenant read.
+pub fn claim_due(
+    conn: &mut PgConnection,
+    limit: i64,
+    busy: &[i64],
+    lease: i64,
+    lease_secs: i32,
+) -> QueryResult<Vec<WebhookRow>> {
+    diesel::sql_query(format!(
+        "UPDATE webhooks w SET leased_until = now() + make_interval(secs => $4), lease = $3 \
+         FROM (SELECT tenant_id, id FROM webhooks d \
+               WHERE enabled AND next_attempt_at <= now() \
+                 AND (leased_until IS NULL OR leased_until < now()) \
+                 AND tenant_id <> ALL($2) \
+                 AND EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = d.tenant_id \
+                             AND e.id > d.delivered_through) \
+               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due \
+         WHERE w.tenant_id = due.tenant_id AND w.id = due.id RETURNING {}",
+        COLUMNS
+            .split(", ")
+            .map(|column| format!("w.{}", column.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .bind::<BigInt, _>(limit)
+    .bind::<Array<BigInt>, _>(busy)
+    .bind::<BigInt, _>(lease)
+    .bind::<Integer, _>(lease_secs)
+    .load(conn)
+}
+
+/// Events the webhook's next delivery looks at, at most.
+const WINDOW: i64 = 5_000;
+
+/// The webhook's next batch: up to `max` events of its types after `delivered_through`
+/// (through `batch_through` when a batch was already fixed), and the last event id it
+/// looked at, which it may mark delivered once the batch is acknowledged (events of
+/// other types in between included).
+pub fn next_batch(
+    conn: &mut PgConnection,
+    webhook: &WebhookRow,
+    max: i64,
+) -> QueryResult<(Vec<EventRow>, i64)> {
+    let through = webhook.batch_through.unwrap_or(i64::MAX);
+    let window: Vec<EventRow> = diesel::sql_query(
+        "SELECT id, type, occurred_at, segment_id, contact_id, details FROM events \
+         WHERE tenant_id = $1 AND id > $2 AND id <= $3 ORDER BY id LIMIT $4",
+    )
+    .bind::<BigInt, _>(webhook.tenant_id)
+    .bind::<BigInt, _>(webhook.delivered_through)
+    .bind::<BigInt, _>(through)
+    .bind::<BigInt, _>(WINDOW)
+    .load(conn)?;
+    let window_end = window.last().map_or(webhook.delivered_through, |e| e.id);
+    let batch: Vec<EventRow> = window
+        .into_iter()
+        .filter(|event| webhook.event_types.contains(&event.r#type))
+        .take(max as usize)
+        .collect();
+    let seen = match (webhook.batch_through, batch.last()) {
+        (Some(through), _) => through,
+        (None, Some(last)) if batch.len() as i64 == max => last.id,
+        _ => window_end,
+    };
+    Ok((batch, seen))
+}
+
+/// Fixes the batch being attempted, so retries send the same events under one id.
+pub fn fix_batch(
+    conn: &mut PgConnection,
+    webhook: &WebhookRow,
+    lease: i64,
+    through: i64,
+) -> QueryResult<bool> {
+    diesel::sql_query(
+        "UPDATE webhooks SET batch_through = $4 WHERE tenant_id = $1 AND id = $2 AND lease = $3",
+    )
+    .bind::<BigInt, _>(webhook.tenant_id)
+    .bind::<BigInt, _>(webhook.id)
+    .bind::<BigInt, _>(lease)
+    .bind::<BigInt, _>(through)
+    .execute(conn)
+    .map(|updated| updated == 1)
+}
+
+/// How one delivery attempt ended.
+pub struct Attempt<'a> {
+    pub event_ids: &'a [i64],
+    pub attempt: i32,
+    pub status_code: Option<i16>,
+    pub error: Option<&'a str>,
+}
+
+/// Records an acknowledged batch: delivered through `through`, no failure. With `keep`,
+/// the lease is renewed for the next batch (the webhook as it now is is returned);
+/// otherwise it is freed. `None` (nothing recorded) when the lease was lost.
+pub fn delivered(
+    conn: &mut PgConnection,
+    webhook: &WebhookRow,
+    lease: i64,
+    through: i64,
+    attempt: &Attempt<'_>,
+    keep: Option<i32>,
+) -> QueryResult<Option<WebhookRow>> {
+    let updated: Option<WebhookRow> = diesel::sql_query(format!(
+        "UPDATE webhooks SET delivered_through = $4, batch_through = NULL, attempt = 0, \
+           failing_since = NULL, next_attempt_at = now(), \
+           leased_until = CASE WHEN $5::int IS NULL THEN NULL \
+                               ELSE now() + make_interval(secs => $5) END, \
+           lease = CASE WHEN $5::int IS NULL THEN NULL ELSE lease END \
+         WHERE tenant_id = $1 AND id = $2 AND lease = $3 RETURNING {COLUMNS}"
+    ))
+    .bind::<BigInt, _>(webhook.tenant_id)
+    .bind::<BigInt, _>(webhook.id)
+    .bind::<BigInt, _>(lease)
+    .bind::<BigInt, _>(through)
+    .bind::<Nullable<Integer>, _>(keep)
+    .get_result(conn)
+    .optional()?;
+    if updated.is_some() {
+        log(conn, webhook, attempt, None)?;
+    }
+    Ok(updated)
+}
+
+/// Records a failed attempt: the next one at `next_attempt_at`, or, when `disable` says
+/// why, the webhook disabled. False (nothing recorded) when the lease was lost.
+pub fn failed(
+    conn: &mut PgConnection,
+    webhook: &WebhookRow,
+    lease: i64,
+    attempt: &Attempt<'_>,
+    next_attempt_at: DateTime<Utc>,
+    disable: Option<&str>,
+) -> QueryResult<bool> {
+    let updated = diesel::sql_query(
+        "UPDATE webhooks SET attempt = $4, failing_since = coalesce(failing_since, now()), \
+           next_attempt_at = $5, enabled = enabled AND $6::text IS NULL, \
+           disabled_reason = coalesce($6, disabled_reason), leased_until = NULL, lease = NULL, \
+           updated_at = CASE WHEN $6::text IS NULL THEN updated_at ELSE now() END \
+         WHERE tenant_id = $1 AND id = $2 AND lease = $3",
+    )
+    .bind::<BigInt, _>(webhook.tenant_id)
+    .bind::<BigInt, _>(webhook.id)
+    .bind::<BigInt, _>(lease)
+    .bind::<Integer, _>(attempt.attempt)
+    .bind::<Timestamptz, _>(next_attempt_at)
+    .bind::<Nullable<Text>, _>(disable)
+    .execute(conn)?;
+    if updated == 1 {
+        let next = disable.is_none().then_some(next_attempt_at);
+        log(conn, webhook, attempt, next)?;
+    }
+    Ok(updated == 1)
+}
+
+/// Attempts kept per webhook in its delivery log.
+const LOGGED: i64 = 100;
+
+fn log(
+    conn: &mut PgConnection,
+    webhook: &WebhookRow,
+    attempt: &Attempt<'_>,
+    next_attempt_at: Option<DateTime<Utc>>,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "INSERT INTO webhook_deliveries (tenant_id, webhook_id, event_ids, attempt, \
+           status_code, error, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind::<BigInt, _>(webhook.tenant_id)
+    .bind::<BigInt, _>(webhook.id)
+    .bind::<Array<BigInt>, _>(attempt.event_ids)
+    .bind::<Integer, _>(attempt.attempt)
+    .bind::<Nullable<SmallInt>, _>(attempt.status_code)
+    .bind::<Nullable<Text>, _>(attempt.error)
+    .bind::<Nullable<Timestamptz>, _>(next_attempt_at)
+    .execute(conn)?;
+    diesel::sql_query(
+        "DELETE FROM webhook_deliveries WHERE tenant_id = $1 AND webhook_id = $2 AND id <= \
+         (SELECT id FROM webhook_deliveries WHERE tenant_id = $1 AND webhook_id = $2 \
+          ORDER BY id DESC OFFSET $3 LIMIT 1)",
+    )
+    .bind::<BigInt, _>(webhook.tenant_id)
+    .bind::<BigInt, _>(webhook.id)
+    .bind::<BigInt, _>(LOGGED)
+    .execute(conn)
+    .map(drop)
+}
+
+/// Frees the webhook's lease without recording an attempt: nothing of its types to
+/// deliver through `seen` (events of other types, or a fixed batch whose events outlived
+/// their retention), so it moves past them.
+pub fn release(
+    conn: &mut PgConnection,
+    webhook: &WebhookRow,
+    lease: i64,
+    seen: i64,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "UPDATE webhooks SET delivered_through = greatest(delivered_through, $4), \
+           batch_through = NULL, leased_until = NULL, lease = NULL \
+         WHERE tenant_id = $1 AND id = $2 AND lease = $3",
+    )
+    .bind::<BigInt, _>(webhook.tenant_id)
+    .bind::<BigInt, _>(webhook.id)
+    .bind::<BigInt, _>(lease)
+    .bind::<BigInt, _>(seen)
+    .execute(conn)
+    .map(drop)
+}
