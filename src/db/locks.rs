@@ -23,6 +23,8 @@ pub enum Lock {
     Endpoints(i64),
     /// A tenant's attribute definitions: two definitions at once cannot pass the cap.
     Attributes(i64),
+    /// A tenant's webhooks: two created at once cannot pass the cap.
+    Webhooks(i64),
     /// An import job's lease: held by the transaction running the job, so a poll can tell
     /// a running job from one whose process died.
     ImportJob { tenant_id: i64, id: i64 },
@@ -37,6 +39,7 @@ impl Lock {
             Lock::Evaluation(tenant_id) => format!("segments.evaluation.{tenant_id}"),
             Lock::Endpoints(tenant_id) => format!("segments.endpoints.{tenant_id}"),
             Lock::Attributes(tenant_id) => format!("segments.attributes.{tenant_id}"),
+            Lock::Webhooks(tenant_id) => format!("segments.webhooks.{tenant_id}"),
             Lock::ImportJob { tenant_id, id } => format!("segments.import.{tenant_id}.{id}"),
             Lock::EvaluationJob => "segments.evaluation-job".to_owned(),
         }

@@ -6,6 +6,7 @@ use crate::core::error::Error;
 use crate::core::event::EventType;
 use crate::core::tenant::Tenant;
 use crate::core::webhook::{check_url, generate_secret};
+use crate::db::locks::{self, Lock};
 use crate::db::webhooks::{self, DeliveryRow, NewWebhook, WebhookChanges, WebhookRow};
 use crate::db::{events, pool};
 
@@ -33,12 +34,18 @@ fn type_names(types: &[EventType]) -> Vec<String> {
     names
 }
 
+/// The URL as it will be stored, or 422 naming `url`.
+fn checked_url(env: &Env, url: &str) -> Result<url::Url, Error> {
+    check_url(url, env.webhooks_may_reach_private).map_err(|error| Error::Validation(vec![error]))
+}
+
 /// Creates a webhook that receives the events recorded from now on; its row carries the
 /// signing secret, shown this once.
 pub async fn create(env: &Env, tenant: Tenant, spec: WebhookSpec) -> Result<WebhookRow, Error> {
-    let url = check_url(&spec.url, env.webhooks_may_reach_private)
-        .map_err(|error| Error::Validation(vec![error]))?;
+    let url = checked_url(env, &spec.url)?;
     pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
+        // Counted under the tenant's webhook lock: two creates at once cannot both pass.
+        locks::exclusive(conn, Lock::Webhooks(tenant.id))?;
         if webhooks::count(conn, tenant.id)? >= MAX_WEBHOOKS {
             return Err(Error::unprocessable(
                 "too_many_webhooks",
@@ -90,13 +97,11 @@ pub async fn update(
     update: WebhookUpdate,
     precondition: Option<Precondition<WebhookRow>>,
 ) -> Result<WebhookRow, Error> {
-    let url = match &update.url {
-        Some(url) => Some(
-            check_url(url, env.webhooks_may_reach_private)
-                .map_err(|error| Error::Validation(vec![error]))?,
-        ),
-        None => None,
-    };
+    let url = update
+        .url
+        .as_deref()
+        .map(|url| checked_url(env, url))
+        .transpose()?;
     pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
         let current = webhooks::get_for_change(conn, tenant.id, id)
             .map_err(|e| Error::from(e).or_not_found("webhook"))?;

@@ -459,3 +459,23 @@ async fn private_addresses_are_refused_when_saved_and_when_delivering() {
     .await
     .expect_problem(422, "too_many_webhooks");
 }
+
+#[actix_web::test]
+async fn webhooks_created_at_once_never_pass_the_cap() {
+    let app = spawn_app().await;
+    for round in 0..5 {
+        let key = app.tenant_key().await;
+        let creates = (0..14).map(|n| {
+            app.post(
+                "/v1/webhooks",
+                &key,
+                json!({"url": format!("https://example.com/{round}/{n}"), "event_types": ["contact.created"]}),
+            )
+        });
+        let replies = futures_util::future::join_all(creates).await;
+        let created = replies.iter().filter(|r| r.status.as_u16() == 201).count();
+        assert_eq!(created, 10, "round {round}");
+        let listed = app.get("/v1/webhooks?per_page=100", &key).await.expect(200);
+        assert_eq!(listed["total"], 10, "round {round}");
+    }
+}
