@@ -15,7 +15,7 @@ use crate::http::request_log::RequestLog;
 use crate::http::state::AppState;
 use crate::http::{
     attributes, audience, campaigns, contacts, cors, events, idempotency, imports, members,
-    openapi, ops, rate_limit, segments, tenants, webhooks,
+    openapi, ops, rate_limit, segments, sends, tenants, webhooks,
 };
 use crate::service;
 
@@ -31,6 +31,7 @@ fn routes(config: &mut ServiceConfig) {
             .configure(segments::configure)
             .configure(campaigns::configure)
             .configure(audience::configure)
+            .configure(sends::configure)
             .configure(events::configure)
             .configure(webhooks::configure),
     );
@@ -123,6 +124,22 @@ pub fn keep_events_trimmed(env: service::Env, retention_days: u32) {
             ticks.tick().await;
             if let Err(error) = service::events::purge(&env, retention_days).await {
                 tracing::warn!(%error, "could not delete expired events");
+            }
+        }
+    });
+}
+
+/// Keeps sends' day partitions made ahead and drops those past retention: at start,
+/// then every ten minutes.
+pub fn keep_send_partitions(env: service::Env, retention_days: u32) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            ticks.tick().await;
+            match service::sends::upkeep(&env, retention_days).await {
+                Ok(0) => {}
+                Ok(expired) => tracing::info!(expired, "sends past retention kept their counts"),
+                Err(error) => tracing::warn!(%error, "could not keep send partitions"),
             }
         }
     });

@@ -73,6 +73,11 @@ pub struct Config {
     #[arg(long, env = "SEGMENTS_EVENT_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(7..=365))]
     pub event_retention_days: u32,
 
+    /// Days a send's recipients are kept (at least 7); then their day is dropped whole
+    /// and each send keeps only its final count per status.
+    #[arg(long, env = "SEGMENTS_SEND_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(7..=3650))]
+    pub send_retention_days: u32,
+
     /// Lets webhooks deliver to private, loopback and link-local addresses (a receiver on
     /// the same host or network, as in development). Off by default: a tenant must not
     /// make the service call into its own network.
@@ -119,6 +124,7 @@ impl Config {
             log_format: LogFormat::Text,
             cors_origins: Vec::new(),
             event_retention_days: 7,
+            send_retention_days: 90,
             webhook_allow_private: false,
         }
     }

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use diesel::{Connection, PgConnection};
 use segments::app::{
     keep_dynamic_segments_current, keep_events_trimmed, keep_idempotency_keys_trimmed,
-    keep_rate_limits_small,
+    keep_rate_limits_small, keep_send_partitions,
 };
 use segments::config::Config;
 use segments::core::phone;
@@ -155,11 +155,13 @@ async fn serve(config: Config) -> std::io::Result<()> {
     let bind = config.bind.clone();
     let workers = config.workers;
     let retention_days = config.event_retention_days;
+    let send_retention_days = config.send_retention_days;
     let state = web::Data::new(AppState::new(config));
     keep_dynamic_segments_current(state.env.clone());
     keep_rate_limits_small(state.clone());
     keep_idempotency_keys_trimmed(state.env.clone());
     keep_events_trimmed(state.env.clone(), retention_days);
+    keep_send_partitions(state.env.clone(), send_retention_days);
     let sender = segments::webhook_client::WebhookClient::new(state.env.webhooks_may_reach_private);
     segments::service::webhook_delivery::spawn(state.env.clone(), std::rc::Rc::new(sender));
     let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(30);

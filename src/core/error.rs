@@ -47,6 +47,10 @@ pub enum Error {
         detail: String,
         extra: Map<String, Value>,
     },
+    /// What was asked for existed but is gone for good (a send's recipients past the
+    /// retention horizon).
+    #[error("{detail}")]
+    Gone { code: &'static str, detail: String },
     /// The resource changed since the client read it (`If-Match` no longer matches).
     #[error("the resource changed since it was read")]
     PreconditionFailed,

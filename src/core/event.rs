@@ -21,16 +21,19 @@ pub enum EventType {
     MemberRemoved,
     #[serde(rename = "import.finished")]
     ImportFinished,
+    #[serde(rename = "send.created")]
+    SendCreated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 7] = [
         Self::ContactCreated,
         Self::ContactUpdated,
         Self::ContactDeleted,
         Self::MemberAdded,
         Self::MemberRemoved,
         Self::ImportFinished,
+        Self::SendCreated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +44,7 @@ impl EventType {
             Self::MemberAdded => "segment.member_added",
             Self::MemberRemoved => "segment.member_removed",
             Self::ImportFinished => "import.finished",
+            Self::SendCreated => "send.created",
         }
     }
 

@@ -16,6 +16,7 @@ pub mod membership;
 pub mod phone;
 pub mod push;
 pub mod segment;
+pub mod send;
 pub mod tenant;
 pub mod types;
 pub mod webhook;

@@ -101,6 +101,22 @@ impl Audience {
         Sql::when_first(self.exclusions())
     }
 
+    /// Every member with the name and address it has now, and the reason it is left out
+    /// (0 for none): `id, name, address, reason`, for a freeze to keep.
+    pub fn members_with_reasons(&self) -> Statement<()> {
+        let address = match self.channel {
+            Channel::Email => "contacts.email",
+            Channel::Whatsapp | Channel::Sms => "contacts.phone_e164",
+        };
+        self.over_members(
+            Statement::<()>::new(&format!(
+                "SELECT contacts.id, contacts.name, coalesce({address}, '') AS address, "
+            ))
+            .condition(self.exclusion_reason())
+            .sql(" AS reason"),
+        )
+    }
+
     fn eligible(&self) -> Sql {
         Sql::all(self.exclusions().into_iter().map(Sql::negated).collect())
     }

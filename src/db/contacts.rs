@@ -34,6 +34,7 @@ pub struct ContactRow {
     pub privacy_consent: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub last_messaged_at: Option<DateTime<Utc>>,
 }
 
 impl From<ContactRow> for ContactValues {

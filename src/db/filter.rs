@@ -53,6 +53,9 @@ impl Compiler {
             Field::Text(column) => text(text_column(*column), test),
             Field::Flag(column) => flag(*column, test),
             Field::CreatedAt => self.date("(contacts.created_at AT TIME ZONE 'UTC')::date", test),
+            Field::LastMessagedAt => {
+                self.date("(contacts.last_messaged_at AT TIME ZONE 'UTC')::date", test)
+            }
             Field::Tags => tags(test),
             Field::Segment => match test {
                 Test::InSegment(segment) => self.membership(segment),

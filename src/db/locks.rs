@@ -30,6 +30,8 @@ pub enum Lock {
     ImportJob { tenant_id: i64, id: i64 },
     /// The dynamic evaluation job: one replica runs it at a time (a session lock).
     EvaluationJob,
+    /// The upkeep of sends' day partitions: one replica at a time (a session lock).
+    SendUpkeep,
 }
 
 impl Lock {
@@ -42,6 +44,7 @@ impl Lock {
             Lock::Webhooks(tenant_id) => format!("segments.webhooks.{tenant_id}"),
             Lock::ImportJob { tenant_id, id } => format!("segments.import.{tenant_id}.{id}"),
             Lock::EvaluationJob => "segments.evaluation-job".to_owned(),
+            Lock::SendUpkeep => "segments.send-upkeep".to_owned(),
         }
     }
 }

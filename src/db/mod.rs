@@ -22,6 +22,8 @@ pub mod notify;
 pub mod pool;
 pub mod schema;
 pub mod segments;
+pub mod send_partitions;
+pub mod sends;
 pub mod sql;
 pub mod tenants;
 pub mod webhook_delivery;

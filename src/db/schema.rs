@@ -40,6 +40,7 @@ diesel::table! {
         privacy_consent -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        last_messaged_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -113,6 +114,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    sends (tenant_id, id) {
+        tenant_id -> Int8,
+        id -> Int8,
+        campaign_id -> Int8,
+        channel -> Text,
+        created_at -> Timestamptz,
+        created_on -> Date,
+        total_unique -> Int8,
+        by_exclusion -> Int8,
+        opted_out -> Int8,
+        no_consent -> Int8,
+        no_address -> Int8,
+        expired_at -> Nullable<Timestamptz>,
+        final_progress -> Nullable<Jsonb>,
+    }
+}
+
+diesel::table! {
     campaign_segments (tenant_id, campaign_id, segment_id) {
         tenant_id -> Int8,
         campaign_id -> Int8,
@@ -148,6 +167,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     segment_members,
     campaigns,
     campaign_segments,
+    sends,
     imports,
     segment_references,
     filter_attributes,

@@ -211,6 +211,11 @@ impl<Row> Statement<Row> {
         self.body = self.body.value(Bound::Integers(values));
         self
     }
+
+    pub fn day(mut self, value: chrono::NaiveDate) -> Self {
+        self.body = self.body.value(Bound::Day(value));
+        self
+    }
 }
 
 impl<Row> QueryId for Statement<Row> {

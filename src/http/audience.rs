@@ -2,7 +2,6 @@
 //! recipients themselves, paged or streamed.
 
 use actix_web::{get, post, web, HttpResponse};
-use futures_util::{stream, StreamExt};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::core::error::Error;
@@ -13,6 +12,7 @@ use crate::http::dto::audience::*;
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::http::state::AppState;
+use crate::http::streaming;
 use crate::service::audience;
 
 const NOT_FOUND: &str = "`not_found`: no such campaign.";
@@ -119,22 +119,18 @@ async fn stream_audience(
     encode: fn(&[AudienceRecipient]) -> Result<Vec<u8>, Error>,
 ) -> Result<HttpResponse, ApiError> {
     let (channel, batches) = audience::stream(&state.env, tenant, id).await?;
-    let head =
-        stream::once(async move { Ok::<_, ApiError>(web::Bytes::from_static(header.as_bytes())) });
-    let body = stream::unfold(batches, move |mut batches| async move {
-        let batch = batches.recv().await?;
-        let bytes = batch.and_then(|recipients| {
+    Ok(streaming::response(
+        batches,
+        content_type,
+        header,
+        move |recipients| {
             let recipients: Vec<AudienceRecipient> = recipients
                 .into_iter()
                 .map(|r| AudienceRecipient::new(r, channel))
                 .collect();
-            encode(&recipients).map(web::Bytes::from)
-        });
-        Some((bytes.map_err(ApiError::from), batches))
-    });
-    Ok(HttpResponse::Ok()
-        .content_type(content_type)
-        .streaming(head.chain(body)))
+            encode(&recipients)
+        },
+    ))
 }
 
 /// Stream a campaign's whole audience as NDJSON
@@ -163,14 +159,7 @@ async fn stream_audience_ndjson(
         path.0.id,
         "application/x-ndjson",
         "",
-        |recipients| {
-            let mut out = Vec::with_capacity(recipients.len() * 64);
-            for recipient in recipients {
-                serde_json::to_writer(&mut out, recipient).map_err(Error::internal)?;
-                out.push(b'\n');
-            }
-            Ok(out)
-        },
+        streaming::ndjson,
     )
     .await
 }

@@ -115,11 +115,16 @@ async fn update_campaign(
 
 /// Delete a campaign
 ///
-/// Only the campaign goes: its segments and their contacts stay.
+/// Only the campaign goes: its segments and their contacts stay. A campaign with sends
+/// cannot be deleted: its sends are the record of what was sent.
 #[utoipa::path(
     tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),
-    responses((status = 204, description = "Deleted."), (status = 404, description = NOT_FOUND))
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = NOT_FOUND),
+        (status = 409, description = "`campaign_has_sends`: the campaign has sends."),
+    )
 )]
 #[delete("/campaigns/{id}")]
 async fn delete_campaign(

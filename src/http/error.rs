@@ -165,6 +165,7 @@ fn status_of(error: &Error) -> StatusCode {
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict { .. } => StatusCode::CONFLICT,
+        Error::Gone { .. } => StatusCode::GONE,
         Error::Unavailable(_) | Error::TimedOut(_) | Error::Contention(_) | Error::Busy => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -178,6 +179,7 @@ fn code_of(error: &Error) -> &'static str {
         Error::NotFound(_) => "not_found",
         Error::PreconditionFailed => "precondition_failed",
         Error::Conflict { code, .. }
+        | Error::Gone { code, .. }
         | Error::Unprocessable { code, .. }
         | Error::TooLarge { code, .. } => code,
         Error::Unavailable(_) => "database_unavailable",

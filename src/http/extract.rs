@@ -20,18 +20,21 @@ use crate::http::state::AppState;
 /// Bodies above this size are refused when no configuration is at hand.
 const DEFAULT_JSON_LIMIT: usize = 1024 * 1024;
 
-/// A JSON request body: `application/json`, within the configured size, deserialised and
-/// validated.
-pub struct Json<T>(pub T);
+/// A JSON request body: `application/json`, within the configured size (or `AT_LEAST`
+/// bytes, for the few bodies that are large by design), deserialised and validated.
+pub struct Json<T, const AT_LEAST: usize = 0>(pub T);
 
-impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
+impl<T: DeserializeOwned + Validate + 'static, const AT_LEAST: usize> FromRequest
+    for Json<T, AT_LEAST>
+{
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = req
             .app_data::<web::Data<AppState>>()
-            .map_or(DEFAULT_JSON_LIMIT, |state| state.config.json_limit);
+            .map_or(DEFAULT_JSON_LIMIT, |state| state.config.json_limit)
+            .max(AT_LEAST);
         let content_type_ok = req.mime_type().ok().flatten().is_some_and(|mime| {
             mime.type_() == "application"
                 && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))

@@ -9,6 +9,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::core::error::FieldError;
 use crate::core::event::EventType;
+use crate::core::send::Status;
 use crate::core::types::{AttributeType, Channel, SegmentKind};
 
 // `example`, not `examples`: the document's schemas keep one example each.
@@ -81,7 +82,7 @@ impl PartialSchema for EventType {
     fn schema() -> RefOr<Schema> {
         string_enum(
             "What changed: a contact created, updated or deleted; a contact added to or removed\n\
-             from a segment (dynamic ones included); an import finished.",
+             from a segment (dynamic ones included); an import finished; a send created.",
             EventType::ALL.map(EventType::as_str),
             Some("segment.member_added"),
         )
@@ -92,6 +93,35 @@ impl ToSchema for EventType {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("EventType")
     }
+}
+
+impl PartialSchema for Status {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            "Where a recipient of a send stands: `pending` (not reported yet), `sent`,\n\
+             `delivered`, `read`, `failed`, or `skipped` (pending, but the contact opted out\n\
+             after the freeze: never to be messaged).",
+            Status::ALL.map(Status::as_str),
+            Some("sent"),
+        )
+    }
+}
+
+impl ToSchema for Status {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("RecipientStatus")
+    }
+}
+
+/// What a sender may report: the statuses after pending, and failed.
+pub fn reported_status() -> RefOr<Schema> {
+    string_enum(
+        "What became of the message: `sent`, `delivered`, `read` or `failed`. A status\n\
+         only moves forward (pending -> sent -> delivered -> read, or failed from pending\n\
+         or sent).",
+        Status::REPORTED.map(Status::as_str),
+        Some("delivered"),
+    )
 }
 
 impl PartialSchema for FieldError {

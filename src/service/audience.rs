@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use tokio::sync::mpsc;
 
-use super::Env;
+use super::{streams, Env};
 use crate::core::audience::{unique, Counts, Recipient};
 use crate::core::error::{Error, FieldError};
 use crate::core::tenant::Tenant;
@@ -98,7 +98,12 @@ fn members(
     Ok(found)
 }
 
-fn campaign_audience(conn: &mut PgConnection, tenant: &Tenant, id: i64) -> Result<Audience, Error> {
+/// The campaign's audience, its segments checked as [`resolve`] does.
+pub fn campaign_audience(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    id: i64,
+) -> Result<Audience, Error> {
     let campaign = campaigns::find(conn, tenant.id, id)?;
     resolve(
         conn,
@@ -150,19 +155,7 @@ pub async fn page(
     .await
 }
 
-/// Recipients fetched per database round trip while streaming.
-const STREAM_BATCH: i64 = 5000;
-
-/// Batches waiting for a slow client; beyond this the database reads pause.
-const STREAM_BUFFER: usize = 2;
-
-/// A client that reads nothing for this long loses its stream.
-const STALLED_CLIENT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Every recipient, in batches in contact id order, each read in its own short
-/// statement: between batches the stream holds no connection and no transaction, so a
-/// client that reads slowly (or not at all) costs the database nothing. The bounded
-/// channel is the backpressure: memory stays flat. An error ends the stream.
+/// Every recipient, in batches in contact id order (see [`streams::keyset`]).
 pub async fn stream(
     env: &Env,
     tenant: Tenant,
@@ -171,30 +164,11 @@ pub async fn stream(
     let pool = env.pool.tenant(tenant.id);
     let audience = pool::run(&pool, move |conn| campaign_audience(conn, &tenant, id)).await?;
     let channel = audience.channel;
-    let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-    tokio::spawn(async move {
-        let mut after = 0;
-        loop {
-            let audience = audience.clone();
-            let batch = pool::run(&pool, move |conn| {
-                audience.recipients_after(conn, after, STREAM_BATCH)
-            })
-            .await;
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(error) => {
-                    tracing::warn!(%error, "audience stream cut short");
-                    let _ = sender.send(Err(error)).await;
-                    return;
-                }
-            };
-            let done = (batch.len() as i64) < STREAM_BATCH;
-            after = batch.last().map_or(after, |r| r.contact_id);
-            let delivered = tokio::time::timeout(STALLED_CLIENT, sender.send(Ok(batch))).await;
-            if !matches!(delivered, Ok(Ok(()))) || done {
-                return;
-            }
-        }
-    });
-    Ok((channel, receiver))
+    let fetch = move |conn: &mut PgConnection, after, limit| {
+        Ok(audience.recipients_after(conn, after, limit)?)
+    };
+    Ok((
+        channel,
+        streams::keyset(pool, fetch, |r: &Recipient| r.contact_id),
+    ))
 }

@@ -8,7 +8,7 @@ use crate::core::error::Error;
 use crate::core::tenant::Tenant;
 use crate::core::types::Channel;
 use crate::db::campaigns::{self, CampaignChanges, CampaignWithSegments};
-use crate::db::{pool, segments};
+use crate::db::{pool, segments, sends};
 
 /// Checks the segments (as an audience would read them) and stores them. The segments
 /// are held first, so one deleted at the same moment is either gone before the check
@@ -114,9 +114,20 @@ pub async fn delete(
     id: i64,
     precondition: Option<Precondition<CampaignWithSegments>>,
 ) -> Result<(), Error> {
+    // Locked first: a send freezing at this moment (which locks it too) either finishes
+    // first, and is seen here, or waits and finds the campaign gone.
     let deleted = pool::transaction(&env.pool.tenant(tenant.id), move |conn| {
-        if precondition.is_some() && campaigns::lock(conn, tenant.id, id)? {
-            check(&precondition, &campaigns::find(conn, tenant.id, id)?)?;
+        if !campaigns::lock(conn, tenant.id, id)? {
+            return Ok(false);
+        }
+        check(&precondition, &campaigns::find(conn, tenant.id, id)?)?;
+        if sends::campaign_has_sends(conn, tenant.id, id)? {
+            return Err(Error::Conflict {
+                code: "campaign_has_sends",
+                detail: format!(
+                    "campaign {id} has sends, the record of what was sent; it cannot be deleted"
+                ),
+            });
         }
         Ok(campaigns::delete(conn, tenant.id, id)?)
     })

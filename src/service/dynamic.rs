@@ -15,7 +15,7 @@ use super::filters::FilterReader;
 use super::Env;
 use crate::core::error::Error;
 use crate::core::filter::graph::Graph;
-use crate::core::filter::Node;
+use crate::core::filter::{Field, Node};
 use crate::db::dynamic::{self, Moves};
 use crate::db::filter::Compiler;
 use crate::db::locks::{self, Lock};
@@ -110,6 +110,38 @@ pub fn contacts_written(
     let contact_ids = contacts(conn)?;
     let levels = levels(conn, tenant_id, today, None)?;
     evaluate_levels(conn, tenant_id, &levels, &contact_ids)
+}
+
+/// After contacts' `last_messaged_at` moved (a send's outcomes): the dynamic segments
+/// whose filters read it, and those naming them, for those contacts. The contacts'
+/// rows are already locked by the write.
+pub fn contacts_messaged(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    today: NaiveDate,
+    contact_ids: &[i64],
+) -> Result<Vec<Moves>, Error> {
+    if contact_ids.is_empty() || !dynamic::tenant_has_dynamic(conn, tenant_id)? {
+        return Ok(Vec::new());
+    }
+    let mut reader = FilterReader::new(tenant_id);
+    let mut reading = Vec::new();
+    for segment in segments::dynamic_by_depth(conn, tenant_id)? {
+        if read(&mut reader, conn, &segment)?.is_some_and(|node| node.reads(&Field::LastMessagedAt))
+        {
+            reading.push(segment.id);
+        }
+    }
+    if reading.is_empty() {
+        return Ok(Vec::new());
+    }
+    let graph = Graph::new(segments::graph(conn, tenant_id)?);
+    let affected: BTreeSet<i64> = reading
+        .iter()
+        .flat_map(|id| std::iter::once(*id).chain(graph.dependents(*id)))
+        .collect();
+    let levels = levels(conn, tenant_id, today, Some(&affected))?;
+    evaluate_levels(conn, tenant_id, &levels, contact_ids)
 }
 
 /// After static members of `segment_ids` were added or removed: the dynamic segments

@@ -17,6 +17,8 @@ pub mod idempotency;
 pub mod imports;
 pub mod membership;
 pub mod segments;
+pub mod sends;
+pub mod streams;
 pub mod tenants;
 pub mod webhook_delivery;
 pub mod webhooks;

@@ -136,6 +136,7 @@ async fn a_filter_editor_builds_its_menus_from_filter_fields() {
             "phone_country",
             "tags",
             "created_at",
+            "last_messaged_at",
             "opted_out",
             "privacy_consent",
             "segment",
@@ -143,7 +144,7 @@ async fn a_filter_editor_builds_its_menus_from_filter_fields() {
             "attributes.city"
         ]
     );
-    let birthdate = &fields[9];
+    let birthdate = &fields[10];
     assert_eq!(
         (birthdate["label"].as_str(), birthdate["type"].as_str()),
         (Some("Birth date"), Some("date"))
@@ -192,7 +193,7 @@ async fn a_filter_editor_builds_its_menus_from_filter_fields() {
         .get("/v1/segments/filter-fields", &other)
         .await
         .expect(200);
-    assert_eq!(theirs["fields"].as_array().unwrap().len(), 9);
+    assert_eq!(theirs["fields"].as_array().unwrap().len(), 10);
 }
 
 #[actix_web::test]

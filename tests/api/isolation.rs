@@ -17,6 +17,7 @@ struct Resources {
     campaign: i64,
     import: i64,
     webhook: i64,
+    send: i64,
 }
 
 impl Resources {
@@ -30,6 +31,8 @@ impl Resources {
             self.import
         } else if template.starts_with("/v1/webhooks") {
             self.webhook
+        } else if template.starts_with("/v1/sends") {
+            self.send
         } else {
             self.segment
         };
@@ -94,7 +97,16 @@ async fn tenant_a<S: App>(app: &TestApp<S>, key: &str) -> Resources {
         )
         .await
         .expect(201);
+    let send = app
+        .post(
+            &format!("/v1/campaigns/{}/sends", id(&campaign)),
+            key,
+            json!({}),
+        )
+        .await
+        .expect(201);
     Resources {
+        send: id(&send),
         contact: id(&contact),
         segment: id(&segment),
         campaign: id(&campaign),
@@ -117,6 +129,9 @@ async fn snapshot<S: App>(app: &TestApp<S>, key: &str, a: &Resources) -> Vec<Val
         format!("/v1/webhooks/{}/deliveries", a.webhook),
         "/v1/webhooks".to_owned(),
         "/v1/events?limit=1000".to_owned(),
+        format!("/v1/sends/{}", a.send),
+        format!("/v1/sends/{}/recipients", a.send),
+        format!("/v1/campaigns/{}/sends", a.campaign),
     ];
     reads.push(format!("/v1/contacts/{}", a.contact));
     let mut values = Vec::new();
@@ -170,6 +185,22 @@ async fn another_tenant_gets_404_on_every_operation_and_changes_nothing() {
             Method::GET,
             "/v1/campaigns/{id}/audience/summary",
             Body::None,
+            404,
+        ),
+        (Method::GET, "/v1/campaigns/{id}/sends", Body::None, 404),
+        (Method::POST, "/v1/campaigns/{id}/sends", Body::None, 404),
+        (Method::GET, "/v1/sends/{id}", Body::None, 404),
+        (Method::GET, "/v1/sends/{id}/recipients", Body::None, 404),
+        (
+            Method::GET,
+            "/v1/sends/{id}/recipients.ndjson",
+            Body::None,
+            404,
+        ),
+        (
+            Method::POST,
+            "/v1/sends/{id}/outcomes",
+            json(json!({"outcomes": [{"contact_id": a.contact, "status": "read"}]})),
             404,
         ),
         (Method::GET, "/v1/contacts/{id}", Body::None, 404),

@@ -30,6 +30,7 @@ mod races;
 mod retries;
 mod safety;
 mod segments;
+mod sends;
 mod tenants;
 mod webhooks;
 mod write_races;

@@ -52,6 +52,8 @@ pub enum Field {
     /// A boolean column of contacts.
     Flag(FlagColumn),
     CreatedAt,
+    /// When the contact was last messaged (a send's `sent` outcome); unset until then.
+    LastMessagedAt,
     Tags,
     Attribute {
         key: String,
@@ -73,6 +75,7 @@ impl Field {
             Field::Flag(FlagColumn::OptedOut) => "Opted out",
             Field::Flag(FlagColumn::PrivacyConsent) => "Privacy consent",
             Field::CreatedAt => "Created",
+            Field::LastMessagedAt => "Last messaged",
             Field::Tags => "Tags",
             Field::Segment => "Segment",
             Field::Attribute { label, .. } => label,
@@ -183,6 +186,13 @@ impl Node {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Whether any condition of the filter looks at `field`.
+    pub fn reads(&self, field: &Field) -> bool {
+        self.conditions()
+            .into_iter()
+            .any(|condition| condition.field == *field)
     }
 
     /// Whether the filter's own conditions depend on the date (relative dates,

@@ -8,13 +8,14 @@ use crate::core::types::AttributeType;
 
 /// The fields every tenant's filters may name besides its attributes, in the order a
 /// filter editor lists them.
-pub const BUILT_IN: [(&str, Field); 9] = [
+pub const BUILT_IN: [(&str, Field); 10] = [
     ("name", Field::Text(TextColumn::Name)),
     ("email", Field::Text(TextColumn::Email)),
     ("phone", Field::Text(TextColumn::Phone)),
     ("phone_country", Field::Text(TextColumn::PhoneCountry)),
     ("tags", Field::Tags),
     ("created_at", Field::CreatedAt),
+    ("last_messaged_at", Field::LastMessagedAt),
     ("opted_out", Field::Flag(FlagColumn::OptedOut)),
     ("privacy_consent", Field::Flag(FlagColumn::PrivacyConsent)),
     ("segment", Field::Segment),
@@ -182,7 +183,7 @@ impl Kind {
         match field {
             Field::Text(_) => Self::Text,
             Field::Flag(_) => Self::Boolean,
-            Field::CreatedAt => Self::Date,
+            Field::CreatedAt | Field::LastMessagedAt => Self::Date,
             Field::Tags => Self::Tags,
             Field::Segment => Self::Segment,
             Field::Attribute { value_type, .. } => match value_type {

@@ -305,7 +305,7 @@ fn summaries_read_like_a_person_wrote_them() {
 fn every_field_and_operator_described_parses_with_a_value_of_its_shape() {
     use super::operators::{describe_fields, Kind, ValueShape};
     let described = describe_fields(&attributes());
-    assert_eq!(described.len(), 9 + attributes().len());
+    assert_eq!(described.len(), 10 + attributes().len());
     let one = |kind: Kind| match kind {
         Kind::Text | Kind::Tags => json!("x"),
         Kind::Number => json!(3),

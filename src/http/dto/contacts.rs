@@ -70,6 +70,10 @@ pub struct Contact {
     pub created_at: DateTime<Utc>,
     #[schema(example = "2026-02-03T08:12:00Z")]
     pub updated_at: DateTime<Utc>,
+    /// When a campaign send last reported a message to this contact as sent (delivered
+    /// or read), null before the first. Filters read it as `last_messaged_at`.
+    #[schema(example = "2026-02-10T09:30:00Z")]
+    pub last_messaged_at: Option<DateTime<Utc>>,
 }
 
 impl From<ContactRow> for Contact {
@@ -89,6 +93,7 @@ impl From<ContactRow> for Contact {
             privacy_consent: row.privacy_consent,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            last_messaged_at: row.last_messaged_at,
         }
     }
 }

@@ -10,5 +10,6 @@ pub mod import_preview;
 pub mod imports;
 pub mod members;
 pub mod segments;
+pub mod sends;
 pub mod tenants;
 pub mod webhooks;
