@@ -19,7 +19,7 @@ use crate::service::Service;
 /// Ten static segments of 100k-280k overlapping members and five dynamic ones, all
 /// WhatsApp, and a campaign including the fifteen; returns (campaign id, static ids,
 /// dynamic filters as SQL a DBA would write).
-async fn audience_setup(ctx: &mut Context<'_>, base: &str) -> (i64, Vec<i64>) {
+pub async fn audience_setup(ctx: &mut Context<'_>, base: &str) -> (i64, Vec<i64>) {
     let (tenant, first, contacts) = (
         ctx.data.tenant_id,
         ctx.data.first_contact_id,
@@ -84,7 +84,7 @@ fn dynamic_filters() -> Vec<Value> {
 }
 
 /// The same audience as a DBA would write it.
-const REFERENCE_AUDIENCE: &str = "
+pub const REFERENCE_AUDIENCE: &str = "
     SELECT contact_id AS id FROM segment_members WHERE tenant_id = $1 AND segment_id = ANY($2)
     UNION
     SELECT id FROM contacts WHERE tenant_id = $1 AND (

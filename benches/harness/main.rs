@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench harness -- [SCENARIO ...] [--contacts N] [--runs N] [--quick]`
 //! Scenarios: api, contacts-batch, members-add, from-search, dynamic-count, segments-list,
-//! audience-summary, audience-stream, csv-import, import-and-writes, xlsx-import, noisy-neighbour (default: all).
+//! audience-summary, audience-stream, csv-import, import-and-writes, xlsx-import, noisy-neighbour,
+//! events, dynamic-writes, sends (default: all).
 
 mod audience;
 mod data;
@@ -14,6 +15,7 @@ mod import;
 mod noisy;
 mod report;
 mod scenarios;
+mod sends;
 mod service;
 // The workbooks the API tests upload, built by the same code (not all of it used here).
 #[path = "../../tests/api/xlsx.rs"]
@@ -59,6 +61,7 @@ const ALL: &[&str] = &[
     "noisy-neighbour",
     "events",
     "dynamic-writes",
+    "sends",
 ];
 
 #[actix_web::main]
@@ -110,6 +113,7 @@ async fn main() {
             "noisy-neighbour" => noisy::noisy_neighbour(&mut ctx).await,
             "events" => events::events(&mut ctx).await,
             "dynamic-writes" => events::dynamic_writes(&mut ctx).await,
+            "sends" => sends::sends(&mut ctx).await,
             _ => scenarios::from_search(&mut ctx).await,
         });
     }

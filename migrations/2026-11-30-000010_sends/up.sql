@@ -2,6 +2,11 @@
 -- ("not messaged in the last 7 days").
 ALTER TABLE contacts ADD COLUMN last_messaged_at TIMESTAMPTZ;
 
+-- The opted out, who a send's reads leave out as they go (pending recipients who opted
+-- out after the freeze read as skipped). A few percent of contacts: probing this index,
+-- rather than each recipient's contact row, made a page of 1,000 three times faster.
+CREATE INDEX contacts_opted_out_idx ON contacts (tenant_id, id) WHERE opted_out;
+
 -- A send: one delivery of a campaign, its audience frozen when it was created. The row
 -- keeps the audience summary of that moment, and, once its recipients have passed the
 -- retention horizon and were dropped, the final count of each status.

@@ -102,19 +102,25 @@ impl Audience {
     }
 
     /// Every member with the name and address it has now, and the reason it is left out
-    /// (0 for none): `id, name, address, reason`, for a freeze to keep.
+    /// (0 for none): `id, name, address, reason`, for a freeze to keep. Contacts are read
+    /// in their own order and kept when a membership exists (a semi-join, no `DISTINCT`),
+    /// so a freeze writes its rows close to key order.
     pub fn members_with_reasons(&self) -> Statement<()> {
         let address = match self.channel {
             Channel::Email => "contacts.email",
             Channel::Whatsapp | Channel::Sms => "contacts.phone_e164",
         };
-        self.over_members(
-            Statement::<()>::new(&format!(
-                "SELECT contacts.id, contacts.name, coalesce({address}, '') AS address, "
-            ))
-            .condition(self.exclusion_reason())
-            .sql(" AS reason"),
-        )
+        Statement::<()>::new(&format!(
+            "SELECT contacts.id, contacts.name, coalesce({address}, '') AS address, "
+        ))
+        .condition(self.exclusion_reason())
+        .sql(" AS reason FROM contacts WHERE contacts.tenant_id = ")
+        .integer(self.tenant_id)
+        .sql(" AND contacts.id IN (SELECT m.contact_id FROM segment_members m WHERE m.tenant_id = ")
+        .integer(self.tenant_id)
+        .sql(" AND m.segment_id = ANY(")
+        .integers(self.included.clone())
+        .sql("))")
     }
 
     fn eligible(&self) -> Sql {

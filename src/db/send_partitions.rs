@@ -93,7 +93,9 @@ fn summarise(conn: &mut PgConnection, from: NaiveDate, to: NaiveDate) -> QueryRe
 
 /// Summarises the sends of `day`, then drops its partition.
 pub fn expire_day(conn: &mut PgConnection, day: NaiveDate) -> QueryResult<usize> {
+    // Outcomes wait from here on: none can land between the counts and the drop.
     conn.transaction(|conn| {
+        diesel::sql_query(format!("LOCK TABLE {} IN SHARE MODE", name(day))).execute(conn)?;
         let sends = summarise(conn, day, day.succ_opt().unwrap_or(day))?;
         diesel::sql_query(format!("DROP TABLE IF EXISTS {}", name(day))).execute(conn)?;
         Ok(sends)
@@ -104,6 +106,7 @@ pub fn expire_day(conn: &mut PgConnection, day: NaiveDate) -> QueryResult<usize>
 /// (days whose partition could not be made in time), then deletes those rows.
 pub fn expire_default(conn: &mut PgConnection, before: NaiveDate) -> QueryResult<usize> {
     conn.transaction(|conn| {
+        diesel::sql_query("LOCK TABLE send_recipients_default IN SHARE MODE").execute(conn)?;
         let sends = summarise(
             conn,
             NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or(before),

@@ -68,6 +68,14 @@ pub fn freeze(
     campaign_id: i64,
     audience: &Audience,
 ) -> QueryResult<SendRow> {
+    // The planner's statistics can lag a bulk write to the members by minutes, and then
+    // it estimates a handful of rows and probes contacts one by one (13 s for 900k
+    // recipients instead of 4.6). The segments' own counts do not lag: a large audience
+    // is read with hashes, in memory.
+    let large = large(conn, tenant_id, &audience.included)?;
+    if large {
+        diesel::sql_query(format!("SET LOCAL work_mem = '{FREEZE_WORK_MEM}'")).execute(conn)?;
+    }
     let (id, created_on): (i64, NaiveDate) = diesel::insert_into(sends::table)
         .values((
             sends::tenant_id.eq(tenant_id),
@@ -83,25 +91,30 @@ pub fn freeze(
         ))
         .returning((sends::id, sends::created_on))
         .get_result(conn)?;
-    let (total_unique, by_exclusion, opted_out, no_consent, no_address) =
-        Statement::<CountsRow>::new("WITH members AS MATERIALIZED (")
-            .statement(audience.members_with_reasons())
-            .sql(
-                "), frozen AS (INSERT INTO send_recipients \
+    let frozen = Statement::<CountsRow>::new("WITH members AS MATERIALIZED (")
+        .statement(audience.members_with_reasons())
+        .sql(
+            "), frozen AS (INSERT INTO send_recipients \
                  (tenant_id, send_id, created_on, contact_id, name, address) SELECT ",
-            )
-            .integer(tenant_id)
-            .sql(", ")
-            .integer(id)
-            .sql(", ")
-            .day(created_on)
-            .sql(
-                ", id, name, address FROM members WHERE reason = 0) \
+        )
+        .integer(tenant_id)
+        .sql(", ")
+        .integer(id)
+        .sql(", ")
+        .day(created_on)
+        .sql(
+            ", id, name, address FROM members WHERE reason = 0) \
                  SELECT count(*), count(*) FILTER (WHERE reason = 1), \
                  count(*) FILTER (WHERE reason = 2), count(*) FILTER (WHERE reason = 3), \
                  count(*) FILTER (WHERE reason = 4) FROM members",
-            )
-            .get_result::<(i64, i64, i64, i64, i64)>(conn)?;
+        );
+    let (total_unique, by_exclusion, opted_out, no_consent, no_address) = if large {
+        hashed(conn, |conn| {
+            frozen.get_result::<(i64, i64, i64, i64, i64)>(conn)
+        })?
+    } else {
+        frozen.get_result::<(i64, i64, i64, i64, i64)>(conn)?
+    };
     let eligible = total_unique - by_exclusion - opted_out - no_consent - no_address;
     let details = serde_json::json!({"send_id": id, "campaign_id": campaign_id, "total": eligible});
     events::stage_details(conn, tenant_id, EventType::SendCreated, None, &details)?;
@@ -115,6 +128,43 @@ pub fn freeze(
         ))
         .returning(SendRow::as_returning())
         .get_result(conn)
+}
+
+/// Runs `work` with the planner's nested loops off: for set-based statements whose
+/// every table access is bounded by its own index condition, so that whatever the
+/// statistics say (a partition just filled, members just written), rows are matched with
+/// hashes and never by rescanning one side for each row of the other.
+fn hashed<T>(
+    conn: &mut PgConnection,
+    work: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    diesel::sql_query("SET LOCAL enable_nestloop = off").execute(conn)?;
+    let outcome = work(conn)?;
+    diesel::sql_query("SET LOCAL enable_nestloop TO DEFAULT").execute(conn)?;
+    Ok(outcome)
+}
+
+/// Members (counted once per segment) from which a freeze is read with hashes.
+const LARGE_AUDIENCE: i64 = 20_000;
+
+/// Memory a large freeze's hashes may take (per hash, for the one statement).
+const FREEZE_WORK_MEM: &str = "64MB";
+
+/// Whether the included segments hold, together, a large audience.
+fn large(conn: &mut PgConnection, tenant_id: i64, included: &[i64]) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Members {
+        #[diesel(sql_type = BigInt)]
+        members: i64,
+    }
+    let counted: Members = diesel::sql_query(
+        "SELECT coalesce(sum(recipients), 0)::bigint AS members FROM segments \
+         WHERE tenant_id = $1 AND id = ANY($2)",
+    )
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<Array<BigInt>, _>(included)
+    .get_result(conn)?;
+    Ok(counted.members >= LARGE_AUDIENCE)
 }
 
 pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<SendRow> {
@@ -161,10 +211,6 @@ pub fn campaign_has_sends(
 
 /// The part of a statement that picks one send's recipients, as `r`.
 const ONE_SEND: &str = "r.tenant_id = $1 AND r.send_id = $2 AND r.created_on = $3";
-
-/// Whether pending recipient `r` has opted out since the freeze.
-const OPTED_OUT_SINCE: &str = "EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = $1 \
-                               AND c.id = r.contact_id AND c.opted_out)";
 
 #[derive(QueryableByName)]
 struct ProgressRow {
@@ -264,18 +310,20 @@ pub fn recipients_after(
     after: i64,
     limit: i64,
 ) -> QueryResult<Vec<SendRecipient>> {
+    // The join names only opted-out contacts, so each row costs one probe of their small
+    // index (`contacts_opted_out_idx`), not a read of the contact.
     let only = match status.map(|s| (s, s.code())) {
         None => String::new(),
-        Some((Status::Pending, _)) => format!(" AND r.status = 0 AND NOT {OPTED_OUT_SINCE}"),
-        Some((_, None)) => format!(" AND r.status = 0 AND {OPTED_OUT_SINCE}"),
+        Some((Status::Pending, _)) => " AND r.status = 0 AND c.id IS NULL".into(),
+        Some((_, None)) => " AND r.status = 0 AND c.id IS NOT NULL".into(),
         Some((_, Some(code))) => format!(" AND r.status = {code}"),
     };
     let rows: Vec<RecipientRow> = diesel::sql_query(format!(
         "SELECT r.contact_id, r.name, r.address, r.status, \
-         (r.status = 0 AND {OPTED_OUT_SINCE}) AS opted_out_since, \
-         r.status_at, r.error_code, r.error_message \
-         FROM send_recipients r WHERE {ONE_SEND} AND r.contact_id > $4{only} \
-         ORDER BY r.contact_id LIMIT $5"
+         (r.status = 0 AND c.id IS NOT NULL) AS opted_out_since, \
+         r.status_at, r.error_code, r.error_message FROM send_recipients r \
+         LEFT JOIN contacts c ON c.tenant_id = $1 AND c.id = r.contact_id AND c.opted_out \
+         WHERE {ONE_SEND} AND r.contact_id > $4{only} ORDER BY r.contact_id LIMIT $5"
     ))
     .bind::<BigInt, _>(tenant_id)
     .bind::<BigInt, _>(send.id)
@@ -319,7 +367,10 @@ pub fn record(
             .collect()
     };
     let went_out: Vec<i16> = Status::WENT_OUT.iter().filter_map(|s| s.code()).collect();
-    let row: AppliedRow = diesel::sql_query(format!(
+    // Every table is read through its key with the batch's ids, and joined by hashes
+    // (see [`hashed`]): a send's partition filled minutes ago has no statistics yet, and
+    // a plan that believed it empty took 60 s for 10,000 outcomes.
+    let statement = diesel::sql_query(format!(
         "WITH input AS (SELECT * FROM unnest($4::bigint[], $5::smallint[], $6::timestamptz[], \
            $7::text[], $8::text[]) AS i(contact_id, status, at, error_code, error_message)), \
          current AS (SELECT r.contact_id, r.status FROM send_recipients r WHERE {ONE_SEND} \
@@ -327,12 +378,12 @@ pub fn record(
          moved AS (UPDATE send_recipients r SET status = i.status, status_at = i.at, \
            error_code = i.error_code, error_message = i.error_message \
            FROM input i JOIN current o ON o.contact_id = i.contact_id \
-           WHERE {ONE_SEND} AND r.contact_id = i.contact_id \
+           WHERE {ONE_SEND} AND r.contact_id = ANY($4) AND r.contact_id = i.contact_id \
            AND (o.status * 8 + i.status)::int = ANY($9) \
            RETURNING r.contact_id, o.status AS was, i.status AS now, i.at), \
          messaged AS (UPDATE contacts c SET last_messaged_at = \
            GREATEST(c.last_messaged_at, m.at) FROM moved m WHERE c.tenant_id = $1 \
-           AND c.id = m.contact_id AND m.was = 0 AND m.now = ANY($10) RETURNING c.id) \
+           AND c.id = ANY($4) AND c.id = m.contact_id AND m.was = 0 AND m.now = ANY($10) RETURNING c.id) \
          SELECT (SELECT count(*) FROM moved) AS updated, \
          ARRAY(SELECT i.contact_id FROM input i WHERE NOT EXISTS \
            (SELECT 1 FROM current o WHERE o.contact_id = i.contact_id)) AS not_recipients, \
@@ -347,8 +398,8 @@ pub fn record(
     .bind::<Array<Nullable<Text>>, _>(error(|e| &e.code))
     .bind::<Array<Nullable<Text>>, _>(error(|e| &e.message))
     .bind::<Array<diesel::sql_types::Integer>, _>(Status::moves())
-    .bind::<Array<SmallInt>, _>(&went_out)
-    .get_result(conn)?;
+    .bind::<Array<SmallInt>, _>(&went_out);
+    let row: AppliedRow = hashed(conn, |conn| statement.get_result(conn))?;
     let applied = Applied {
         updated: row.updated,
         unchanged: outcomes.len() as i64 - row.updated - row.not_recipients.len() as i64,

@@ -17,7 +17,8 @@ use crate::service::events;
 /// `segment.member_removed` (`data: {segment_id, contact_id}`; for dynamic segments too,
 /// when a contact starts or stops matching because the contact, the filter, a segment it
 /// names or the date changed; deleting a contact removes it from each of its segments
-/// first), and `import.finished` (`data: {segment_id, import_id, status, rows, added, ...}`).
+/// first), `import.finished` (`data: {segment_id, import_id, status, rows, added, ...}`)
+/// and `send.created` (`data: {send_id, campaign_id, total}`).
 /// Each event is recorded in the transaction of its change. Ids increase per tenant in
 /// the order changes committed, so a client that keeps the id of the last event it
 /// handled and asks again with `after=` that id never misses one. `next_after` is the last

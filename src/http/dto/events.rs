@@ -19,7 +19,8 @@ pub struct Event {
     #[schema(example = "2026-03-02T10:00:00Z")]
     pub occurred_at: DateTime<Utc>,
     /// `segment_id` and `contact_id` where the event is about them; `import.finished`
-    /// adds the import's id, status and counts.
+    /// adds the import's id, status and counts; `send.created` carries `send_id`,
+    /// `campaign_id` and `total`.
     #[schema(value_type = Object, example = json!({"segment_id": 7, "contact_id": 42}))]
     pub data: Value,
 }
