@@ -7,6 +7,11 @@ ALTER TABLE contacts ADD COLUMN last_messaged_at TIMESTAMPTZ;
 -- rather than each recipient's contact row, made a page of 1,000 three times faster.
 CREATE INDEX contacts_opted_out_idx ON contacts (tenant_id, id) WHERE opted_out;
 
+-- Every send's `sent` outcomes set `last_messaged_at` on a million contacts: with room
+-- left in their pages, that rewrite stays in the page and touches none of the contacts'
+-- eight indexes (three of them GIN). Applies to pages written from now on.
+ALTER TABLE contacts SET (fillfactor = 90);
+
 -- A send: one delivery of a campaign, its audience frozen when it was created. The row
 -- keeps the audience summary of that moment, and, once its recipients have passed the
 -- retention horizon and were dropped, the final count of each status.
@@ -50,6 +55,9 @@ CREATE TABLE send_recipients (
     name          TEXT        NOT NULL,
     address       TEXT        NOT NULL,
     status        SMALLINT    NOT NULL DEFAULT 0,
+    -- The status the last move left: an outcome's `RETURNING` shows only new values,
+    -- and whether a message just went out depends on the one before.
+    previous_status SMALLINT,
     status_at     TIMESTAMPTZ,
     error_code    TEXT,
     error_message TEXT,

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Date, Nullable, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Date};
 
 use super::audience::Audience;
 use super::events;
@@ -11,7 +11,7 @@ use super::schema::sends;
 use super::sql::Statement;
 use crate::core::audience::Counts;
 use crate::core::event::EventType;
-use crate::core::send::{Applied, Outcome, OutcomeError, Progress, SendRecipient, Status};
+use crate::core::send::Progress;
 use crate::core::types::Channel;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -134,7 +134,7 @@ pub fn freeze(
 /// every table access is bounded by its own index condition, so that whatever the
 /// statistics say (a partition just filled, members just written), rows are matched with
 /// hashes and never by rescanning one side for each row of the other.
-fn hashed<T>(
+pub(super) fn hashed<T>(
     conn: &mut PgConnection,
     work: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
 ) -> QueryResult<T> {
@@ -210,7 +210,7 @@ pub fn campaign_has_sends(
 }
 
 /// The part of a statement that picks one send's recipients, as `r`.
-const ONE_SEND: &str = "r.tenant_id = $1 AND r.send_id = $2 AND r.created_on = $3";
+pub(super) const ONE_SEND: &str = "r.tenant_id = $1 AND r.send_id = $2 AND r.created_on = $3";
 
 #[derive(QueryableByName)]
 struct ProgressRow {
@@ -256,154 +256,4 @@ pub fn progress(conn: &mut PgConnection, tenant_id: i64, send: &SendRow) -> Quer
         failed: row.failed,
         skipped: row.skipped,
     })
-}
-
-#[derive(QueryableByName)]
-struct RecipientRow {
-    #[diesel(sql_type = BigInt)]
-    contact_id: i64,
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = Text)]
-    address: String,
-    #[diesel(sql_type = SmallInt)]
-    status: i16,
-    #[diesel(sql_type = Bool)]
-    opted_out_since: bool,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    status_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Text>)]
-    error_code: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    error_message: Option<String>,
-}
-
-impl From<RecipientRow> for SendRecipient {
-    fn from(row: RecipientRow) -> Self {
-        let error = row.error_code.map(|code| OutcomeError {
-            code,
-            message: row.error_message.unwrap_or_default(),
-        });
-        let (status, error) = SendRecipient::status_as_read(
-            Status::from_code(row.status),
-            row.opted_out_since,
-            error,
-        );
-        Self {
-            contact_id: row.contact_id,
-            name: row.name,
-            address: row.address,
-            status,
-            status_at: row.status_at,
-            error,
-        }
-    }
-}
-
-/// Up to `limit` recipients after contact id `after`, in contact id order; only those in
-/// `status` (as read now) when given.
-pub fn recipients_after(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    send: &SendRow,
-    status: Option<Status>,
-    after: i64,
-    limit: i64,
-) -> QueryResult<Vec<SendRecipient>> {
-    // The join names only opted-out contacts, so each row costs one probe of their small
-    // index (`contacts_opted_out_idx`), not a read of the contact.
-    let only = match status.map(|s| (s, s.code())) {
-        None => String::new(),
-        Some((Status::Pending, _)) => " AND r.status = 0 AND c.id IS NULL".into(),
-        Some((_, None)) => " AND r.status = 0 AND c.id IS NOT NULL".into(),
-        Some((_, Some(code))) => format!(" AND r.status = {code}"),
-    };
-    let rows: Vec<RecipientRow> = diesel::sql_query(format!(
-        "SELECT r.contact_id, r.name, r.address, r.status, \
-         (r.status = 0 AND c.id IS NOT NULL) AS opted_out_since, \
-         r.status_at, r.error_code, r.error_message FROM send_recipients r \
-         LEFT JOIN contacts c ON c.tenant_id = $1 AND c.id = r.contact_id AND c.opted_out \
-         WHERE {ONE_SEND} AND r.contact_id > $4{only} ORDER BY r.contact_id LIMIT $5"
-    ))
-    .bind::<BigInt, _>(tenant_id)
-    .bind::<BigInt, _>(send.id)
-    .bind::<Date, _>(send.created_on)
-    .bind::<BigInt, _>(after)
-    .bind::<BigInt, _>(limit)
-    .load(conn)?;
-    Ok(rows.into_iter().map(SendRecipient::from).collect())
-}
-
-#[derive(QueryableByName)]
-struct AppliedRow {
-    #[diesel(sql_type = BigInt)]
-    updated: i64,
-    #[diesel(sql_type = Array<BigInt>)]
-    not_recipients: Vec<i64>,
-    #[diesel(sql_type = Array<BigInt>)]
-    messaged: Vec<i64>,
-}
-
-/// Records `outcomes` (one per recipient, in contact id order): each recipient's row is
-/// locked, then moved where the rules allow it; a move out of pending to a status that
-/// means the message went out sets the contact's `last_messaged_at` (never backwards).
-/// Returns what was done and the contacts whose `last_messaged_at` moved.
-pub fn record(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    send: &SendRow,
-    outcomes: &[Outcome],
-) -> QueryResult<(Applied, Vec<i64>)> {
-    let ids: Vec<i64> = outcomes.iter().map(|o| o.contact_id).collect();
-    let statuses: Vec<i16> = outcomes
-        .iter()
-        .map(|o| o.status.code().unwrap_or(0))
-        .collect();
-    let ats: Vec<DateTime<Utc>> = outcomes.iter().map(|o| o.at).collect();
-    let error = |part: fn(&OutcomeError) -> &String| -> Vec<Option<String>> {
-        outcomes
-            .iter()
-            .map(|o| o.error.as_ref().map(|e| part(e).clone()))
-            .collect()
-    };
-    let went_out: Vec<i16> = Status::WENT_OUT.iter().filter_map(|s| s.code()).collect();
-    // Every table is read through its key with the batch's ids, and joined by hashes
-    // (see [`hashed`]): a send's partition filled minutes ago has no statistics yet, and
-    // a plan that believed it empty took 60 s for 10,000 outcomes.
-    let statement = diesel::sql_query(format!(
-        "WITH input AS (SELECT * FROM unnest($4::bigint[], $5::smallint[], $6::timestamptz[], \
-           $7::text[], $8::text[]) AS i(contact_id, status, at, error_code, error_message)), \
-         current AS (SELECT r.contact_id, r.status FROM send_recipients r WHERE {ONE_SEND} \
-           AND r.contact_id = ANY($4) ORDER BY r.contact_id FOR UPDATE), \
-         moved AS (UPDATE send_recipients r SET status = i.status, status_at = i.at, \
-           error_code = i.error_code, error_message = i.error_message \
-           FROM input i JOIN current o ON o.contact_id = i.contact_id \
-           WHERE {ONE_SEND} AND r.contact_id = ANY($4) AND r.contact_id = i.contact_id \
-           AND (o.status * 8 + i.status)::int = ANY($9) \
-           RETURNING r.contact_id, o.status AS was, i.status AS now, i.at), \
-         messaged AS (UPDATE contacts c SET last_messaged_at = \
-           GREATEST(c.last_messaged_at, m.at) FROM moved m WHERE c.tenant_id = $1 \
-           AND c.id = ANY($4) AND c.id = m.contact_id AND m.was = 0 AND m.now = ANY($10) RETURNING c.id) \
-         SELECT (SELECT count(*) FROM moved) AS updated, \
-         ARRAY(SELECT i.contact_id FROM input i WHERE NOT EXISTS \
-           (SELECT 1 FROM current o WHERE o.contact_id = i.contact_id)) AS not_recipients, \
-         ARRAY(SELECT id FROM messaged ORDER BY id) AS messaged"
-    ))
-    .bind::<BigInt, _>(tenant_id)
-    .bind::<BigInt, _>(send.id)
-    .bind::<Date, _>(send.created_on)
-    .bind::<Array<BigInt>, _>(&ids)
-    .bind::<Array<SmallInt>, _>(&statuses)
-    .bind::<Array<Timestamptz>, _>(&ats)
-    .bind::<Array<Nullable<Text>>, _>(error(|e| &e.code))
-    .bind::<Array<Nullable<Text>>, _>(error(|e| &e.message))
-    .bind::<Array<diesel::sql_types::Integer>, _>(Status::moves())
-    .bind::<Array<SmallInt>, _>(&went_out);
-    let row: AppliedRow = hashed(conn, |conn| statement.get_result(conn))?;
-    let applied = Applied {
-        updated: row.updated,
-        unchanged: outcomes.len() as i64 - row.updated - row.not_recipients.len() as i64,
-        not_recipients: row.not_recipients,
-    };
-    Ok((applied, row.messaged))
 }

@@ -155,6 +155,10 @@ pub async fn page(
     .await
 }
 
+/// Recipients read per statement while streaming: each is a keyset page that tests
+/// every row's membership, so its cost grows with the rows it reads.
+const STREAM_BATCH: i64 = 5000;
+
 /// Every recipient, in batches in contact id order (see [`streams::keyset`]).
 pub async fn stream(
     env: &Env,
@@ -165,10 +169,10 @@ pub async fn stream(
     let audience = pool::run(&pool, move |conn| campaign_audience(conn, &tenant, id)).await?;
     let channel = audience.channel;
     let fetch = move |conn: &mut PgConnection, after, limit| {
-        Ok(audience.recipients_after(conn, after, limit)?)
+        let rows = audience.recipients_after(conn, after, limit)?;
+        let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.contact_id));
+        Ok((rows, next.flatten()))
     };
-    Ok((
-        channel,
-        streams::keyset(pool, fetch, |r: &Recipient| r.contact_id),
-    ))
+    let batches = streams::keyset(pool, STREAM_BATCH, fetch);
+    Ok((channel, batches))
 }

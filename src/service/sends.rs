@@ -10,7 +10,7 @@ use crate::core::send::{one_per_recipient, Applied, Outcome, Progress, SendRecip
 use crate::core::tenant::Tenant;
 use crate::db::locks::{self, Lock};
 use crate::db::sends::{self, SendRow};
-use crate::db::{campaigns, pool, send_partitions};
+use crate::db::{campaigns, pool, send_outcomes, send_partitions, send_recipients};
 
 /// A send and where its recipients stand.
 pub struct SendWithProgress {
@@ -106,12 +106,16 @@ pub async fn page(
 ) -> Result<Vec<SendRecipient>, Error> {
     pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let send = find_live(conn, tenant.id, id)?;
-        Ok::<_, Error>(sends::recipients_after(
+        Ok::<_, Error>(send_recipients::recipients_after(
             conn, tenant.id, &send, status, after, limit,
         )?)
     })
     .await
 }
+
+/// Recipients read per statement while streaming: a send's rows are one index range,
+/// read in large steps.
+const STREAM_BATCH: i64 = 20_000;
 
 /// Every recipient (in `status`, when given), in batches (see [`streams::keyset`]).
 pub async fn stream(
@@ -124,13 +128,11 @@ pub async fn stream(
     let tenant_id = tenant.id;
     let send = pool::run(&pool, move |conn| find_live(conn, tenant_id, id)).await?;
     let fetch = move |conn: &mut PgConnection, after, limit| {
-        Ok(sends::recipients_after(
+        Ok(send_recipients::recipients_streamed(
             conn, tenant_id, &send, status, after, limit,
         )?)
     };
-    Ok(streams::keyset(pool, fetch, |r: &SendRecipient| {
-        r.contact_id
-    }))
+    Ok(streams::keyset(pool, STREAM_BATCH, fetch))
 }
 
 /// Records what became of recipients. Safe to repeat: a status only moves forward, so a
@@ -150,7 +152,7 @@ pub async fn record(
     pool::retrying_transaction(&env.pool.tenant(tenant.id), move |conn| {
         dynamic::begin_write(conn, tenant.id)?;
         let send = find_live(conn, tenant.id, id)?;
-        let (mut applied, messaged) = sends::record(conn, tenant.id, &send, &kept)?;
+        let (mut applied, messaged) = send_outcomes::record(conn, tenant.id, &send, &kept)?;
         dynamic::contacts_messaged(conn, tenant.id, today, &messaged)?;
         applied.unchanged += duplicates;
         Ok(applied)

@@ -1,0 +1,169 @@
+//! A send's frozen recipients as read now: pages (the opted-out joined) and stream
+//! batches (the opted-out of the range read once), each with its status as read.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Nullable, SmallInt, Text, Timestamptz};
+
+use super::sends::SendRow;
+use super::sql::Statement;
+use crate::core::send::{OutcomeError, SendRecipient, Status};
+
+/// Read by position: a stream decodes millions of these, and reading columns by name
+/// costs a lookup per column per row.
+#[derive(Queryable)]
+struct RecipientRow {
+    contact_id: i64,
+    name: String,
+    address: String,
+    status: i16,
+    opted_out_since: bool,
+    status_at: Option<DateTime<Utc>>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+}
+
+type RecipientSql = (
+    BigInt,
+    Text,
+    Text,
+    SmallInt,
+    Bool,
+    Nullable<Timestamptz>,
+    Nullable<Text>,
+    Nullable<Text>,
+);
+
+impl From<RecipientRow> for SendRecipient {
+    fn from(row: RecipientRow) -> Self {
+        let error = row.error_code.map(|code| OutcomeError {
+            code,
+            message: row.error_message.unwrap_or_default(),
+        });
+        let (status, error) = SendRecipient::status_as_read(
+            Status::from_code(row.status),
+            row.opted_out_since,
+            error,
+        );
+        Self {
+            contact_id: row.contact_id,
+            name: row.name,
+            address: row.address,
+            status,
+            status_at: row.status_at,
+            error,
+        }
+    }
+}
+
+/// Up to `limit` recipients after contact id `after`, in contact id order; only those in
+/// `status` (as read now) when given.
+pub fn recipients_after(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    send: &SendRow,
+    status: Option<Status>,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<SendRecipient>> {
+    // The join names only opted-out contacts, so each row costs one probe of their small
+    // index (`contacts_opted_out_idx`), not a read of the contact.
+    let only = match status.map(|s| (s, s.code())) {
+        None => String::new(),
+        Some((Status::Pending, _)) => " AND r.status = 0 AND c.id IS NULL".into(),
+        Some((_, None)) => " AND r.status = 0 AND c.id IS NOT NULL".into(),
+        Some((_, Some(code))) => format!(" AND r.status = {code}"),
+    };
+    let only = only.as_str();
+    let rows: Vec<RecipientRow> = Statement::<RecipientSql>::new(
+        "SELECT r.contact_id, r.name, r.address, r.status, \
+         (r.status = 0 AND c.id IS NOT NULL), r.status_at, r.error_code, r.error_message \
+         FROM send_recipients r LEFT JOIN contacts c ON c.tenant_id = ",
+    )
+    .integer(tenant_id)
+    .sql(" AND c.id = r.contact_id AND c.opted_out WHERE r.tenant_id = ")
+    .integer(tenant_id)
+    .sql(" AND r.send_id = ")
+    .integer(send.id)
+    .sql(" AND r.created_on = ")
+    .day(send.created_on)
+    .sql(" AND r.contact_id > ")
+    .integer(after)
+    .sql(only)
+    .sql(" ORDER BY r.contact_id LIMIT ")
+    .integer(limit)
+    .load(conn)?;
+    Ok(rows.into_iter().map(SendRecipient::from).collect())
+}
+
+/// As [`recipients_after`], for streams: up to `limit` rows read in key order without a
+/// join, and the opted-out contacts of the range they span read once from their own
+/// index (a join probed it once per row: 25 ms per 20,000 rows against 9), the status
+/// as read decided here. Returns the recipients in `status` and the key to read on after
+/// (`None` at the end of the send).
+pub fn recipients_streamed(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    send: &SendRow,
+    status: Option<Status>,
+    after: i64,
+    limit: i64,
+) -> QueryResult<(Vec<SendRecipient>, Option<i64>)> {
+    let stored = match status.map(|s| (s, s.code())) {
+        None => String::new(),
+        Some((_, None)) => " AND r.status = 0".into(),
+        Some((_, Some(code))) => format!(" AND r.status = {code}"),
+    };
+    let rows: Vec<RecipientRow> = Statement::<RecipientSql>::new(
+        "SELECT r.contact_id, r.name, r.address, r.status, FALSE, r.status_at, r.error_code, \
+         r.error_message FROM send_recipients r WHERE r.tenant_id = ",
+    )
+    .integer(tenant_id)
+    .sql(" AND r.send_id = ")
+    .integer(send.id)
+    .sql(" AND r.created_on = ")
+    .day(send.created_on)
+    .sql(" AND r.contact_id > ")
+    .integer(after)
+    .sql(&stored)
+    .sql(" ORDER BY r.contact_id LIMIT ")
+    .integer(limit)
+    .load(conn)?;
+    let next = match rows.last() {
+        Some(last) if rows.len() as i64 == limit => Some(last.contact_id),
+        _ => None,
+    };
+    let opted_out = match rows.last() {
+        Some(last) if rows.iter().any(|r| r.status == 0) => {
+            opted_out_between(conn, tenant_id, after, last.contact_id)?
+        }
+        _ => Vec::new(),
+    };
+    let recipients = rows
+        .into_iter()
+        .map(|mut row| {
+            row.opted_out_since =
+                row.status == 0 && opted_out.binary_search(&row.contact_id).is_ok();
+            SendRecipient::from(row)
+        })
+        .filter(|r| status.is_none_or(|wanted| r.status == wanted))
+        .collect();
+    Ok((recipients, next))
+}
+
+/// The tenant's opted-out contacts with ids in `(after, through]`, in id order.
+fn opted_out_between(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    after: i64,
+    through: i64,
+) -> QueryResult<Vec<i64>> {
+    Statement::<BigInt>::new("SELECT id FROM contacts WHERE tenant_id = ")
+        .integer(tenant_id)
+        .sql(" AND opted_out AND id > ")
+        .integer(after)
+        .sql(" AND id <= ")
+        .integer(through)
+        .sql(" ORDER BY id")
+        .load(conn)
+}
