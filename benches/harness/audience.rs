@@ -2,17 +2,16 @@
 //! hand-written UNION + JOIN, and the NDJSON stream against `COPY (SELECT ...) TO STDOUT`
 //! of the same rows.
 
-use std::process::Command;
 use std::time::Instant;
 
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt};
 use serde_json::{json, Value};
 
-use crate::data::API_KEY;
 use crate::report::{median, Row};
 use crate::scenarios::{
-    drop_bench_segments, reference_segment, rss_row, run_numbers, Context, WARM_UP,
+    copy_lines, drop_bench_segments, reference_segment, rss_row, run_numbers, stream_lines,
+    Context, WARM_UP,
 };
 use crate::service::Service;
 
@@ -166,7 +165,6 @@ pub async fn audience_summary(ctx: &mut Context<'_>) -> Vec<Row> {
 }
 
 pub async fn audience_stream(ctx: &mut Context<'_>) -> Vec<Row> {
-    use futures_util::StreamExt;
     let service = Service::start(ctx.database_url);
     let base = service.base.clone();
     let (campaign, static_ids) = audience_setup(ctx, &base).await;
@@ -174,25 +172,8 @@ pub async fn audience_stream(ctx: &mut Context<'_>) -> Vec<Row> {
     let (mut service_rates, mut reference_rates) = (Vec::new(), Vec::new());
     let mut streamed = 0;
     for run in run_numbers(ctx.settings) {
-        let client = awc::Client::builder()
-            .timeout(std::time::Duration::from_secs(600))
-            .finish();
-        let started = Instant::now();
-        let mut response = client
-            .get(format!("{base}/v1/campaigns/{campaign}/audience.ndjson"))
-            .insert_header(("Authorization", format!("Bearer {API_KEY}")))
-            .send()
-            .await
-            .expect("stream the audience");
-        let mut lines = 0_usize;
-        while let Some(chunk) = response.next().await {
-            lines += chunk
-                .expect("read the stream")
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count();
-        }
-        let service_time = started.elapsed().as_secs_f64();
+        let (lines, service_time) =
+            stream_lines(&format!("{base}/v1/campaigns/{campaign}/audience.ndjson")).await;
         streamed = lines;
         let statement = format!(
             "COPY (SELECT c.id, c.name, c.phone_e164 FROM contacts c WHERE c.tenant_id = {tenant} AND NOT c.opted_out
@@ -202,14 +183,7 @@ pub async fn audience_stream(ctx: &mut Context<'_>) -> Vec<Row> {
                 &format!("ARRAY[{}]::bigint[]", static_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
             )
         );
-        let started = Instant::now();
-        let output = Command::new("psql")
-            .arg(ctx.database_url)
-            .args(["-q", "-c", &statement])
-            .output()
-            .expect("run psql");
-        let reference_time = started.elapsed().as_secs_f64();
-        let copied = output.stdout.iter().filter(|b| **b == b'\n').count();
+        let (copied, reference_time) = copy_lines(ctx.database_url, &statement);
         assert_eq!(copied, lines, "COPY and the stream disagree");
         if run != WARM_UP {
             service_rates.push(lines as f64 / service_time);

@@ -693,3 +693,43 @@ pub async fn segments_list(ctx: &mut Context<'_>) -> Vec<Row> {
     drop_bench_segments(ctx.conn, tenant, "bench-list");
     rows
 }
+
+/// Reads an NDJSON stream from the service to its end: (lines, seconds).
+pub async fn stream_lines(url: &str) -> (usize, f64) {
+    use futures_util::StreamExt;
+    let client = awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(600))
+        .finish();
+    let started = std::time::Instant::now();
+    let mut response = client
+        .get(url)
+        .insert_header(("Authorization", format!("Bearer {API_KEY}")))
+        .send()
+        .await
+        .expect("open the stream");
+    let mut lines = 0_usize;
+    while let Some(chunk) = response.next().await {
+        lines += chunk
+            .expect("read the stream")
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+    }
+    (lines, started.elapsed().as_secs_f64())
+}
+
+/// Runs `COPY (...) TO STDOUT` through psql, as a DBA would export the same rows:
+/// (lines, seconds).
+pub fn copy_lines(database_url: &str, statement: &str) -> (usize, f64) {
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new("psql")
+        .arg(database_url)
+        .args(["-q", "-c", statement])
+        .output()
+        .expect("run psql");
+    let seconds = started.elapsed().as_secs_f64();
+    (
+        output.stdout.iter().filter(|b| **b == b'\n').count(),
+        seconds,
+    )
+}

@@ -3,7 +3,6 @@
 //! a page of pending recipients, a report of 10,000 outcomes against the hand-written
 //! `UPDATE`, and the pending stream against `COPY ... TO STDOUT` of the same rows.
 
-use std::process::Command;
 use std::time::Instant;
 
 use diesel::connection::SimpleConnection;
@@ -14,7 +13,7 @@ use serde_json::{json, Value};
 use crate::audience::{audience_setup, REFERENCE_AUDIENCE};
 use crate::data::API_KEY;
 use crate::report::{median, Row};
-use crate::scenarios::{run_numbers, Context, WARM_UP};
+use crate::scenarios::{copy_lines, run_numbers, stream_lines, Context, WARM_UP};
 use crate::service::Service;
 
 /// Sends and their recipients from earlier runs go first: the campaign they name is
@@ -332,28 +331,10 @@ pub async fn sends(ctx: &mut Context<'_>) -> Vec<Row> {
     let (mut service_rates, mut reference_rates) = (Vec::new(), Vec::new());
     let mut streamed = 0;
     for run in run_numbers(ctx.settings) {
-        use futures_util::StreamExt;
-        let client = awc::Client::builder()
-            .timeout(std::time::Duration::from_secs(600))
-            .finish();
-        let started = Instant::now();
-        let mut response = client
-            .get(format!(
-                "{base}/v1/sends/{send_id}/recipients.ndjson?status=pending"
-            ))
-            .insert_header(("Authorization", format!("Bearer {API_KEY}")))
-            .send()
-            .await
-            .expect("stream the pending");
-        let mut lines = 0_usize;
-        while let Some(chunk) = response.next().await {
-            lines += chunk
-                .expect("read the stream")
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count();
-        }
-        let service_time = started.elapsed().as_secs_f64();
+        let (lines, service_time) = stream_lines(&format!(
+            "{base}/v1/sends/{send_id}/recipients.ndjson?status=pending"
+        ))
+        .await;
         streamed = lines;
         let statement = format!(
             "COPY (SELECT r.contact_id, r.name, r.address, r.status FROM send_recipients r
@@ -361,14 +342,7 @@ pub async fn sends(ctx: &mut Context<'_>) -> Vec<Row> {
                    AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = {tenant} AND c.id = r.contact_id AND c.opted_out)
                    ORDER BY r.contact_id) TO STDOUT"
         );
-        let started = Instant::now();
-        let output = Command::new("psql")
-            .arg(ctx.database_url)
-            .args(["-q", "-c", &statement])
-            .output()
-            .expect("run psql");
-        let reference_time = started.elapsed().as_secs_f64();
-        let copied = output.stdout.iter().filter(|b| **b == b'\n').count();
+        let (copied, reference_time) = copy_lines(ctx.database_url, &statement);
         assert_eq!(copied, lines, "COPY and the stream disagree");
         if run != WARM_UP {
             service_rates.push(lines as f64 / service_time);

@@ -2,13 +2,10 @@
 //! (which status may follow which, how a batch of outcomes is read) are the only place
 //! they are written; the data layer binds them into its statements.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 /// Most outcomes in one report.
 pub const MAX_OUTCOMES: usize = 10_000;
-/// Longest error code and message an outcome may carry.
-pub const MAX_ERROR_CODE: usize = 100;
-pub const MAX_ERROR_MESSAGE: usize = 1_000;
 
 /// Where a recipient stands. `Skipped` is never stored: a pending recipient who opted out
 /// after the freeze reads as skipped.
@@ -203,11 +200,6 @@ impl SendRecipient {
             (stored, error)
         }
     }
-}
-
-/// The day a send's recipients are filed under (its partition): the UTC day it froze.
-pub fn filed_on(created_at: DateTime<Utc>) -> NaiveDate {
-    created_at.date_naive()
 }
 
 #[cfg(test)]

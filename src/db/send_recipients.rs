@@ -75,25 +75,40 @@ pub fn recipients_after(
         Some((_, Some(code))) => format!(" AND r.status = {code}"),
     };
     let only = only.as_str();
-    let rows: Vec<RecipientRow> = Statement::<RecipientSql>::new(
+    let rows = Statement::<RecipientSql>::new(
         "SELECT r.contact_id, r.name, r.address, r.status, \
          (r.status = 0 AND c.id IS NOT NULL), r.status_at, r.error_code, r.error_message \
          FROM send_recipients r LEFT JOIN contacts c ON c.tenant_id = ",
     )
     .integer(tenant_id)
-    .sql(" AND c.id = r.contact_id AND c.opted_out WHERE r.tenant_id = ")
-    .integer(tenant_id)
-    .sql(" AND r.send_id = ")
-    .integer(send.id)
-    .sql(" AND r.created_on = ")
-    .day(send.created_on)
-    .sql(" AND r.contact_id > ")
-    .integer(after)
-    .sql(only)
-    .sql(" ORDER BY r.contact_id LIMIT ")
-    .integer(limit)
-    .load(conn)?;
+    .sql(" AND c.id = r.contact_id AND c.opted_out WHERE ");
+    let rows: Vec<RecipientRow> =
+        after_in_send(rows, tenant_id, send, after, only, limit).load(conn)?;
     Ok(rows.into_iter().map(SendRecipient::from).collect())
+}
+
+/// `statement`, then the send's rows (`r`, in its partition) after contact id `after`
+/// that also meet `only`, in contact id order, at most `limit`.
+fn after_in_send(
+    statement: Statement<RecipientSql>,
+    tenant_id: i64,
+    send: &SendRow,
+    after: i64,
+    only: &str,
+    limit: i64,
+) -> Statement<RecipientSql> {
+    statement
+        .sql("r.tenant_id = ")
+        .integer(tenant_id)
+        .sql(" AND r.send_id = ")
+        .integer(send.id)
+        .sql(" AND r.created_on = ")
+        .day(send.created_on)
+        .sql(" AND r.contact_id > ")
+        .integer(after)
+        .sql(only)
+        .sql(" ORDER BY r.contact_id LIMIT ")
+        .integer(limit)
 }
 
 /// As [`recipients_after`], for streams: up to `limit` rows read in key order without a
@@ -114,21 +129,12 @@ pub fn recipients_streamed(
         Some((_, None)) => " AND r.status = 0".into(),
         Some((_, Some(code))) => format!(" AND r.status = {code}"),
     };
-    let rows: Vec<RecipientRow> = Statement::<RecipientSql>::new(
+    let rows = Statement::<RecipientSql>::new(
         "SELECT r.contact_id, r.name, r.address, r.status, FALSE, r.status_at, r.error_code, \
-         r.error_message FROM send_recipients r WHERE r.tenant_id = ",
-    )
-    .integer(tenant_id)
-    .sql(" AND r.send_id = ")
-    .integer(send.id)
-    .sql(" AND r.created_on = ")
-    .day(send.created_on)
-    .sql(" AND r.contact_id > ")
-    .integer(after)
-    .sql(&stored)
-    .sql(" ORDER BY r.contact_id LIMIT ")
-    .integer(limit)
-    .load(conn)?;
+         r.error_message FROM send_recipients r WHERE ",
+    );
+    let rows: Vec<RecipientRow> =
+        after_in_send(rows, tenant_id, send, after, &stored, limit).load(conn)?;
     let next = match rows.last() {
         Some(last) if rows.len() as i64 == limit => Some(last.contact_id),
         _ => None,

@@ -11,6 +11,7 @@ use crate::http::campaigns::CampaignPath;
 use crate::http::dto::audience::*;
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
+use crate::http::pagination::next_after;
 use crate::http::state::AppState;
 use crate::http::streaming;
 use crate::service::audience;
@@ -99,9 +100,7 @@ async fn list_audience(
     let limit = params.limit.unwrap_or(1000);
     let after = params.after.unwrap_or(0);
     let (recipients, channel) = audience::page(&state.env, tenant, path.0.id, after, limit).await?;
-    let next_after = (recipients.len() as i64 == limit)
-        .then(|| recipients.last().map(|r| r.contact_id))
-        .flatten();
+    let next_after = next_after(&recipients, limit, |r| r.contact_id);
     let items = recipients
         .into_iter()
         .map(|r| AudienceRecipient::new(r, channel))

@@ -7,6 +7,7 @@ use crate::http::auth::Caller;
 use crate::http::dto::events::*;
 use crate::http::error::ApiError;
 use crate::http::extract::Query;
+use crate::http::pagination::next_after;
 use crate::http::state::AppState;
 use crate::service::events;
 
@@ -39,9 +40,7 @@ async fn list_events(
     let limit = params.limit.unwrap_or(100);
     let after = params.after.unwrap_or(0);
     let items = events::after(&state.env, tenant, after, limit, params.kind).await?;
-    let next_after = (items.len() as i64 == limit)
-        .then(|| items.last().map(|event| event.id))
-        .flatten();
+    let next_after = next_after(&items, limit, |event| event.id);
     Ok(web::Json(EventPage {
         items: items.into_iter().map(Into::into).collect(),
         next_after,

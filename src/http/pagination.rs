@@ -63,6 +63,14 @@ impl<T> Page<T> {
     }
 }
 
+/// A keyset page's `next_after`: the key of its last item when the page is full (more
+/// may follow), `None` when it is not (the end).
+pub fn next_after<T>(items: &[T], limit: i64, key: impl Fn(&T) -> i64) -> Option<i64> {
+    (items.len() as i64 == limit)
+        .then(|| items.last().map(key))
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use crate::http::campaigns::CampaignPath;
 use crate::http::dto::sends::*;
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
-use crate::http::pagination::{Page, PageParams};
+use crate::http::pagination::{next_after, Page, PageParams};
 use crate::http::state::AppState;
 use crate::http::streaming;
 use crate::service::sends;
@@ -130,9 +130,7 @@ async fn list_recipients(
     let after = params.after.unwrap_or(0);
     let recipients =
         sends::page(&state.env, tenant, path.0.id, params.status, after, limit).await?;
-    let next_after = (recipients.len() as i64 == limit)
-        .then(|| recipients.last().map(|r| r.contact_id))
-        .flatten();
+    let next_after = next_after(&recipients, limit, |r| r.contact_id);
     let items = recipients.into_iter().map(Recipient::from).collect();
     Ok(web::Json(RecipientPage { items, next_after }))
 }

@@ -6,9 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::core::error::{Error, FieldError};
-use crate::core::send::{
-    Applied, Outcome, OutcomeError, Progress, SendRecipient, Status, MAX_OUTCOMES,
-};
+use crate::core::send::{Applied, Outcome, OutcomeError, Progress, SendRecipient, Status};
 use crate::core::types::Channel;
 use crate::db::sends::SendRow;
 use crate::http::dto::audience::AudienceSummary;
@@ -225,7 +223,6 @@ impl OutcomesRequest {
     /// The outcomes, `at` defaulting to `now`; a status a sender cannot report is an
     /// error naming its place.
     pub fn into_outcomes(self, now: DateTime<Utc>) -> Result<Vec<Outcome>, Error> {
-        debug_assert!(self.outcomes.len() <= MAX_OUTCOMES);
         let mut errors = Vec::new();
         let mut outcomes = Vec::with_capacity(self.outcomes.len());
         for (index, input) in self.outcomes.into_iter().enumerate() {
