@@ -1,4 +1,5 @@
-//! `segments`: serve (the default), `migrate`, or print the OpenAPI document.
+//! `segments`: serve (the default), `migrate`, `distribute` (on Citus), or print the
+//! OpenAPI document.
 
 use std::process::ExitCode;
 
@@ -30,6 +31,9 @@ enum Command {
     Serve,
     /// Apply pending migrations and exit.
     Migrate,
+    /// Apply pending migrations, then place every table on a Citus cluster (run against
+    /// the coordinator; safe to repeat) and exit. See docs/operations.md.
+    Distribute,
     /// Print the OpenAPI document (JSON) and exit.
     Openapi,
     /// Exit 0 when the running service answers `/healthz` (for container health checks).
@@ -83,8 +87,12 @@ fn main() -> ExitCode {
         return healthcheck(&cli.config.bind);
     }
     telemetry::init(cli.config.log_format);
-    let migrate_only = matches!(cli.command, Some(Command::Migrate));
-    match run(cli.config, migrate_only) {
+    let then = match cli.command {
+        Some(Command::Migrate) => Then::Exit,
+        Some(Command::Distribute) => Then::Distribute,
+        _ => Then::Serve,
+    };
+    match run(cli.config, then) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
@@ -111,7 +119,15 @@ fn healthcheck(bind: &str) -> ExitCode {
     }
 }
 
-fn run(mut config: Config, migrate_only: bool) -> Result<(), String> {
+/// What follows the migrations.
+#[derive(Clone, Copy, PartialEq)]
+enum Then {
+    Serve,
+    Exit,
+    Distribute,
+}
+
+fn run(mut config: Config, then: Then) -> Result<(), String> {
     config.check()?;
     let embedded = match &config.database_url {
         Some(_) => None,
@@ -121,26 +137,27 @@ fn run(mut config: Config, migrate_only: bool) -> Result<(), String> {
             Some(cluster)
         }
     };
-    let outcome = migrate_and_serve(&mut config, embedded.is_some(), migrate_only);
+    let outcome = migrate_and_serve(&mut config, embedded.is_some(), then);
     if let Some(cluster) = embedded {
         cluster.stop();
     }
     outcome
 }
 
-fn migrate_and_serve(
-    config: &mut Config,
-    embedded: bool,
-    migrate_only: bool,
-) -> Result<(), String> {
+fn migrate_and_serve(config: &mut Config, embedded: bool, then: Then) -> Result<(), String> {
     let url = config.database_url.clone().unwrap_or_default();
     let mut connection = PgConnection::establish(&url)
         .map_err(|e| format!("cannot connect to the database: {e}"))?;
     for migration in run_migrations(&mut connection)? {
         tracing::info!(%migration, "applied migration");
     }
-    if migrate_only {
-        return Ok(());
+    match then {
+        Then::Exit => return Ok(()),
+        Then::Distribute => {
+            return segments::db::citus::distribute(&mut connection)
+                .map_err(|e| format!("could not distribute the tables: {e}"));
+        }
+        Then::Serve => {}
     }
     if embedded {
         segments::dev::announce(config, &mut connection)?;
@@ -156,6 +173,7 @@ async fn serve(config: Config) -> std::io::Result<()> {
     let workers = config.workers;
     let retention_days = config.event_retention_days;
     let send_retention_days = config.send_retention_days;
+    let database_url = config.database_url.clone().unwrap_or_default();
     let state = web::Data::new(AppState::new(config));
     keep_dynamic_segments_current(state.env.clone());
     keep_rate_limits_small(state.clone());
@@ -163,7 +181,11 @@ async fn serve(config: Config) -> std::io::Result<()> {
     keep_events_trimmed(state.env.clone(), retention_days);
     keep_send_partitions(state.env.clone(), send_retention_days);
     let sender = segments::webhook_client::WebhookClient::new(state.env.webhooks_may_reach_private);
-    segments::service::webhook_delivery::spawn(state.env.clone(), std::rc::Rc::new(sender));
+    segments::service::webhook_delivery::spawn(
+        state.env.clone(),
+        std::rc::Rc::new(sender),
+        database_url,
+    );
     let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(30);
     if let Some(workers) = workers {
         server = server.workers(workers);

@@ -165,7 +165,7 @@ pub async fn events(ctx: &mut Context<'_>) -> Vec<Row> {
             .bind::<BigInt, _>(list_id)
             .bind::<BigInt, _>(recorded)
             .execute(conn)?;
-            segments::db::events::flush(conn)
+            segments::db::events::flush(conn, chrono::Utc::now())
         })
         .expect("record the events alone");
     let events_seconds = started.elapsed().as_secs_f64();

@@ -151,7 +151,7 @@ fn reference(conn: &mut PgConnection, tenant: i64, segment: i64, rows: &[FileRow
         }
         let pending = std::cell::RefCell::new(Some(copy));
         import_sql::copy_into_staging(conn, &|| pending.borrow_mut().take())?;
-        import_sql::upsert_contacts(conn, tenant, UpdateMode::Fill)?;
+        import_sql::upsert_contacts(conn, tenant, UpdateMode::Fill, chrono::Utc::now())?;
         let added = diesel::sql_query(
             "WITH added AS (INSERT INTO segment_members (tenant_id, segment_id, contact_id)
                SELECT $1, $2, c.id FROM contacts c
@@ -163,7 +163,7 @@ fn reference(conn: &mut PgConnection, tenant: i64, segment: i64, rows: &[FileRow
         .bind::<BigInt, _>(tenant)
         .bind::<BigInt, _>(segment)
         .execute(conn)?;
-        segments::db::events::flush(conn)?;
+        segments::db::events::flush(conn, chrono::Utc::now())?;
         Ok::<_, diesel::result::Error>(added as i64)
     })
     .expect("reference import")

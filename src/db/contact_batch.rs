@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz};
 use serde_json::Value;
 
 use super::events;
@@ -113,6 +114,7 @@ pub fn update_all(
     conn: &mut PgConnection,
     tenant_id: i64,
     updates: &[(i64, &CheckedPush)],
+    now: DateTime<Utc>,
 ) -> QueryResult<Vec<i64>> {
     if updates.is_empty() {
         return Ok(Vec::new());
@@ -123,7 +125,7 @@ pub fn update_all(
     const COLUMNS: &str = "external_id, name, phone, phone_e164, phone_country, email, \
                            attributes, tags, opted_out, privacy_consent";
     let changed: Vec<NewId> = diesel::sql_query(format!(
-        "WITH changed AS (UPDATE contacts c SET ({COLUMNS}) = ({MERGED}), updated_at = now() \
+        "WITH changed AS (UPDATE contacts c SET ({COLUMNS}) = ({MERGED}), updated_at = $14 \
          FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::text[], \
                      $9::text[], $10::jsonb[], $11::jsonb[], $12::bool[], $13::bool[]) \
               AS u(id, external_id, name, phone_given, phone, phone_e164, phone_country, email, \
@@ -147,6 +149,7 @@ pub fn update_all(
     .bind::<Array<Jsonb>, _>(updates.iter().map(|(_, i)| tags_json(i)).collect::<Vec<_>>())
     .bind::<Array<Bool>, _>(updates.iter().map(|(_, i)| i.push.opted_out).collect::<Vec<_>>())
     .bind::<Array<Bool>, _>(updates.iter().map(|(_, i)| i.push.privacy_consent).collect::<Vec<_>>())
+    .bind::<Timestamptz, _>(now)
     .load(conn)?;
     let changed: Vec<i64> = changed.into_iter().map(|row| row.id).collect();
     events::stage_contacts(conn, tenant_id, EventType::ContactUpdated, &changed)?;

@@ -107,10 +107,10 @@ pub fn stage_moves<Row>(
         ))
 }
 
-/// Moves the staged events into `events`, numbered from each tenant's counter; does
-/// nothing (and locks nothing) when none were staged. Call last in every transaction
-/// that writes ([`super::pool::transaction`] does).
-pub fn flush(conn: &mut PgConnection) -> QueryResult<()> {
+/// Moves the staged events into `events`, numbered from each tenant's counter, as having
+/// occurred at `now`; does nothing (and locks nothing) when none were staged. Call last
+/// in every transaction that writes ([`super::pool::transaction`] does).
+pub fn flush(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<()> {
     diesel::sql_query(
         "WITH staged AS (DELETE FROM staged_events RETURNING *), \
          totals AS (SELECT tenant_id, count(*) AS n FROM staged GROUP BY tenant_id), \
@@ -121,9 +121,10 @@ pub fn flush(conn: &mut PgConnection) -> QueryResult<()> {
          INSERT INTO events (tenant_id, id, type, occurred_at, segment_id, contact_id, details) \
          SELECT s.tenant_id, \
                 c.last_id - t.n + row_number() OVER (PARTITION BY s.tenant_id ORDER BY s.seq), \
-                s.type, now(), s.segment_id, s.contact_id, s.details \
+                s.type, $1, s.segment_id, s.contact_id, s.details \
          FROM staged s JOIN totals t USING (tenant_id) JOIN counted c USING (tenant_id)",
     )
+    .bind::<Timestamptz, _>(now)
     .execute(conn)
     .map(drop)
 }

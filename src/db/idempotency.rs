@@ -1,7 +1,8 @@
 //! Idempotency keys: the first answer to a POST, kept per tenant for 24 hours.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Binary, Nullable, SmallInt, Text};
+use diesel::sql_types::{BigInt, Binary, Nullable, SmallInt, Text, Timestamptz};
 
 /// A stored answer.
 #[derive(Debug, Clone, QueryableByName)]
@@ -19,6 +20,11 @@ pub struct Stored {
     pub body: Option<Vec<u8>>,
 }
 
+/// How long a key keeps its answer.
+const KEPT_FOR: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+/// A key whose request has not answered in this long was held by a process that died.
+const ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
 #[derive(QueryableByName)]
 struct Claimed {
     #[diesel(sql_type = BigInt)]
@@ -29,20 +35,31 @@ struct Claimed {
 /// Claims `key` for a request: true when this request is to do the work (the key is
 /// new, expired after 24 h, or held by a request that has been running for 5 minutes,
 /// whose process died). One statement: of two requests with one key, one claims it.
-pub fn claim(conn: &mut PgConnection, tenant_id: i64, key: &str, hash: &[u8]) -> QueryResult<bool> {
+/// `now` and the cutoffs are bound rather than computed by the statement: Citus refuses
+/// functions (and `timestamptz - interval`) that are not immutable in an upsert's
+/// `DO UPDATE`.
+pub fn claim(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    key: &str,
+    hash: &[u8],
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
     let claimed: Option<Claimed> = diesel::sql_query(
-        "INSERT INTO idempotency_keys (tenant_id, key, request_hash) VALUES ($1, $2, $3) \
+        "INSERT INTO idempotency_keys (tenant_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (tenant_id, key) DO UPDATE \
          SET request_hash = EXCLUDED.request_hash, status = NULL, content_type = NULL, \
-             location = NULL, body = NULL, created_at = now() \
-         WHERE idempotency_keys.created_at < now() - interval '24 hours' \
-            OR (idempotency_keys.status IS NULL \
-                AND idempotency_keys.created_at < now() - interval '5 minutes') \
+             location = NULL, body = NULL, created_at = $4 \
+         WHERE idempotency_keys.created_at < $5 \
+            OR (idempotency_keys.status IS NULL AND idempotency_keys.created_at < $6) \
          RETURNING tenant_id",
     )
     .bind::<BigInt, _>(tenant_id)
     .bind::<Text, _>(key)
     .bind::<Binary, _>(hash)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Timestamptz, _>(now - KEPT_FOR)
+    .bind::<Timestamptz, _>(now - ABANDONED_AFTER)
     .get_result(conn)
     .optional()?;
     Ok(claimed.is_some())
@@ -90,14 +107,18 @@ pub fn release(conn: &mut PgConnection, tenant_id: i64, key: &str) -> QueryResul
         .map(drop)
 }
 
-/// Forgets keys older than 24 hours, at most `batch` of them; returns how many. (A
-/// maintenance statement across tenants, as the evaluation job's search is.)
-pub fn forget_expired(conn: &mut PgConnection, batch: i64) -> QueryResult<usize> {
+/// Forgets keys older than 24 hours at `now`, at most `batch` of them; returns how
+/// many. (A maintenance statement across tenants, run by one replica at a time.)
+pub fn forget_expired(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    batch: i64,
+) -> QueryResult<usize> {
     diesel::sql_query(
         "DELETE FROM idempotency_keys WHERE (tenant_id, key) IN ( \
-           SELECT tenant_id, key FROM idempotency_keys \
-           WHERE created_at < now() - interval '24 hours' LIMIT $1)",
+           SELECT tenant_id, key FROM idempotency_keys WHERE created_at < $2 LIMIT $1)",
     )
     .bind::<BigInt, _>(batch)
+    .bind::<Timestamptz, _>(now - KEPT_FOR)
     .execute(conn)
 }

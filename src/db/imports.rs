@@ -4,10 +4,11 @@
 
 use std::io::Write;
 
+use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
 use diesel::pg::{CopyFormat, Pg};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool};
+use diesel::sql_types::{BigInt, Bool, Timestamptz};
 use serde_json::Value;
 
 use super::schema::contacts;
@@ -103,10 +104,13 @@ fn escape(out: &mut Vec<u8>, text: &str) {
 /// concurrent imports lock shared contacts in one order. Opt-out and consent are never
 /// touched. Returns (created, updated); contacts the file would not change are neither
 /// (and have no event).
+/// `now` is bound rather than read with `now()`: Citus refuses functions that are not
+/// immutable in an upsert's `DO UPDATE`.
 pub fn upsert_contacts(
     conn: &mut PgConnection,
     tenant_id: i64,
     mode: UpdateMode,
+    now: DateTime<Utc>,
 ) -> QueryResult<(i64, i64)> {
     let file_wins = mode == UpdateMode::Overwrite;
     // The values an existing contact ends with, used to set them and to skip no-op updates.
@@ -124,7 +128,7 @@ pub fn upsert_contacts(
                   coalesce(string_to_array(nullif(tags, ''), '|'), '{{}}'), attributes \
            FROM import_rows WHERE phone_e164 IS NOT NULL ORDER BY phone_e164 \
            ON CONFLICT (tenant_id, phone_e164) DO UPDATE \
-           SET (name, phone, email, tags, attributes) = ({merged}), updated_at = now() \
+           SET (name, phone, email, tags, attributes) = ({merged}), updated_at = $2 \
            WHERE (contacts.name, contacts.phone, contacts.email, contacts.tags, contacts.attributes) \
                  IS DISTINCT FROM ({merged}) \
            RETURNING id, xmax = 0 AS created), \
@@ -144,6 +148,7 @@ pub fn upsert_contacts(
     }
     let written: Written = diesel::sql_query(statement)
         .bind::<BigInt, _>(tenant_id)
+        .bind::<Timestamptz, _>(now)
         .get_result(conn)?;
     Ok((written.created, written.updated))
 }
@@ -156,6 +161,7 @@ pub fn upsert_by_email(
     conn: &mut PgConnection,
     tenant_id: i64,
     mode: UpdateMode,
+    now: DateTime<Utc>,
 ) -> QueryResult<ByEmail> {
     let ambiguous: Vec<Ambiguous> = diesel::sql_query(
         "WITH found AS ( \
@@ -177,13 +183,14 @@ pub fn upsert_by_email(
            tags = c.tags || ARRAY(SELECT t FROM unnest(coalesce(string_to_array(nullif(r.tags, ''), '|'), '{{}}')) AS t \
                                   WHERE t <> ALL(c.tags)), \
            attributes = CASE WHEN {file_wins} THEN c.attributes || r.attributes ELSE r.attributes || c.attributes END, \
-           updated_at = now() \
+           updated_at = $2 \
          FROM import_rows r WHERE c.tenant_id = $1 AND c.id = r.contact_id RETURNING c.id) \
          INSERT INTO staged_events (tenant_id, type, contact_id) \
          SELECT $1, '{kind}', id FROM updated",
         kind = EventType::ContactUpdated.as_str(),
     ))
     .bind::<BigInt, _>(tenant_id)
+    .bind::<Timestamptz, _>(now)
     .execute(conn)? as i64;
     diesel::sql_query(
         "UPDATE import_rows SET contact_id = nextval('contacts_id_seq') \

@@ -32,6 +32,13 @@ pub enum Lock {
     EvaluationJob,
     /// The upkeep of sends' day partitions: one replica at a time (a session lock).
     SendUpkeep,
+    /// Forgetting expired idempotency keys: one replica at a time (a session lock).
+    IdempotencyTrim,
+    /// Deleting events past retention: one replica at a time (a session lock).
+    EventsTrim,
+    /// Looking for due webhooks across tenants: the replica holding it, on a connection
+    /// of its own, does it for all (the leadership module).
+    WebhookDispatch,
 }
 
 impl Lock {
@@ -45,6 +52,9 @@ impl Lock {
             Lock::ImportJob { tenant_id, id } => format!("segments.import.{tenant_id}.{id}"),
             Lock::EvaluationJob => "segments.evaluation-job".to_owned(),
             Lock::SendUpkeep => "segments.send-upkeep".to_owned(),
+            Lock::IdempotencyTrim => "segments.idempotency-trim".to_owned(),
+            Lock::EventsTrim => "segments.events-trim".to_owned(),
+            Lock::WebhookDispatch => "segments.webhook-dispatch".to_owned(),
         }
     }
 }
@@ -86,12 +96,25 @@ pub fn try_exclusive(conn: &mut PgConnection, lock: Lock) -> QueryResult<bool> {
     try_run(conn, "pg_try_advisory_xact_lock", lock)
 }
 
-/// Takes the lock for the session if nobody holds it; false otherwise. Released by
-/// [`unlock_session`] or when the connection closes.
+/// Takes the lock for the session if nobody holds it; false otherwise. Released when the
+/// connection closes (or by `pg_advisory_unlock`).
 pub fn try_session(conn: &mut PgConnection, lock: Lock) -> QueryResult<bool> {
     try_run(conn, "pg_try_advisory_lock", lock)
 }
 
-pub fn unlock_session(conn: &mut PgConnection, lock: Lock) -> QueryResult<()> {
-    try_run(conn, "pg_advisory_unlock", lock).map(drop)
+/// Runs `work` holding `lock` for the session, or returns `None` at once when another
+/// session holds it: background work that one replica at a time does (a scan across
+/// tenants run by every replica would, on Citus, fan out to every shard from each).
+pub fn on_one_replica<T, E: From<diesel::result::Error>>(
+    conn: &mut PgConnection,
+    lock: Lock,
+    work: impl FnOnce(&mut PgConnection) -> Result<T, E>,
+) -> Result<Option<T>, E> {
+    if !try_session(conn, lock)? {
+        return Ok(None);
+    }
+    let outcome = work(conn);
+    // Released with the connection too, should this fail.
+    try_run(conn, "pg_advisory_unlock", lock)?;
+    outcome.map(Some)
 }

@@ -4,6 +4,7 @@
 pub mod attributes;
 pub mod audience;
 pub mod campaigns;
+pub mod citus;
 pub mod contact_batch;
 pub mod contacts;
 pub mod dynamic;
@@ -15,6 +16,7 @@ pub mod filter;
 pub mod idempotency;
 pub mod import_jobs;
 pub mod imports;
+pub mod leadership;
 pub mod locks;
 pub mod members;
 pub mod migrate;

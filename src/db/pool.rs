@@ -234,7 +234,7 @@ where
 {
     connection.transaction(|connection| {
         let outcome = work(connection)?;
-        events::flush(connection)?;
+        events::flush(connection, chrono::Utc::now())?;
         Ok(outcome)
     })
 }

@@ -283,9 +283,13 @@ pub fn save_filter_facts(
             )
         })
         .collect();
-    diesel::insert_into(segment_references::table)
-        .values(references)
-        .execute(conn)?;
+    // Diesel sends an empty insert as `SELECT 1 FROM table WHERE 1=0`, which names no
+    // tenant: on Citus, a read of every shard.
+    if !references.is_empty() {
+        diesel::insert_into(segment_references::table)
+            .values(references)
+            .execute(conn)?;
+    }
     diesel::delete(
         filter_attributes::table
             .filter(filter_attributes::tenant_id.eq(tenant_id))
@@ -303,10 +307,12 @@ pub fn save_filter_facts(
             )
         })
         .collect();
-    diesel::insert_into(filter_attributes::table)
-        .values(attributes)
-        .execute(conn)
-        .map(drop)
+    if !attributes.is_empty() {
+        diesel::insert_into(filter_attributes::table)
+            .values(attributes)
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Stores what the bounds derived for segments: their depth and date-relativity.

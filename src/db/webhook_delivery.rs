@@ -8,37 +8,58 @@ use diesel::sql_types::{Array, BigInt, Integer, Nullable, SmallInt, Text, Timest
 use super::events::EventRow;
 use super::webhooks::{WebhookRow, COLUMNS};
 
-/// Takes up to `limit` webhooks that are due and have events after what they delivered,
-/// none of tenants in `busy`, leasing each for `lease_secs` under `lease` (other replicas
-/// skip them meanwhile). Runs over every tenant: the dispatcher's one cross-tenant read.
-pub fn claim_due(
-    conn: &mut PgConnection,
-    limit: i64,
-    busy: &[i64],
-    lease: i64,
-    lease_secs: i32,
-) -> QueryResult<Vec<WebhookRow>> {
-    diesel::sql_query(format!(
-        "UPDATE webhooks w SET leased_until = now() + make_interval(secs => $4), lease = $3 \
-         FROM (SELECT tenant_id, id FROM webhooks d \
-               WHERE enabled AND next_attempt_at <= now() \
-                 AND (leased_until IS NULL OR leased_until < now()) \
-                 AND tenant_id <> ALL($2) \
-                 AND EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = d.tenant_id \
-                             AND e.id > d.delivered_through) \
-               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due \
-         WHERE w.tenant_id = due.tenant_id AND w.id = due.id RETURNING {}",
-        COLUMNS
-            .split(", ")
-            .map(|column| format!("w.{}", column.trim()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
+/// Up to `limit` webhooks that are due and have events after what they delivered, none
+/// of tenants in `busy`, most overdue first, as (tenant, id). Runs over every tenant: the
+/// dispatcher's one cross-tenant read, done by one replica (the leader). A plain read:
+/// each is then leased by [`lease`], in its own tenant, since a cross-tenant
+/// `FOR UPDATE SKIP LOCKED` is what a sharded PostgreSQL (Citus) cannot run.
+pub fn due(conn: &mut PgConnection, limit: i64, busy: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
+    #[derive(QueryableByName)]
+    struct Due {
+        #[diesel(sql_type = BigInt)]
+        tenant_id: i64,
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let due: Vec<Due> = diesel::sql_query(
+        "SELECT d.tenant_id, d.id FROM webhooks d \
+         WHERE d.enabled AND d.next_attempt_at <= now() \
+           AND (d.leased_until IS NULL OR d.leased_until < now()) \
+           AND d.tenant_id <> ALL($2) \
+           AND EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = d.tenant_id \
+                       AND e.id > d.delivered_through) \
+         ORDER BY d.next_attempt_at LIMIT $1",
+    )
     .bind::<BigInt, _>(limit)
     .bind::<Array<BigInt>, _>(busy)
+    .load(conn)?;
+    Ok(due.into_iter().map(|d| (d.tenant_id, d.id)).collect())
+}
+
+/// Leases the webhook until `until` under `lease` if it is still due and unleased at
+/// `now` (another replica may have taken it since [`due`] read it): the webhook, or
+/// `None`. Times are bound, as in every write here: Citus refuses `now()` inside the
+/// `CASE` and `coalesce` of a distributed write, so none is ever written.
+pub fn lease(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    lease: i64,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> QueryResult<Option<WebhookRow>> {
+    diesel::sql_query(format!(
+        "UPDATE webhooks SET leased_until = $5, lease = $3 \
+         WHERE tenant_id = $1 AND id = $2 AND enabled AND next_attempt_at <= $4 \
+           AND (leased_until IS NULL OR leased_until < $4) RETURNING {COLUMNS}"
+    ))
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<BigInt, _>(id)
     .bind::<BigInt, _>(lease)
-    .bind::<Integer, _>(lease_secs)
-    .load(conn)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Timestamptz, _>(until)
+    .get_result(conn)
+    .optional()
 }
 
 /// Events the webhook's next delivery looks at, at most.
@@ -103,30 +124,31 @@ pub struct Attempt<'a> {
     pub error: Option<&'a str>,
 }
 
-/// Records an acknowledged batch: delivered through `through`, no failure. With `keep`,
-/// the lease is renewed for the next batch (the webhook as it now is is returned);
-/// otherwise it is freed. `None` (nothing recorded) when the lease was lost.
+/// Records an acknowledged batch at `now`: delivered through `through`, no failure.
+/// With `keep_until`, the lease is renewed until then for the next batch (the webhook as
+/// it now is is returned); otherwise it is freed. `None` (nothing recorded) when the
+/// lease was lost.
 pub fn delivered(
     conn: &mut PgConnection,
     webhook: &WebhookRow,
     lease: i64,
     through: i64,
     attempt: &Attempt<'_>,
-    keep: Option<i32>,
+    now: DateTime<Utc>,
+    keep_until: Option<DateTime<Utc>>,
 ) -> QueryResult<Option<WebhookRow>> {
     let updated: Option<WebhookRow> = diesel::sql_query(format!(
         "UPDATE webhooks SET delivered_through = $4, batch_through = NULL, attempt = 0, \
-           failing_since = NULL, next_attempt_at = now(), \
-           leased_until = CASE WHEN $5::int IS NULL THEN NULL \
-                               ELSE now() + make_interval(secs => $5) END, \
-           lease = CASE WHEN $5::int IS NULL THEN NULL ELSE lease END \
+           failing_since = NULL, next_attempt_at = $6, leased_until = $5, \
+           lease = CASE WHEN $5::timestamptz IS NULL THEN NULL ELSE lease END \
          WHERE tenant_id = $1 AND id = $2 AND lease = $3 RETURNING {COLUMNS}"
     ))
     .bind::<BigInt, _>(webhook.tenant_id)
     .bind::<BigInt, _>(webhook.id)
     .bind::<BigInt, _>(lease)
     .bind::<BigInt, _>(through)
-    .bind::<Nullable<Integer>, _>(keep)
+    .bind::<Nullable<Timestamptz>, _>(keep_until)
+    .bind::<Timestamptz, _>(now)
     .get_result(conn)
     .optional()?;
     if updated.is_some() {
@@ -135,21 +157,23 @@ pub fn delivered(
     Ok(updated)
 }
 
-/// Records a failed attempt: the next one at `next_attempt_at`, or, when `disable` says
-/// why, the webhook disabled. False (nothing recorded) when the lease was lost.
+/// Records a failed attempt at `now`: the next one at `next_attempt_at`, or, when
+/// `disable` says why, the webhook disabled. False (nothing recorded) when the lease was
+/// lost.
 pub fn failed(
     conn: &mut PgConnection,
     webhook: &WebhookRow,
     lease: i64,
     attempt: &Attempt<'_>,
+    now: DateTime<Utc>,
     next_attempt_at: DateTime<Utc>,
     disable: Option<&str>,
 ) -> QueryResult<bool> {
     let updated = diesel::sql_query(
-        "UPDATE webhooks SET attempt = $4, failing_since = coalesce(failing_since, now()), \
+        "UPDATE webhooks SET attempt = $4, failing_since = coalesce(failing_since, $7), \
            next_attempt_at = $5, enabled = enabled AND $6::text IS NULL, \
            disabled_reason = coalesce($6, disabled_reason), leased_until = NULL, lease = NULL, \
-           updated_at = CASE WHEN $6::text IS NULL THEN updated_at ELSE now() END \
+           updated_at = CASE WHEN $6::text IS NULL THEN updated_at ELSE $7 END \
          WHERE tenant_id = $1 AND id = $2 AND lease = $3",
     )
     .bind::<BigInt, _>(webhook.tenant_id)
@@ -158,6 +182,7 @@ pub fn failed(
     .bind::<Integer, _>(attempt.attempt)
     .bind::<Timestamptz, _>(next_attempt_at)
     .bind::<Nullable<Text>, _>(disable)
+    .bind::<Timestamptz, _>(now)
     .execute(conn)?;
     if updated == 1 {
         let next = disable.is_none().then_some(next_attempt_at);

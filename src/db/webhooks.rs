@@ -127,20 +127,22 @@ pub struct WebhookChanges<'a> {
     pub enabled: bool,
 }
 
-/// Saves a change. A webhook enabled again starts afresh: no failure history, due now.
+/// Saves a change at `now`. A webhook enabled again starts afresh: no failure history,
+/// due now. (`now` is bound: Citus refuses `now()` inside a distributed write's `CASE`.)
 pub fn update(
     conn: &mut PgConnection,
     tenant_id: i64,
     id: i64,
     changes: &WebhookChanges<'_>,
+    now: DateTime<Utc>,
 ) -> QueryResult<WebhookRow> {
     diesel::sql_query(format!(
         "UPDATE webhooks SET url = $3, event_types = $4, description = $5, \
            disabled_reason = CASE WHEN $6 THEN NULL ELSE disabled_reason END, \
            attempt = CASE WHEN $6 AND NOT enabled THEN 0 ELSE attempt END, \
            failing_since = CASE WHEN $6 AND NOT enabled THEN NULL ELSE failing_since END, \
-           next_attempt_at = CASE WHEN $6 AND NOT enabled THEN now() ELSE next_attempt_at END, \
-           enabled = $6, updated_at = now() \
+           next_attempt_at = CASE WHEN $6 AND NOT enabled THEN $7 ELSE next_attempt_at END, \
+           enabled = $6, updated_at = $7 \
          WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     ))
     .bind::<BigInt, _>(tenant_id)
@@ -149,6 +151,7 @@ pub fn update(
     .bind::<Array<Text>, _>(changes.event_types)
     .bind::<Nullable<Text>, _>(changes.description)
     .bind::<Bool, _>(changes.enabled)
+    .bind::<Timestamptz, _>(now)
     .get_result(conn)
 }
 

@@ -156,7 +156,8 @@ fn fast_path(
     };
     let rows: Vec<(i64, &CheckedPush)> = updates.iter().map(|(_, id, item)| (*id, *item)).collect();
     // Only contacts that changed can enter or leave a dynamic segment.
-    let mut written = contact_batch::update_all(conn, tenant.id, &rows).map_err(taken)?;
+    let mut written =
+        contact_batch::update_all(conn, tenant.id, &rows, chrono::Utc::now()).map_err(taken)?;
     let rows: Vec<&CheckedPush> = inserts.iter().map(|(_, item)| *item).collect();
     let inserted = contact_batch::insert_all(conn, tenant.id, &rows).map_err(taken)?;
     for (index, id, _) in &updates {

@@ -256,12 +256,10 @@ const DUE_BATCH: i64 = 100;
 pub async fn evaluate_all_due(env: &Env) -> Result<usize, Error> {
     let today = env.clock.today();
     crate::db::pool::run(&env.pool, move |conn| {
-        if !locks::try_session(conn, Lock::EvaluationJob)? {
-            return Ok(0);
-        }
-        let outcome = evaluate_due_batches(conn, today);
-        locks::unlock_session(conn, Lock::EvaluationJob)?;
-        outcome
+        locks::on_one_replica(conn, Lock::EvaluationJob, |conn| {
+            evaluate_due_batches(conn, today)
+        })
+        .map(Option::unwrap_or_default)
     })
     .await
 }

@@ -6,6 +6,7 @@ use super::Env;
 use crate::core::error::Error;
 use crate::core::event::{Event, EventType};
 use crate::core::tenant::Tenant;
+use crate::db::locks::{self, Lock};
 use crate::db::{events, pool};
 
 /// Up to `limit` of the tenant's events after `after`, in id order; only `kind`, when
@@ -37,15 +38,18 @@ const PURGE_BATCH: i64 = 10_000;
 /// Deletes the events older than `retention_days`, a batch at a time; returns how many.
 pub async fn purge(env: &Env, retention_days: u32) -> Result<usize, Error> {
     let cutoff = Utc::now() - chrono::TimeDelta::days(i64::from(retention_days));
-    let mut purged = 0;
-    loop {
-        let deleted = pool::run(&env.pool, move |conn| {
-            events::delete_before(conn, cutoff, PURGE_BATCH)
+    pool::run(&env.pool, move |conn| {
+        locks::on_one_replica(conn, Lock::EventsTrim, |conn| {
+            let mut purged = 0;
+            loop {
+                let deleted = events::delete_before(conn, cutoff, PURGE_BATCH)?;
+                purged += deleted;
+                if (deleted as i64) < PURGE_BATCH {
+                    return Ok::<_, Error>(purged);
+                }
+            }
         })
-        .await?;
-        purged += deleted;
-        if (deleted as i64) < PURGE_BATCH {
-            return Ok(purged);
-        }
-    }
+        .map(Option::unwrap_or_default)
+    })
+    .await
 }

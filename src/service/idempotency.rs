@@ -4,6 +4,7 @@
 use super::Env;
 use crate::core::error::Error;
 use crate::db::idempotency::{self, Stored};
+use crate::db::locks::{self, Lock};
 use crate::db::pool;
 
 /// What a request with a key is to do.
@@ -23,7 +24,7 @@ pub const ADMIN: i64 = 0;
 
 pub async fn claim(env: &Env, tenant_id: i64, key: String, hash: Vec<u8>) -> Result<Claim, Error> {
     pool::run(&env.pool.tenant(tenant_id), move |conn| {
-        if idempotency::claim(conn, tenant_id, &key, &hash)? {
+        if idempotency::claim(conn, tenant_id, &key, &hash, chrono::Utc::now())? {
             return Ok::<_, Error>(Claim::Proceed);
         }
         Ok(match idempotency::find(conn, tenant_id, &key)? {
@@ -53,5 +54,11 @@ pub async fn release(env: &Env, tenant_id: i64, key: String) -> Result<(), Error
 
 /// Forgets the keys past their 24 hours, in batches.
 pub async fn forget_expired(env: &Env) -> Result<usize, Error> {
-    pool::run(&env.pool, |conn| idempotency::forget_expired(conn, 10_000)).await
+    pool::run(&env.pool, |conn| {
+        locks::on_one_replica(conn, Lock::IdempotencyTrim, |conn| {
+            idempotency::forget_expired(conn, chrono::Utc::now(), 10_000)
+        })
+        .map(Option::unwrap_or_default)
+    })
+    .await
 }

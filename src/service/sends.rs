@@ -168,12 +168,10 @@ const DAYS_AHEAD: u64 = 3;
 /// the others skip. Returns how many sends expired.
 pub async fn upkeep(env: &Env, retention_days: u32) -> Result<usize, Error> {
     pool::run(&env.pool, move |conn| {
-        if !locks::try_session(conn, Lock::SendUpkeep)? {
-            return Ok(0);
-        }
-        let outcome = upkeep_locked(conn, retention_days);
-        locks::unlock_session(conn, Lock::SendUpkeep)?;
-        outcome
+        locks::on_one_replica(conn, Lock::SendUpkeep, |conn| {
+            upkeep_locked(conn, retention_days)
+        })
+        .map(Option::unwrap_or_default)
     })
     .await
 }

@@ -1,8 +1,11 @@
 //! Pushing events to webhooks: at least once, in order per webhook, in signed batches.
 //!
-//! Every replica runs one dispatcher. It leases due webhooks (a row lease with a random
-//! token, so two replicas never deliver the same batch at once and a replica that lost
-//! its lease cannot record an outcome), sends each its next batch, and records the
+//! Every replica runs one dispatcher; the one that leads (a session lock, see
+//! `db::leadership`) looks for due webhooks across tenants, so the cross-tenant read
+//! runs once per poll whatever the number of replicas. It leases each due webhook in its
+//! tenant (a row lease with a random token, so two dispatchers never deliver the same
+//! batch at once and one that lost its lease cannot record an outcome), sends each its
+//! next batch, and records the
 //! outcome: delivered through the batch's last event, or the next attempt after a
 //! growing delay; after [`RETRY_FOR`] of failures the webhook is disabled with the
 //! reason. The batch being attempted is fixed before the first try, so a retry sends the
@@ -26,9 +29,10 @@ use super::Env;
 use crate::core::error::Error;
 use crate::core::event::{retry_delay, Event, MAX_EVENTS_PER_DELIVERY, RETRY_FOR};
 use crate::core::webhook::{check_url, signature};
-use crate::db::pool;
+use crate::db::locks::Lock;
 use crate::db::webhook_delivery::{self as delivery, Attempt};
 use crate::db::webhooks::WebhookRow;
+use crate::db::{leadership, pool};
 
 /// Longest wait for a receiver's answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,7 +41,7 @@ pub const SLOTS: usize = 16;
 /// Deliveries one tenant's webhooks hold at once, on one replica.
 pub const SLOTS_PER_TENANT: usize = 2;
 /// How long a lease lasts: the longest attempt, with room to record its outcome.
-const LEASE_SECS: i32 = 60;
+const LEASE_SECS: i64 = 60;
 /// How often the dispatcher looks for due webhooks when it has nothing to do.
 const POLL: Duration = Duration::from_millis(250);
 /// How long a webhook that is behind may send batch after batch in its slot before it
@@ -71,11 +75,16 @@ struct InFlight {
 
 /// Runs the dispatcher on the current thread (a `LocalSet`, as actix's runtime is) until
 /// the process stops, sending with `sender`.
-pub fn spawn(env: Env, sender: Rc<dyn Sender>) {
+pub fn spawn(env: Env, sender: Rc<dyn Sender>, database_url: String) {
+    let leadership = leadership::contend(database_url, Lock::WebhookDispatch);
     tokio::task::spawn_local(async move {
         let client = sender;
         let in_flight = Rc::new(RefCell::new(InFlight::default()));
         loop {
+            if !leadership.is_leading() {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
             let claimed = match claim(&env, &in_flight).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
@@ -139,14 +148,21 @@ async fn claim(env: &Env, in_flight: &RefCell<InFlight>) -> Result<Vec<(WebhookR
         return Ok(Vec::new());
     }
     let lease: i64 = rand::rng().random();
-    let claimed = pool::run(&env.pool, move |conn| {
-        delivery::claim_due(conn, free as i64, &busy, lease, LEASE_SECS)
+    let due = pool::run(&env.pool, move |conn| {
+        delivery::due(conn, free as i64, &busy)
     })
     .await?;
-    Ok(claimed
-        .into_iter()
-        .map(|webhook| (webhook, lease))
-        .collect())
+    let mut claimed = Vec::with_capacity(due.len());
+    for (tenant_id, id) in due {
+        let leased = pool::run(&env.pool.tenant(tenant_id), move |conn| {
+            let now = Utc::now();
+            let until = now + chrono::TimeDelta::seconds(LEASE_SECS);
+            delivery::lease(conn, tenant_id, id, lease, now, until)
+        })
+        .await?;
+        claimed.extend(leased.map(|webhook| (webhook, lease)));
+    }
+    Ok(claimed)
 }
 
 /// One attempt at the webhook's next batch, and its outcome recorded. When the batch was
@@ -216,17 +232,25 @@ async fn deliver(
         (false, now + retry_delay(attempt.attempt as u32), disable)
     };
     let full = event_ids.len() == MAX_EVENTS_PER_DELIVERY;
-    let keep = (keep && full).then_some(LEASE_SECS);
+    let keep_until = (keep && full).then(|| now + chrono::TimeDelta::seconds(LEASE_SECS));
     let attempt = OwnedAttempt::from(&attempt);
     pool::transaction(&pool, move |conn| {
         let attempt = attempt.borrowed();
         if acknowledged {
             Ok(
-                delivery::delivered(conn, &webhook, lease, seen, &attempt, keep)?
-                    .filter(|_| keep.is_some()),
+                delivery::delivered(conn, &webhook, lease, seen, &attempt, now, keep_until)?
+                    .filter(|_| keep_until.is_some()),
             )
         } else {
-            delivery::failed(conn, &webhook, lease, &attempt, next, disable.as_deref())?;
+            delivery::failed(
+                conn,
+                &webhook,
+                lease,
+                &attempt,
+                now,
+                next,
+                disable.as_deref(),
+            )?;
             Ok(None)
         }
     })

@@ -121,7 +121,13 @@ pub async fn update(
             },
             enabled: update.enabled.unwrap_or(current.enabled),
         };
-        Ok(webhooks::update(conn, tenant.id, id, &changes)?)
+        Ok(webhooks::update(
+            conn,
+            tenant.id,
+            id,
+            &changes,
+            chrono::Utc::now(),
+        )?)
     })
     .await
 }

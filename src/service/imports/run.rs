@@ -85,10 +85,10 @@ pub(super) fn import_in(
     let (mut tally, staged) = (tally??, staged? as i64);
 
     let (mut contacts_created, mut contacts_updated) =
-        imports::upsert_contacts(conn, tenant.id, request.mode)?;
+        imports::upsert_contacts(conn, tenant.id, request.mode, chrono::Utc::now())?;
     let mut ambiguous_rows = 0;
     if tally.by_email {
-        let by_email = imports::upsert_by_email(conn, tenant.id, request.mode)?;
+        let by_email = imports::upsert_by_email(conn, tenant.id, request.mode, chrono::Utc::now())?;
         contacts_created += by_email.created;
         contacts_updated += by_email.updated;
         ambiguous_rows = by_email.ambiguous.len() as i64;
