@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 use crate::harness::{id, spawn_app, App, Reply, TestApp};
 
 /// Tenant A's resources, by the path parameter that names them.
-struct Resources {
-    contact: i64,
-    segment: i64,
-    campaign: i64,
-    import: i64,
-    webhook: i64,
-    send: i64,
+pub struct Resources {
+    pub contact: i64,
+    pub segment: i64,
+    pub campaign: i64,
+    pub import: i64,
+    pub webhook: i64,
+    pub send: i64,
 }
 
 impl Resources {
@@ -43,7 +43,8 @@ impl Resources {
     }
 }
 
-async fn tenant_a<S: App>(app: &TestApp<S>, key: &str) -> Resources {
+/// Tenant A's resources: one of each kind, an import done and a send frozen.
+pub async fn tenant_a<S: App>(app: &TestApp<S>, key: &str) -> Resources {
     app.attributes(key, &[("city", "City", "text")]).await;
     let contact = app
         .contact(

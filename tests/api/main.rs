@@ -31,6 +31,7 @@ mod retries;
 mod safety;
 mod segments;
 mod sends;
+mod statements;
 mod tenants;
 mod webhooks;
 mod write_races;

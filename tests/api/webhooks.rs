@@ -22,7 +22,7 @@ use crate::imports::import_csv;
 
 /// One call the receiver got.
 #[derive(Debug, Clone)]
-struct Call {
+pub struct Call {
     message_id: String,
     events: Vec<Value>,
     verified: bool,
@@ -31,11 +31,11 @@ struct Call {
 
 /// A webhook receiver on a local port.
 #[derive(Default)]
-struct Receiver {
+pub struct Receiver {
     secret: Mutex<Option<String>>,
     calls: Mutex<Vec<Call>>,
     /// Calls still to answer 500.
-    failures: AtomicUsize,
+    pub failures: AtomicUsize,
     /// How long each answer takes, in milliseconds.
     delay_ms: AtomicU64,
     in_flight: AtomicUsize,
@@ -43,12 +43,12 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn calls(&self) -> Vec<Call> {
+    pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
 
     /// The events of every acknowledged call, in the order they arrived.
-    fn acknowledged(&self) -> Vec<Value> {
+    pub fn acknowledged(&self) -> Vec<Value> {
         self.calls()
             .into_iter()
             .filter(|call| call.status == 200)
@@ -103,7 +103,7 @@ async fn receive(
 }
 
 /// Starts a receiver; returns it and its URL.
-fn start_receiver() -> (Arc<Receiver>, String) {
+pub fn start_receiver() -> (Arc<Receiver>, String) {
     let receiver = Arc::new(Receiver::default());
     let shared = web::Data::new(receiver.clone());
     let server = HttpServer::new(move || {
@@ -120,24 +120,25 @@ fn start_receiver() -> (Arc<Receiver>, String) {
 }
 
 /// Runs a dispatcher (a replica's) against the app's database.
-fn start_dispatcher<S>(app: &TestApp<S>, allow_private: bool) {
+pub fn start_dispatcher<S>(app: &TestApp<S>, allow_private: bool) {
     let mut config = Config::for_database(&app.database.url);
     config.webhook_allow_private = allow_private;
     let state = AppState::new(config);
     webhook_delivery::spawn(
         state.env.clone(),
         Rc::new(WebhookClient::new(allow_private)),
+        app.database.url.clone(),
     );
 }
 
 /// Lets time pass for retries: every webhook waiting for its next attempt is due now.
-fn hurry<S>(app: &TestApp<S>) {
+pub fn hurry<S>(app: &TestApp<S>) {
     diesel::sql_query("UPDATE webhooks SET next_attempt_at = now() WHERE next_attempt_at > now()")
         .execute(&mut app.database.connection())
         .unwrap();
 }
 
-async fn wait_for<S>(app: &TestApp<S>, what: &str, done: impl Fn() -> bool) {
+pub async fn wait_for<S>(app: &TestApp<S>, what: &str, done: impl Fn() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(
@@ -156,7 +157,12 @@ const TYPES: [&str; 4] = [
     "import.finished",
 ];
 
-async fn subscribe<S: App>(app: &TestApp<S>, key: &str, receiver: &Receiver, url: &str) -> Value {
+pub async fn subscribe<S: App>(
+    app: &TestApp<S>,
+    key: &str,
+    receiver: &Receiver,
+    url: &str,
+) -> Value {
     let created = app
         .post(
             "/v1/webhooks",
