@@ -89,14 +89,14 @@ pub fn recipients_after(
 
 /// `statement`, then the send's rows (`r`, in its partition) after contact id `after`
 /// that also meet `only`, in contact id order, at most `limit`.
-fn after_in_send(
-    statement: Statement<RecipientSql>,
+fn after_in_send<Row>(
+    statement: Statement<Row>,
     tenant_id: i64,
     send: &SendRow,
     after: i64,
     only: &str,
     limit: i64,
-) -> Statement<RecipientSql> {
+) -> Statement<Row> {
     statement
         .sql("r.tenant_id = ")
         .integer(tenant_id)
@@ -124,6 +124,9 @@ pub fn recipients_streamed(
     after: i64,
     limit: i64,
 ) -> QueryResult<(Vec<SendRecipient>, Option<i64>)> {
+    if status == Some(Status::Pending) {
+        return pending_streamed(conn, tenant_id, send, after, limit);
+    }
     let stored = match status.map(|s| (s, s.code())) {
         None => String::new(),
         Some((_, None)) => " AND r.status = 0".into(),
@@ -153,6 +156,51 @@ pub fn recipients_streamed(
             SendRecipient::from(row)
         })
         .filter(|r| status.is_none_or(|wanted| r.status == wanted))
+        .collect();
+    Ok((recipients, next))
+}
+
+/// As [`recipients_streamed`], for who is left (the resume after a crash, the largest
+/// stream): only the three values a pending recipient has (it has no status time and no
+/// error yet), so the database sends, and the service decodes, under half as many.
+fn pending_streamed(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    send: &SendRow,
+    after: i64,
+    limit: i64,
+) -> QueryResult<(Vec<SendRecipient>, Option<i64>)> {
+    let rows = Statement::<(BigInt, Text, Text)>::new(
+        "SELECT r.contact_id, r.name, r.address FROM send_recipients r WHERE ",
+    );
+    let pending = Status::Pending
+        .code()
+        .map(|code| format!(" AND r.status = {code}"));
+    let rows: Vec<(i64, String, String)> = after_in_send(
+        rows,
+        tenant_id,
+        send,
+        after,
+        pending.as_deref().unwrap_or_default(),
+        limit,
+    )
+    .load(conn)?;
+    let Some(&(last, _, _)) = rows.last() else {
+        return Ok((Vec::new(), None));
+    };
+    let next = (rows.len() as i64 == limit).then_some(last);
+    let opted_out = opted_out_between(conn, tenant_id, after, last)?;
+    let recipients = rows
+        .into_iter()
+        .filter(|(contact_id, _, _)| opted_out.binary_search(contact_id).is_err())
+        .map(|(contact_id, name, address)| SendRecipient {
+            contact_id,
+            name,
+            address,
+            status: Status::Pending,
+            status_at: None,
+            error: None,
+        })
         .collect();
     Ok((recipients, next))
 }
