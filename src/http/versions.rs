@@ -89,8 +89,12 @@ impl FromRequest for IfMatch {
                 .filter(|tag| !tag.is_empty())
                 .collect()
         });
+        // Empty list elements are allowed (RFC 9110, 5.6.1), so `If-Match: ,` is a list
+        // of no tags: it matches no representation, and the write answers 412. An empty
+        // value is no list at all: malformed.
+        let blank = value.as_bytes().iter().all(u8::is_ascii_whitespace);
         ready(match tags {
-            Some(tags) if !tags.is_empty() && tags.len() <= 20 && value.len() <= 1000 => {
+            Some(tags) if !blank && tags.len() <= 20 && value.len() <= 1000 => {
                 Ok(Self(Some(tags)))
             }
             _ => Err(ApiError::bad_request(
@@ -116,5 +120,23 @@ mod tests {
         assert!(!header.matches("\"y\""));
         assert!(IfMatch(Some(vec!["*".into()])).matches("\"anything\""));
         assert!(IfMatch(None).matches("\"anything\""));
+    }
+
+    fn if_match(value: &str) -> Result<IfMatch, ApiError> {
+        let request = actix_web::test::TestRequest::default()
+            .insert_header((header::IF_MATCH, value))
+            .to_http_request();
+        IfMatch::from_request(&request, &mut Payload::None).into_inner()
+    }
+
+    #[test]
+    fn a_list_of_no_tags_matches_nothing_and_an_oversized_one_is_refused() {
+        assert!(if_match("").is_err() && if_match("  ").is_err());
+        for empty in [",", " , ,"] {
+            let header = if_match(empty).unwrap();
+            assert!(header.0.is_some() && !header.matches("\"x\""), "{empty:?}");
+        }
+        assert!(if_match(&vec!["\"x\""; 21].join(",")).is_err());
+        assert!(if_match(&format!("\"{}\"", "x".repeat(1000))).is_err());
     }
 }
