@@ -138,26 +138,19 @@ pub fn recipients_streamed(
     );
     let rows: Vec<RecipientRow> =
         after_in_send(rows, tenant_id, send, after, &stored, limit).load(conn)?;
-    let next = match rows.last() {
-        Some(last) if rows.len() as i64 == limit => Some(last.contact_id),
-        _ => None,
-    };
-    let opted_out = match rows.last() {
-        Some(last) if rows.iter().any(|r| r.status == 0) => {
-            opted_out_between(conn, tenant_id, after, last.contact_id)?
-        }
-        _ => Vec::new(),
-    };
-    let recipients = rows
+    let batch = StreamBatch::read_on(conn, tenant_id, after, limit, rows, |row| {
+        (row.contact_id, row.status == 0)
+    })?;
+    let recipients = batch
+        .rows
         .into_iter()
         .map(|mut row| {
-            row.opted_out_since =
-                row.status == 0 && opted_out.binary_search(&row.contact_id).is_ok();
+            row.opted_out_since = row.status == 0 && batch.opted_out.contains(row.contact_id);
             SendRecipient::from(row)
         })
         .filter(|r| status.is_none_or(|wanted| r.status == wanted))
         .collect();
-    Ok((recipients, next))
+    Ok((recipients, batch.next))
 }
 
 /// As [`recipients_streamed`], for who is left (the resume after a crash, the largest
@@ -185,14 +178,11 @@ fn pending_streamed(
         limit,
     )
     .load(conn)?;
-    let Some(&(last, _, _)) = rows.last() else {
-        return Ok((Vec::new(), None));
-    };
-    let next = (rows.len() as i64 == limit).then_some(last);
-    let opted_out = opted_out_between(conn, tenant_id, after, last)?;
-    let recipients = rows
+    let batch = StreamBatch::read_on(conn, tenant_id, after, limit, rows, |row| (row.0, true))?;
+    let recipients = batch
+        .rows
         .into_iter()
-        .filter(|(contact_id, _, _)| opted_out.binary_search(contact_id).is_err())
+        .filter(|(contact_id, _, _)| !batch.opted_out.contains(*contact_id))
         .map(|(contact_id, name, address)| SendRecipient {
             contact_id,
             name,
@@ -202,7 +192,52 @@ fn pending_streamed(
             error: None,
         })
         .collect();
-    Ok((recipients, next))
+    Ok((recipients, batch.next))
+}
+
+/// A stream batch's rows as read in contact id order, the key to read on after (`None`
+/// at the end of the send), and the tenant's opted-out contacts in the range the rows
+/// span: read once from their own index, and only when a row is pending (the status as
+/// read of other rows does not depend on it).
+struct StreamBatch<Row> {
+    rows: Vec<Row>,
+    next: Option<i64>,
+    opted_out: OptedOut,
+}
+
+impl<Row> StreamBatch<Row> {
+    /// `key` gives a row's contact id and whether it is pending as stored.
+    fn read_on(
+        conn: &mut PgConnection,
+        tenant_id: i64,
+        after: i64,
+        limit: i64,
+        rows: Vec<Row>,
+        key: impl Fn(&Row) -> (i64, bool),
+    ) -> QueryResult<Self> {
+        let last = rows.last().map(|row| key(row).0);
+        let next = last.filter(|_| rows.len() as i64 == limit);
+        let opted_out = match last {
+            Some(last) if rows.iter().any(|row| key(row).1) => {
+                opted_out_between(conn, tenant_id, after, last)?
+            }
+            _ => Vec::new(),
+        };
+        Ok(Self {
+            rows,
+            next,
+            opted_out: OptedOut(opted_out),
+        })
+    }
+}
+
+/// Opted-out contact ids, in id order.
+struct OptedOut(Vec<i64>);
+
+impl OptedOut {
+    fn contains(&self, contact_id: i64) -> bool {
+        self.0.binary_search(&contact_id).is_ok()
+    }
 }
 
 /// The tenant's opted-out contacts with ids in `(after, through]`, in id order.

@@ -35,19 +35,34 @@ pub async fn after(
 /// Events deleted per statement by [`purge`], so no one statement runs long.
 const PURGE_BATCH: i64 = 10_000;
 
-/// Deletes the events older than `retention_days`, a batch at a time; returns how many.
-pub async fn purge(env: &Env, retention_days: u32) -> Result<usize, Error> {
+/// Statements per [`purge`] call, so one call holds its pooled connection briefly
+/// whatever piled up (after an outage, say): the caller calls again while some remain.
+const PURGE_BATCHES_PER_CALL: usize = 10;
+
+/// How far one [`purge`] call got.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub deleted: usize,
+    /// Whether expired events remain for another call.
+    pub more: bool,
+}
+
+/// Deletes events older than `retention_days`, a batch at a time, at most
+/// [`PURGE_BATCHES_PER_CALL`] batches.
+pub async fn purge(env: &Env, retention_days: u32) -> Result<Purged, Error> {
     let cutoff = Utc::now() - chrono::TimeDelta::days(i64::from(retention_days));
     pool::run(&env.pool, move |conn| {
         locks::on_one_replica(conn, Lock::EventsTrim, |conn| {
-            let mut purged = 0;
-            loop {
+            let mut purged = Purged::default();
+            for _ in 0..PURGE_BATCHES_PER_CALL {
                 let deleted = events::delete_before(conn, cutoff, PURGE_BATCH)?;
-                purged += deleted;
-                if (deleted as i64) < PURGE_BATCH {
-                    return Ok::<_, Error>(purged);
+                purged.deleted += deleted;
+                purged.more = deleted as i64 == PURGE_BATCH;
+                if !purged.more {
+                    break;
                 }
             }
+            Ok::<_, Error>(purged)
         })
         .map(Option::unwrap_or_default)
     })

@@ -2,11 +2,13 @@
 //! leaves included, and a reader following the feed never misses one.
 
 use chrono::NaiveDate;
+use diesel::prelude::*;
 use serde_json::{json, Value};
 
 use segments::config::Config;
 use segments::core::clock::Clock;
 use segments::service::dynamic::evaluate_all_due;
+use segments::service::{self, events::Purged, Env};
 use segments::AppState;
 
 use crate::harness::{id, spawn_app, spawn_app_with_clock, App, TestApp};
@@ -59,16 +61,13 @@ async fn each_write_records_its_changes_and_nothing_else() {
     let app = spawn_app().await;
     let key = app.tenant_key().await;
     app.attributes(&key, &[("city", "City", "text")]).await;
-    let vip = app
-        .post(
-            "/v1/segments",
+    let milan = app
+        .dynamic_segment(
             &key,
-            json!({"name": "Milan", "channel": "whatsapp", "kind": "dynamic",
-                   "filter": {"field": "attributes.city", "op": "eq", "value": "Milan"}}),
+            "Milan",
+            json!({"field": "attributes.city", "op": "eq", "value": "Milan"}),
         )
-        .await
-        .expect(201);
-    let milan = id(&vip);
+        .await;
     let start = cursor(&app, &key).await;
 
     // Created, matching: created, then entering.
@@ -396,4 +395,53 @@ async fn a_reader_following_the_feed_during_concurrent_writes_misses_nothing() {
             "round {round}: the reader skipped or repeated events"
         );
     }
+}
+
+#[actix_web::test]
+async fn retention_drains_a_backlog_in_bounded_calls_and_keeps_recent_events() {
+    let app = spawn_app().await;
+    let mut conn = app.database.connection();
+    // A backlog past retention (an outage's worth), and three events inside it.
+    diesel::sql_query(
+        "INSERT INTO events (tenant_id, id, type, occurred_at) \
+         SELECT 1, n, 'contact.created', now() - interval '40 days' \
+         FROM generate_series(1, 100005) AS n \
+         UNION ALL SELECT 2, n, 'contact.created', now() - interval '1 day' \
+         FROM generate_series(1, 3) AS n",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let env = Env::new(&Config::for_database(&app.database.url), Clock::System);
+
+    let first = service::events::purge(&env, 30).await.unwrap();
+    assert_eq!(
+        first,
+        Purged {
+            deleted: 100_000,
+            more: true
+        }
+    );
+    let second = service::events::purge(&env, 30).await.unwrap();
+    assert_eq!(
+        second,
+        Purged {
+            deleted: 5,
+            more: false
+        }
+    );
+    #[derive(QueryableByName)]
+    struct Left {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        tenant_id: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let left: Vec<Left> =
+        diesel::sql_query("SELECT tenant_id, count(*) AS n FROM events GROUP BY tenant_id")
+            .load(&mut conn)
+            .unwrap();
+    assert_eq!(
+        left.iter().map(|l| (l.tenant_id, l.n)).collect::<Vec<_>>(),
+        vec![(2, 3)]
+    );
 }

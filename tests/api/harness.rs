@@ -399,4 +399,17 @@ where
         .await
         .expect(201)
     }
+
+    /// A dynamic WhatsApp segment over `filter`; returns its id.
+    pub async fn dynamic_segment(&self, key: &str, name: &str, filter: Value) -> i64 {
+        let segment = self
+            .post(
+                "/v1/segments",
+                key,
+                json!({"name": name, "channel": "whatsapp", "kind": "dynamic", "filter": filter}),
+            )
+            .await
+            .expect(201);
+        segment["id"].as_i64().expect("a segment id")
+    }
 }

@@ -299,15 +299,12 @@ async fn tour<S: App>(app: &TestApp<S>) {
     let (contact, segment, campaign, send, webhook) =
         (a.contact, a.segment, a.campaign, a.send, a.webhook);
     let dynamic = app
-        .post(
-            "/v1/segments",
+        .dynamic_segment(
             &key,
-            json!({"name": "Milan", "channel": "whatsapp", "kind": "dynamic",
-                   "filter": {"field": "attributes.city", "op": "eq", "value": "Milan"}}),
+            "Milan",
+            json!({"field": "attributes.city", "op": "eq", "value": "Milan"}),
         )
-        .await
-        .expect(201);
-    let dynamic = id(&dynamic);
+        .await;
     let calls: Vec<(&str, String, Option<serde_json::Value>)> = vec![
         ("GET", "/v1/tenant".into(), None),
         (
