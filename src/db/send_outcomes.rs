@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Date, Nullable, SmallInt, Text, Timestamptz};
 
-use super::sends::{hashed, SendRow, ONE_SEND};
+use super::sends::{SendRow, ONE_SEND};
+use super::sql::hashed;
 use crate::core::send::{Applied, Outcome, OutcomeError, Status};
 
 #[derive(QueryableByName)]

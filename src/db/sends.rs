@@ -8,7 +8,7 @@ use diesel::sql_types::{Array, BigInt, Date};
 use super::audience::Audience;
 use super::events;
 use super::schema::sends;
-use super::sql::Statement;
+use super::sql::{hashed, Statement};
 use crate::core::audience::Counts;
 use crate::core::event::EventType;
 use crate::core::send::Progress;
@@ -128,20 +128,6 @@ pub fn freeze(
         ))
         .returning(SendRow::as_returning())
         .get_result(conn)
-}
-
-/// Runs `work` with the planner's nested loops off: for set-based statements whose
-/// every table access is bounded by its own index condition, so that whatever the
-/// statistics say (a partition just filled, members just written), rows are matched with
-/// hashes and never by rescanning one side for each row of the other.
-pub(super) fn hashed<T>(
-    conn: &mut PgConnection,
-    work: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
-) -> QueryResult<T> {
-    diesel::sql_query("SET LOCAL enable_nestloop = off").execute(conn)?;
-    let outcome = work(conn)?;
-    diesel::sql_query("SET LOCAL enable_nestloop TO DEFAULT").execute(conn)?;
-    Ok(outcome)
 }
 
 /// Members (counted once per segment) from which a freeze is read with hashes.

@@ -247,6 +247,20 @@ pub fn escape_like(text: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// Runs `work` with the planner's nested loops off: for set-based statements whose
+/// every table access is bounded by its own index condition, so that whatever the
+/// statistics say (a partition just filled, members just written), rows are matched with
+/// hashes and never by rescanning one side for each row of the other.
+pub(crate) fn hashed<T>(
+    conn: &mut PgConnection,
+    work: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    diesel::sql_query("SET LOCAL enable_nestloop = off").execute(conn)?;
+    let outcome = work(conn)?;
+    diesel::sql_query("SET LOCAL enable_nestloop TO DEFAULT").execute(conn)?;
+    Ok(outcome)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

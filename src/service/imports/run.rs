@@ -104,9 +104,9 @@ pub(super) fn import_in(
             });
         }
     }
-    let by_email = tally.by_email;
+    imports::resolve_phones(conn, tenant.id)?;
     dynamic::contacts_written(conn, tenant.id, today, &|conn| {
-        Ok(imports::staged_contact_ids(conn, tenant.id, by_email)?)
+        Ok(imports::staged_contact_ids(conn, tenant.id)?)
     })?;
     let tenant_id = tenant.id;
     let (_, membership) = add_members(
@@ -114,7 +114,7 @@ pub(super) fn import_in(
         tenant,
         today,
         &[request.segment_id],
-        &|| imports::staged_contacts(tenant_id, by_email),
+        &|| imports::staged_contacts(tenant_id),
         None,
         import_id,
     )?
@@ -148,7 +148,7 @@ pub(super) fn import_in(
     errors.truncate(MAX_LISTED as usize);
 
     let mut warnings = membership.warnings;
-    let (opted_out, opted_out_ids) = imports::opted_out(conn, tenant.id, by_email, MAX_LISTED)?;
+    let (opted_out, opted_out_ids) = imports::opted_out(conn, tenant.id, MAX_LISTED)?;
     if opted_out > 0 {
         warnings.push(Warning {
             code: "opted_out".into(),
