@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
+use diesel::sql_types::{Bool, Nullable, Text, Timestamptz};
 use serde_json::Value;
 
 use super::events;
@@ -34,8 +35,16 @@ pub struct ContactRow {
     pub privacy_consent: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[diesel(select_expression = sql::<Nullable<Timestamptz>>(LAST_MESSAGED_AT))]
+    #[diesel(select_expression_type = SqlLiteral<Nullable<Timestamptz>>)]
     pub last_messaged_at: Option<DateTime<Utc>>,
 }
+
+/// When the contact (the row of `contacts` in scope) was last messaged: kept in a narrow
+/// table of its own so that a send's outcomes do not rewrite contacts (see its
+/// migration); one probe of its key, NULL when never messaged.
+pub const LAST_MESSAGED_AT: &str = "(SELECT m.last_messaged_at FROM contact_last_messaged m \
+     WHERE m.tenant_id = contacts.tenant_id AND m.contact_id = contacts.id)";
 
 impl From<ContactRow> for ContactValues {
     fn from(row: ContactRow) -> Self {

@@ -9,6 +9,7 @@
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
+use super::contacts::LAST_MESSAGED_AT;
 use super::sql::{escape_like, Bound, Condition as Sql};
 use crate::core::filter::{Condition, Field, FlagColumn, Node, SegmentRef, Test, TextColumn};
 use crate::core::types::AttributeType;
@@ -53,9 +54,10 @@ impl Compiler {
             Field::Text(column) => text(text_column(*column), test),
             Field::Flag(column) => flag(*column, test),
             Field::CreatedAt => self.date("(contacts.created_at AT TIME ZONE 'UTC')::date", test),
-            Field::LastMessagedAt => {
-                self.date("(contacts.last_messaged_at AT TIME ZONE 'UTC')::date", test)
-            }
+            Field::LastMessagedAt => self.date(
+                &format!("({LAST_MESSAGED_AT} AT TIME ZONE 'UTC')::date"),
+                test,
+            ),
             Field::Tags => tags(test),
             Field::Segment => match test {
                 Test::InSegment(segment) => self.membership(segment),

@@ -40,7 +40,6 @@ diesel::table! {
         privacy_consent -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
-        last_messaged_at -> Nullable<Timestamptz>,
     }
 }
 

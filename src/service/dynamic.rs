@@ -113,8 +113,9 @@ pub fn contacts_written(
 }
 
 /// After contacts' `last_messaged_at` moved (a send's outcomes): the dynamic segments
-/// whose filters read it, and those naming them, for those contacts. The contacts'
-/// rows are already locked by the write.
+/// whose filters read it, and those naming them, for those contacts. The contacts are
+/// locked first, as for a change to their own rows (`last_messaged_at` is kept apart
+/// from them), so a concurrent write to them waits for this one.
 pub fn contacts_messaged(
     conn: &mut PgConnection,
     tenant_id: i64,
@@ -135,6 +136,7 @@ pub fn contacts_messaged(
     if reading.is_empty() {
         return Ok(Vec::new());
     }
+    dynamic::lock_contacts(conn, tenant_id, contact_ids)?;
     let graph = Graph::new(segments::graph(conn, tenant_id)?);
     let affected: BTreeSet<i64> = reading
         .iter()

@@ -649,3 +649,61 @@ async fn past_the_horizon_a_send_keeps_its_final_counts_and_its_day_is_dropped()
     // Run again: nothing left to expire.
     assert_eq!(upkeep(&state.env, 90).await.unwrap(), 0);
 }
+
+/// `last_messaged_at` lives in a table of its own: a contact deleted after the freeze
+/// still takes its outcome (the send is a record) but gets no row there, and a contact's
+/// row goes with the contact.
+#[actix_web::test]
+async fn last_messaged_at_goes_with_its_contact() {
+    use diesel::prelude::*;
+    let app = spawn_app().await;
+    let key = app.tenant_key().await;
+    let (campaign, ids) = campaign_of(&app, &key, 3).await;
+    let send = id(&app
+        .post(&format!("/v1/campaigns/{campaign}/sends"), &key, json!({}))
+        .await
+        .expect(201));
+    app.delete(&format!("/v1/contacts/{}", ids[2]), &key)
+        .await
+        .expect(204);
+    let report = app
+        .post(
+            &format!("/v1/sends/{send}/outcomes"),
+            &key,
+            json!({"outcomes": [
+                {"contact_id": ids[0], "status": "sent", "at": "2026-03-02T10:00:00Z"},
+                {"contact_id": ids[1], "status": "sent", "at": "2026-03-02T10:00:00Z"},
+                {"contact_id": ids[2], "status": "sent", "at": "2026-03-02T10:00:00Z"},
+            ]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        report,
+        json!({"updated": 3, "unchanged": 0, "rejected": []})
+    );
+    let messaged = || {
+        diesel::sql_query("SELECT contact_id AS id FROM contact_last_messaged ORDER BY contact_id")
+            .load::<Messaged>(&mut app.database.connection())
+            .unwrap()
+            .into_iter()
+            .map(|row| row.id)
+            .collect::<Vec<i64>>()
+    };
+    assert_eq!(messaged(), vec![ids[0], ids[1]]);
+    app.delete(&format!("/v1/contacts/{}", ids[0]), &key)
+        .await
+        .expect(204);
+    assert_eq!(messaged(), vec![ids[1]]);
+    let kept = app
+        .get(&format!("/v1/contacts/{}", ids[1]), &key)
+        .await
+        .expect(200);
+    assert_eq!(kept["last_messaged_at"], "2026-03-02T10:00:00Z");
+}
+
+#[derive(diesel::QueryableByName)]
+struct Messaged {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
