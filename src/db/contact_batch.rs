@@ -9,6 +9,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz}
 use serde_json::Value;
 
 use super::events;
+use super::sql::hashed;
 use crate::core::event::EventType;
 use crate::core::push::CheckedPush;
 
@@ -35,19 +36,37 @@ pub fn find_existing(
     // The ids from two index scans (one OR is served worse), then the rows locked in id
     // order: two batches naming the same contacts take them in one order, never waiting
     // for each other crosswise. A contact created meanwhile is not seen: the writes then
-    // fail on a unique key, and the batch tries again.
-    let rows: Vec<Found> = diesel::sql_query(
-        "SELECT id, external_id, phone_e164 FROM contacts \
-         WHERE tenant_id = $1 AND id IN ( \
-             SELECT id FROM contacts WHERE tenant_id = $1 AND external_id = ANY($2) \
-             UNION ALL \
-             SELECT id FROM contacts WHERE tenant_id = $1 AND phone_e164 = ANY($3)) \
-         ORDER BY id FOR NO KEY UPDATE",
+    // fail on a unique key, and the batch tries again. Two statements, not one joining
+    // the ids back to `contacts`: on statistics that show the tenant as a handful of rows,
+    // that join read the tenant once per contact (tests/api/statistics.rs). Each array
+    // is a bound value, which PostgreSQL hashes when it filters a scan by it.
+    #[derive(QueryableByName)]
+    struct Named {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let ids: Vec<i64> = diesel::sql_query(
+        "SELECT id FROM contacts WHERE tenant_id = $1 AND external_id = ANY($2) \
+         UNION SELECT id FROM contacts WHERE tenant_id = $1 AND phone_e164 = ANY($3)",
     )
     .bind::<BigInt, _>(tenant_id)
     .bind::<Array<Text>, _>(external_ids)
     .bind::<Array<Text>, _>(phones)
-    .load(conn)?;
+    .load::<Named>(conn)?
+    .into_iter()
+    .map(|named| named.id)
+    .collect();
+    let rows: Vec<Found> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        diesel::sql_query(
+            "SELECT id, external_id, phone_e164 FROM contacts \
+             WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR NO KEY UPDATE",
+        )
+        .bind::<BigInt, _>(tenant_id)
+        .bind::<Array<BigInt>, _>(&ids)
+        .load(conn)?
+    };
     let mut existing = Existing {
         by_external_id: HashMap::new(),
         by_phone: HashMap::new(),
@@ -124,13 +143,14 @@ pub fn update_all(
     };
     const COLUMNS: &str = "external_id, name, phone, phone_e164, phone_country, email, \
                            attributes, tags, opted_out, privacy_consent";
-    let changed: Vec<NewId> = diesel::sql_query(format!(
+    // Bounded by the ids on both sides and joined by hashes, whatever the statistics.
+    let update = diesel::sql_query(format!(
         "WITH changed AS (UPDATE contacts c SET ({COLUMNS}) = ({MERGED}), updated_at = $14 \
          FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::text[], \
                      $9::text[], $10::jsonb[], $11::jsonb[], $12::bool[], $13::bool[]) \
               AS u(id, external_id, name, phone_given, phone, phone_e164, phone_country, email, \
                    attributes, tags, opted_out, privacy_consent) \
-         WHERE c.tenant_id = $1 AND c.id = u.id \
+         WHERE c.tenant_id = $1 AND c.id = ANY($2) AND c.id = u.id \
            AND (c.external_id, c.name, c.phone, c.phone_e164, c.phone_country, c.email, \
                 c.attributes, c.tags, c.opted_out, c.privacy_consent) IS DISTINCT FROM ({MERGED}) \
          RETURNING c.id) \
@@ -149,8 +169,8 @@ pub fn update_all(
     .bind::<Array<Jsonb>, _>(updates.iter().map(|(_, i)| tags_json(i)).collect::<Vec<_>>())
     .bind::<Array<Bool>, _>(updates.iter().map(|(_, i)| i.push.opted_out).collect::<Vec<_>>())
     .bind::<Array<Bool>, _>(updates.iter().map(|(_, i)| i.push.privacy_consent).collect::<Vec<_>>())
-    .bind::<Timestamptz, _>(now)
-    .load(conn)?;
+    .bind::<Timestamptz, _>(now);
+    let changed: Vec<NewId> = hashed(conn, |conn| update.load(conn))?;
     let changed: Vec<i64> = changed.into_iter().map(|row| row.id).collect();
     events::stage_contacts(conn, tenant_id, EventType::ContactUpdated, &changed)?;
     Ok(changed)

@@ -2,7 +2,7 @@ use actix_web::test::TestRequest;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::harness::{id, spawn_app, spawn_app_with_config, App, Reply, TestApp};
+use crate::harness::{id, spawn_app, App, Reply, TestApp};
 
 fn upload(segment: i64, key: &str, query: &str, content_type: &str, body: Vec<u8>) -> TestRequest {
     TestRequest::post()
@@ -411,72 +411,4 @@ async fn an_async_import_is_polled_to_its_report() {
     app.get(&location, &other)
         .await
         .expect_problem(404, "not_found");
-}
-
-/// The import's SQL after statistics were taken on tiny tables (a new database, a few
-/// small tenants written, then analysed), as autovacuum leaves them: `contacts` looks
-/// like a handful of rows while the import writes 50,000. A plan that believed it and
-/// rescanned one side per row of the other took minutes; the statement timeout is set
-/// far above an import's own time (seconds) and far below such a plan's.
-#[actix_web::test]
-async fn a_large_import_after_statistics_on_tiny_tables_stays_fast() {
-    use diesel::RunQueryDsl;
-
-    let app = spawn_app_with_config(|config| config.statement_timeout_secs = 20).await;
-    for tenant in 0..3 {
-        let key = app.tenant_key().await;
-        for n in 0..5 {
-            app.contact(
-                &key,
-                json!({"name": "Small", "phone": format!("+39 333 {tenant}00 000{n}"),
-                       "email": format!("small{n}@example.com")}),
-            )
-            .await;
-        }
-    }
-    diesel::sql_query("ANALYZE")
-        .execute(&mut app.database.connection())
-        .unwrap();
-
-    let rows = 50_000;
-    let key = app.tenant_key().await;
-    let by_phone = id(&app.segment(&key, "By phone", "whatsapp").await);
-    let mut file = String::from("phone,name,email\n");
-    for n in 0..rows {
-        file.push_str(&format!("+39 334 {n:07},Name {n},p{n}@example.com\n"));
-    }
-    let report = import_csv(&app, by_phone, &key, "", file.as_bytes())
-        .await
-        .expect(200);
-    assert_eq!(
-        (
-            report["added"].as_i64(),
-            report["contacts_created"].as_i64()
-        ),
-        (Some(rows), Some(rows)),
-        "{report}"
-    );
-
-    // The same people by e-mail alone, into an e-mail segment: matched, not created.
-    let by_email = id(&app.segment(&key, "By e-mail", "email").await);
-    let mut file = String::from("email,name\n");
-    for n in 0..rows {
-        file.push_str(&format!("P{n}@example.com,Name {n}\n"));
-    }
-    let report = import_csv(&app, by_email, &key, "", file.as_bytes())
-        .await
-        .expect(200);
-    assert_eq!(
-        (
-            report["added"].as_i64(),
-            report["contacts_created"].as_i64()
-        ),
-        (Some(rows), Some(0)),
-        "{report}"
-    );
-    let members = app
-        .get(&format!("/v1/segments/{by_email}"), &key)
-        .await
-        .expect(200);
-    assert_eq!(members["recipients"], rows, "{members}");
 }

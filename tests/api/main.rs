@@ -32,6 +32,7 @@ mod safety;
 mod segments;
 mod sends;
 mod statements;
+mod statistics;
 mod tenants;
 mod webhooks;
 mod write_races;
