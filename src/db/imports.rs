@@ -172,15 +172,28 @@ pub fn upsert_by_email(
         .filter(import_rows::phone_e164.is_null())
         .select(sql::<Nullable<Text>>("lower(email)"))
         .load(conn)?;
+    #[derive(QueryableByName)]
+    struct Matched {
+        #[diesel(sql_type = BigInt)]
+        contact_id: i64,
+        #[diesel(sql_type = BigInt)]
+        matches: i64,
+    }
     let matched = diesel::sql_query(
         "UPDATE import_rows r SET contact_id = f.id, matches = f.n \
          FROM (SELECT lower(c.email) AS email, min(c.id) AS id, count(*) AS n FROM contacts c \
                WHERE c.tenant_id = $1 AND lower(c.email) = ANY($2) GROUP BY 1) f \
-         WHERE r.phone_e164 IS NULL AND lower(r.email) = f.email",
+         WHERE r.phone_e164 IS NULL AND lower(r.email) = f.email \
+         RETURNING r.contact_id, r.matches",
     )
     .bind::<BigInt, _>(tenant_id)
     .bind::<Array<Nullable<Text>>, _>(emails);
-    hashed(conn, |conn| matched.execute(conn))?;
+    // The contacts matched once, carried forward to the update as one bound value.
+    let matched: Vec<i64> = hashed(conn, |conn| matched.load::<Matched>(conn))?
+        .into_iter()
+        .filter(|row| row.matches == 1)
+        .map(|row| row.contact_id)
+        .collect();
     let ambiguous: Vec<Ambiguous> = diesel::sql_query(
         "DELETE FROM import_rows WHERE phone_e164 IS NULL AND matches > 1 RETURNING line, email",
     )
@@ -194,9 +207,7 @@ pub fn upsert_by_email(
                                   WHERE t <> ALL(c.tags)), \
            attributes = CASE WHEN {file_wins} THEN c.attributes || r.attributes ELSE r.attributes || c.attributes END, \
            updated_at = $2 \
-         FROM import_rows r WHERE c.tenant_id = $1 AND c.id = r.contact_id \
-           AND c.id = ANY(ARRAY(SELECT contact_id FROM import_rows \
-                                WHERE phone_e164 IS NULL AND contact_id IS NOT NULL)) \
+         FROM import_rows r WHERE c.tenant_id = $1 AND c.id = ANY($3) AND c.id = r.contact_id \
            AND r.phone_e164 IS NULL AND r.contact_id IS NOT NULL \
          RETURNING c.id) \
          INSERT INTO staged_events (tenant_id, type, contact_id) \
@@ -204,7 +215,8 @@ pub fn upsert_by_email(
         kind = EventType::ContactUpdated.as_str(),
     ))
     .bind::<BigInt, _>(tenant_id)
-    .bind::<Timestamptz, _>(now);
+    .bind::<Timestamptz, _>(now)
+    .bind::<Array<BigInt>, _>(matched);
     let updated = hashed(conn, |conn| update.execute(conn))? as i64;
     let created = diesel::sql_query(format!(
         "WITH fresh AS (UPDATE import_rows SET contact_id = nextval('contacts_id_seq') \
@@ -271,35 +283,49 @@ pub struct Ambiguous {
     pub email: String,
 }
 
-/// The tenant's contacts the staged rows name, by the ids [`resolve_phones`] and
-/// [`upsert_by_email`] gave them: the set the membership rules add. An array of ids read
-/// through the primary key, so no plan joins the staging table.
-pub fn staged_contacts(tenant_id: i64) -> contacts::BoxedQuery<'static, Pg> {
-    contacts::table
-        .filter(contacts::tenant_id.eq(tenant_id))
-        .filter(sql::<Bool>(
-            "contacts.id = ANY(ARRAY(SELECT contact_id FROM import_rows \
-             WHERE contact_id IS NOT NULL))",
-        ))
-        .into_boxed()
+/// The ids of the tenant's contacts the staged rows name, once [`resolve_phones`] and
+/// [`upsert_by_email`] gave each row its contact: the set the membership rules add.
+pub fn staged_contact_ids(conn: &mut PgConnection) -> QueryResult<Vec<i64>> {
+    #[derive(QueryableByName)]
+    struct Staged {
+        #[diesel(sql_type = BigInt)]
+        contact_id: i64,
+    }
+    let staged: Vec<Staged> = diesel::sql_query(
+        "SELECT DISTINCT contact_id FROM import_rows WHERE contact_id IS NOT NULL",
+    )
+    .load(conn)?;
+    Ok(staged.into_iter().map(|row| row.contact_id).collect())
 }
 
-/// The ids of the tenant's contacts the staged rows name.
-pub fn staged_contact_ids(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<i64>> {
-    staged_contacts(tenant_id).select(contacts::id).load(conn)
+/// The tenant's contacts of `ids` (the staged ones, see [`staged_contact_ids`]). The ids
+/// are bound as one value, which PostgreSQL reads through the primary key or, on
+/// statistics that make the tenant look tiny, checks against a hash while it reads the
+/// tenant once; never a join to the staging table. A literal, so the statement is
+/// planned with the ids in hand rather than prepared once for any.
+pub fn staged_contacts(tenant_id: i64, ids: &[i64]) -> contacts::BoxedQuery<'static, Pg> {
+    contacts::table
+        .filter(contacts::tenant_id.eq(tenant_id))
+        .filter(
+            sql::<Bool>("contacts.id = ANY(")
+                .bind::<Array<BigInt>, _>(ids.to_vec())
+                .sql(")"),
+        )
+        .into_boxed()
 }
 
 /// Staged contacts that are opted out: imported all the same, and still opted out.
 pub fn opted_out(
     conn: &mut PgConnection,
     tenant_id: i64,
+    staged: &[i64],
     limit: i64,
 ) -> QueryResult<(i64, Vec<i64>)> {
-    let total = staged_contacts(tenant_id)
+    let total = staged_contacts(tenant_id, staged)
         .filter(contacts::opted_out)
         .count()
         .get_result(conn)?;
-    let ids = staged_contacts(tenant_id)
+    let ids = staged_contacts(tenant_id, staged)
         .filter(contacts::opted_out)
         .select(contacts::id)
         .order(contacts::id)

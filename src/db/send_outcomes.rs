@@ -20,7 +20,9 @@ struct AppliedRow {
 /// moved where the rules allow it, the rule checked again on the row's latest version
 /// if another report changed it meanwhile, so concurrent reports converge; a move out of
 /// pending to a status that means the message went out sets the contact's
-/// `last_messaged_at` (never backwards; not for a contact deleted since the freeze).
+/// `last_messaged_at` (never backwards; not for a contact deleted since the freeze: each
+/// contact is locked against deletion as it is checked, so a delete running meanwhile
+/// either goes first, and the contact is skipped, or waits, and removes the row with it).
 /// Returns what was done and the contacts whose `last_messaged_at` was written.
 pub fn record(
     conn: &mut PgConnection,
@@ -40,6 +42,7 @@ pub fn record(
             .map(|o| o.error.as_ref().map(|e| part(e).clone()))
             .collect()
     };
+    let (lowest, highest) = id_range(&ids);
     let went_out: Vec<i16> = Status::WENT_OUT.iter().filter_map(|s| s.code()).collect();
     // Every table is read through its key with the batch's ids, and joined by hashes
     // (see [`hashed`]): a send's partition filled minutes ago has no statistics yet, and
@@ -59,8 +62,8 @@ pub fn record(
            RETURNING r.contact_id, r.previous_status AS was, i.status AS now, i.at), \
          messaged AS (INSERT INTO contact_last_messaged (tenant_id, contact_id, last_messaged_at) \
            SELECT $1, m.contact_id, m.at FROM moved m WHERE m.was = 0 AND m.now = ANY($10) \
-           AND EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = $1 AND c.id = ANY($4) \
-                       AND c.id = m.contact_id) \
+           AND EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = $1 \
+                       AND c.id = m.contact_id FOR KEY SHARE) \
            ORDER BY m.contact_id \
            ON CONFLICT (tenant_id, contact_id) DO UPDATE SET last_messaged_at = \
            GREATEST(contact_last_messaged.last_messaged_at, excluded.last_messaged_at) \
@@ -78,8 +81,8 @@ pub fn record(
     .bind::<Array<Nullable<Text>>, _>(error(|e| &e.message))
     .bind::<Array<diesel::sql_types::Integer>, _>(Status::moves())
     .bind::<Array<SmallInt>, _>(&went_out)
-    .bind::<BigInt, _>(ids.iter().min().copied().unwrap_or_default())
-    .bind::<BigInt, _>(ids.iter().max().copied().unwrap_or_default());
+    .bind::<BigInt, _>(lowest)
+    .bind::<BigInt, _>(highest);
     let row: AppliedRow = hashed(conn, |conn| statement.get_result(conn))?;
     // Only a report that did not move everything can name strangers: most do not.
     let not_recipients = if row.updated < outcomes.len() as i64 {
@@ -108,6 +111,7 @@ fn not_recipients(
     send: &SendRow,
     ids: &[i64],
 ) -> QueryResult<Vec<i64>> {
+    let (lowest, highest) = id_range(ids);
     let statement = diesel::sql_query(format!(
         "SELECT ARRAY(SELECT i.id FROM unnest($4::bigint[]) WITH ORDINALITY AS i(id, n) \
          WHERE NOT EXISTS (SELECT 1 FROM send_recipients r WHERE {ONE_SEND} \
@@ -118,7 +122,14 @@ fn not_recipients(
     .bind::<BigInt, _>(send.id)
     .bind::<Date, _>(send.created_on)
     .bind::<Array<BigInt>, _>(ids)
-    .bind::<BigInt, _>(ids.iter().min().copied().unwrap_or_default())
-    .bind::<BigInt, _>(ids.iter().max().copied().unwrap_or_default());
+    .bind::<BigInt, _>(lowest)
+    .bind::<BigInt, _>(highest);
     Ok(hashed(conn, |conn| statement.get_result::<Strangers>(conn))?.ids)
+}
+
+/// The lowest and highest of `ids`, which bound the recipients' key scan (see [`record`]).
+fn id_range(ids: &[i64]) -> (i64, i64) {
+    let lowest = ids.iter().min().copied().unwrap_or_default();
+    let highest = ids.iter().max().copied().unwrap_or_default();
+    (lowest, highest)
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{id, spawn_app, App, TestApp};
+use crate::harness::{id, spawn_app};
 
 /// `n` conditions on the city, each naming a different city.
 fn cities(n: usize) -> Vec<Value> {
@@ -16,18 +16,6 @@ fn naming(segment: i64, times: usize) -> Vec<Value> {
     (0..times)
         .map(|_| json!({"field": "segment", "op": "in", "value": segment}))
         .collect()
-}
-
-async fn dynamic<S: App>(app: &TestApp<S>, key: &str, name: &str, filter: Value) -> i64 {
-    let created = app
-        .post(
-            "/v1/segments",
-            key,
-            json!({"name": name, "channel": "whatsapp", "kind": "dynamic", "filter": filter}),
-        )
-        .await
-        .expect(201);
-    id(&created)
 }
 
 #[actix_web::test]
@@ -43,9 +31,15 @@ async fn a_filter_bomb_is_refused_or_costs_a_small_filter() {
         .await;
     // S0: 50 conditions; S1 names S0 50 times; S2 names S1 50 times. Each named
     // segment counts once: S2 reaches 150 conditions, and its members are right.
-    let s0 = dynamic(&app, &key, "S0", json!({"all": cities(50)})).await;
-    let s1 = dynamic(&app, &key, "S1", json!({"all": naming(s0, 50)})).await;
-    let s2 = dynamic(&app, &key, "S2", json!({"all": naming(s1, 50)})).await;
+    let s0 = app
+        .dynamic_segment(&key, "S0", json!({"all": cities(50)}))
+        .await;
+    let s1 = app
+        .dynamic_segment(&key, "S1", json!({"all": naming(s0, 50)}))
+        .await;
+    let s2 = app
+        .dynamic_segment(&key, "S2", json!({"all": naming(s1, 50)}))
+        .await;
     for segment in [s0, s1, s2] {
         let read = app
             .get(&format!("/v1/segments/{segment}"), &key)
@@ -92,17 +86,24 @@ async fn a_change_to_a_named_segment_is_checked_for_every_segment_naming_it() {
     let key = app.tenant_key().await;
     app.attributes(&key, &[("city", "City", "text")]).await;
     // T2 names T1a, T1b and T1c (50 conditions each) with 47 of its own: 200 in all.
-    let t0 = dynamic(&app, &key, "T0", json!({"all": cities(50)})).await;
+    let t0 = app
+        .dynamic_segment(&key, "T0", json!({"all": cities(50)}))
+        .await;
     let mut named = Vec::new();
     for name in ["T1a", "T1b", "T1c"] {
-        named.push(dynamic(&app, &key, name, json!({"all": cities(50)})).await);
+        named.push(
+            app.dynamic_segment(&key, name, json!({"all": cities(50)}))
+                .await,
+        );
     }
     let mut t2_filter: Vec<Value> = named
         .iter()
         .map(|s| json!({"field": "segment", "op": "in", "value": s}))
         .collect();
     t2_filter.extend(cities(47));
-    let t2 = dynamic(&app, &key, "T2", json!({"all": t2_filter})).await;
+    let t2 = app
+        .dynamic_segment(&key, "T2", json!({"all": t2_filter}))
+        .await;
     // T1a starts naming T0: T2 would reach 250 conditions. Refused, naming T2.
     let mut t1a_filter = cities(49);
     t1a_filter.push(json!({"field": "segment", "op": "in", "value": t0}));
@@ -141,14 +142,14 @@ async fn a_named_segment_or_attribute_cannot_be_deleted() {
     let key = app.tenant_key().await;
     app.attributes(&key, &[("city", "City", "text")]).await;
     let vip = id(&app.segment(&key, "VIP", "whatsapp").await);
-    let milan = dynamic(
-        &app,
-        &key,
-        "Milan VIP",
-        json!({"all": [{"field": "segment", "op": "in", "value": vip},
+    let milan = app
+        .dynamic_segment(
+            &key,
+            "Milan VIP",
+            json!({"all": [{"field": "segment", "op": "in", "value": vip},
                         {"field": "attributes.city", "op": "eq", "value": "Milan"}]}),
-    )
-    .await;
+        )
+        .await;
     app.delete(&format!("/v1/segments/{vip}"), &key)
         .await
         .expect_problem(409, "segment_in_use");

@@ -3,7 +3,7 @@
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::harness::{id, spawn_app};
+use crate::harness::{id, spawn_app, App, TestApp};
 
 /// Contacts `name-0..n` with phones, all in one static WhatsApp segment; a campaign on
 /// it. Returns the campaign id and the contact ids in id order.
@@ -48,6 +48,14 @@ fn progress_adds_up(send: &Value) {
         .map(|k| p[k].as_i64().unwrap())
         .sum();
     assert_eq!(sum, p["total"].as_i64().unwrap(), "progress: {p}");
+}
+
+/// Freezes the campaign's audience into a send; returns the send's id.
+async fn freeze<S: App>(app: &TestApp<S>, key: &str, campaign: i64) -> i64 {
+    id(&app
+        .post(&format!("/v1/campaigns/{campaign}/sends"), key, json!({}))
+        .await
+        .expect(201))
 }
 
 async fn all_recipients(
@@ -228,10 +236,7 @@ async fn outcomes_move_forward_only_and_retries_change_nothing() {
     let app = spawn_app().await;
     let key = app.tenant_key().await;
     let (campaign, ids) = campaign_of(&app, &key, 3).await;
-    let send = id(&app
-        .post(&format!("/v1/campaigns/{campaign}/sends"), &key, json!({}))
-        .await
-        .expect(201));
+    let send = freeze(&app, &key, campaign).await;
     let path = format!("/v1/sends/{send}/outcomes");
     let report = |outcomes: Value| {
         let app = &app;
@@ -320,10 +325,7 @@ async fn concurrent_outcome_batches_converge_to_the_furthest_status() {
     let (campaign, ids) = campaign_of(&app, &key, 30).await;
     let ladder = ["sent", "delivered", "read"];
     for round in 0..8 {
-        let send = id(&app
-            .post(&format!("/v1/campaigns/{campaign}/sends"), &key, json!({}))
-            .await
-            .expect(201));
+        let send = freeze(&app, &key, campaign).await;
         let path = format!("/v1/sends/{send}/outcomes");
         // Six senders report overlapping batches, each in its own order, at once.
         let batches: Vec<Value> = (0..6)
@@ -370,10 +372,7 @@ async fn a_sender_killed_halfway_resumes_from_pending_and_the_counts_add_up() {
     let app = spawn_app().await;
     let key = app.tenant_key().await;
     let (campaign, _) = campaign_of(&app, &key, 25).await;
-    let send = id(&app
-        .post(&format!("/v1/campaigns/{campaign}/sends"), &key, json!({}))
-        .await
-        .expect(201));
+    let send = freeze(&app, &key, campaign).await;
     // The first sender takes a page of 10, messages them, reports, then dies after
     // messaging 4 of the next page without reporting them.
     let page = app
@@ -454,10 +453,7 @@ async fn a_frequency_cap_is_an_exclusion_segment_on_last_messaged_at() {
         .await
         .expect(201);
     assert_eq!(recent["recipients"], 0);
-    let send = id(&app
-        .post(&format!("/v1/campaigns/{campaign}/sends"), &key, json!({}))
-        .await
-        .expect(201));
+    let send = freeze(&app, &key, campaign).await;
     app.post(
         &format!("/v1/sends/{send}/outcomes"),
         &key,
@@ -501,10 +497,7 @@ async fn another_tenants_send_is_not_found() {
     let key = app.tenant_key().await;
     let other = app.tenant_key().await;
     let (campaign, ids) = campaign_of(&app, &key, 2).await;
-    let send = id(&app
-        .post(&format!("/v1/campaigns/{campaign}/sends"), &key, json!({}))
-        .await
-        .expect(201));
+    let send = freeze(&app, &key, campaign).await;
     for path in [
         format!("/v1/sends/{send}"),
         format!("/v1/sends/{send}/recipients"),
@@ -585,10 +578,7 @@ async fn past_the_horizon_a_send_keeps_its_final_counts_and_its_day_is_dropped()
     let (campaign, ids) = campaign_of(&app, &key, 3).await;
     let mut sends = Vec::new();
     for _ in 0..2 {
-        let send = id(&app
-            .post(&format!("/v1/campaigns/{campaign}/sends"), &key, json!({}))
-            .await
-            .expect(201));
+        let send = freeze(&app, &key, campaign).await;
         app.post(
             &format!("/v1/sends/{send}/outcomes"),
             &key,
@@ -659,10 +649,7 @@ async fn last_messaged_at_goes_with_its_contact() {
     let app = spawn_app().await;
     let key = app.tenant_key().await;
     let (campaign, ids) = campaign_of(&app, &key, 3).await;
-    let send = id(&app
-        .post(&format!("/v1/campaigns/{campaign}/sends"), &key, json!({}))
-        .await
-        .expect(201));
+    let send = freeze(&app, &key, campaign).await;
     app.delete(&format!("/v1/contacts/{}", ids[2]), &key)
         .await
         .expect(204);

@@ -105,16 +105,15 @@ pub(super) fn import_in(
         }
     }
     imports::resolve_phones(conn, tenant.id)?;
-    dynamic::contacts_written(conn, tenant.id, today, &|conn| {
-        Ok(imports::staged_contact_ids(conn, tenant.id)?)
-    })?;
+    let staged_ids = imports::staged_contact_ids(conn)?;
+    dynamic::contacts_written(conn, tenant.id, today, &|_| Ok(staged_ids.clone()))?;
     let tenant_id = tenant.id;
     let (_, membership) = add_members(
         conn,
         tenant,
         today,
         &[request.segment_id],
-        &|| imports::staged_contacts(tenant_id),
+        &|| imports::staged_contacts(tenant_id, &staged_ids),
         None,
         import_id,
     )?
@@ -148,7 +147,7 @@ pub(super) fn import_in(
     errors.truncate(MAX_LISTED as usize);
 
     let mut warnings = membership.warnings;
-    let (opted_out, opted_out_ids) = imports::opted_out(conn, tenant.id, MAX_LISTED)?;
+    let (opted_out, opted_out_ids) = imports::opted_out(conn, tenant.id, &staged_ids, MAX_LISTED)?;
     if opted_out > 0 {
         warnings.push(Warning {
             code: "opted_out".into(),
