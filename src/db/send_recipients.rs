@@ -83,20 +83,36 @@ pub fn recipients_after(
     .integer(tenant_id)
     .sql(" AND c.id = r.contact_id AND c.opted_out WHERE ");
     let rows: Vec<RecipientRow> =
-        after_in_send(rows, tenant_id, send, after, only, limit).load(conn)?;
+        after_in_send(rows, tenant_id, send, (after, None), only, limit).load(conn)?;
     Ok(rows.into_iter().map(SendRecipient::from).collect())
 }
 
-/// `statement`, then the send's rows (`r`, in its partition) after contact id `after`
-/// that also meet `only`, in contact id order, at most `limit`.
+/// `statement`, then the send's rows (`r`, in its partition) with contact ids in
+/// `(after, through]` (through the end when `None`) that also meet `only`, in contact id
+/// order, at most `limit`.
 fn after_in_send<Row>(
     statement: Statement<Row>,
     tenant_id: i64,
     send: &SendRow,
-    after: i64,
+    (after, through): (i64, Option<i64>),
     only: &str,
     limit: i64,
 ) -> Statement<Row> {
+    let statement = in_send(statement, tenant_id, send)
+        .sql(" AND r.contact_id > ")
+        .integer(after);
+    let statement = match through {
+        Some(through) => statement.sql(" AND r.contact_id <= ").integer(through),
+        None => statement,
+    };
+    statement
+        .sql(only)
+        .sql(" ORDER BY r.contact_id LIMIT ")
+        .integer(limit)
+}
+
+/// `statement`, then the condition that a row (`r`) is the send's, in its partition.
+fn in_send<Row>(statement: Statement<Row>, tenant_id: i64, send: &SendRow) -> Statement<Row> {
     statement
         .sql("r.tenant_id = ")
         .integer(tenant_id)
@@ -104,11 +120,21 @@ fn after_in_send<Row>(
         .integer(send.id)
         .sql(" AND r.created_on = ")
         .day(send.created_on)
-        .sql(" AND r.contact_id > ")
-        .integer(after)
-        .sql(only)
-        .sql(" ORDER BY r.contact_id LIMIT ")
-        .integer(limit)
+}
+
+/// The send's first and last contact ids (what a stream splits into ranges); `None` for
+/// a send without recipients.
+pub fn contact_id_bounds(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    send: &SendRow,
+) -> QueryResult<Option<(i64, i64)>> {
+    // Each bound is one probe of the send's key.
+    let bounds = Statement::<(Nullable<BigInt>, Nullable<BigInt>)>::new(
+        "SELECT min(r.contact_id), max(r.contact_id) FROM send_recipients r WHERE ",
+    );
+    let bounds: (Option<i64>, Option<i64>) = in_send(bounds, tenant_id, send).get_result(conn)?;
+    Ok(bounds.0.zip(bounds.1))
 }
 
 /// As [`recipients_after`], for streams: up to `limit` rows read in key order without a
@@ -121,11 +147,12 @@ pub fn recipients_streamed(
     tenant_id: i64,
     send: &SendRow,
     status: Option<Status>,
-    after: i64,
+    (after, through): (i64, i64),
     limit: i64,
 ) -> QueryResult<(Vec<SendRecipient>, Option<i64>)> {
+    let range = (after, Some(through));
     if status == Some(Status::Pending) {
-        return pending_streamed(conn, tenant_id, send, after, limit);
+        return pending_streamed(conn, tenant_id, send, range, limit);
     }
     let stored = match status.map(|s| (s, s.code())) {
         None => String::new(),
@@ -137,8 +164,8 @@ pub fn recipients_streamed(
          r.error_message FROM send_recipients r WHERE ",
     );
     let rows: Vec<RecipientRow> =
-        after_in_send(rows, tenant_id, send, after, &stored, limit).load(conn)?;
-    let batch = StreamBatch::read_on(conn, tenant_id, after, limit, rows, |row| {
+        after_in_send(rows, tenant_id, send, range, &stored, limit).load(conn)?;
+    let batch = StreamBatch::read_on(conn, tenant_id, range.0, limit, rows, |row| {
         (row.contact_id, row.status == 0)
     })?;
     let recipients = batch
@@ -160,7 +187,7 @@ fn pending_streamed(
     conn: &mut PgConnection,
     tenant_id: i64,
     send: &SendRow,
-    after: i64,
+    range: (i64, Option<i64>),
     limit: i64,
 ) -> QueryResult<(Vec<SendRecipient>, Option<i64>)> {
     let rows = Statement::<(BigInt, Text, Text)>::new(
@@ -173,12 +200,12 @@ fn pending_streamed(
         rows,
         tenant_id,
         send,
-        after,
+        range,
         pending.as_deref().unwrap_or_default(),
         limit,
     )
     .load(conn)?;
-    let batch = StreamBatch::read_on(conn, tenant_id, after, limit, rows, |row| (row.0, true))?;
+    let batch = StreamBatch::read_on(conn, tenant_id, range.0, limit, rows, |row| (row.0, true))?;
     let recipients = batch
         .rows
         .into_iter()

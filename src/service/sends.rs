@@ -4,7 +4,8 @@
 use diesel::PgConnection;
 use tokio::sync::mpsc;
 
-use super::{audience, dynamic, streams, Env};
+use super::streams::{self, Keys};
+use super::{audience, dynamic, Env};
 use crate::core::error::Error;
 use crate::core::send::{one_per_recipient, Applied, Outcome, Progress, SendRecipient, Status};
 use crate::core::tenant::Tenant;
@@ -117,7 +118,7 @@ pub async fn page(
 /// read in large steps.
 const STREAM_BATCH: i64 = 20_000;
 
-/// Every recipient (in `status`, when given), in batches (see [`streams::keyset`]).
+/// Every recipient (in `status`, when given), in batches (see [`streams::ranges`]).
 pub async fn stream(
     env: &Env,
     tenant: Tenant,
@@ -126,13 +127,28 @@ pub async fn stream(
 ) -> Result<mpsc::Receiver<Result<Vec<SendRecipient>, Error>>, Error> {
     let pool = env.pool.tenant(tenant.id);
     let tenant_id = tenant.id;
-    let send = pool::run(&pool, move |conn| find_live(conn, tenant_id, id)).await?;
-    let fetch = move |conn: &mut PgConnection, after, limit| {
+    let (send, bounds) = pool::run(&pool, move |conn| {
+        let send = find_live(conn, tenant_id, id)?;
+        let bounds = send_recipients::contact_id_bounds(conn, tenant_id, &send)?;
+        Ok::<_, Error>((send, bounds))
+    })
+    .await?;
+    let keys = bounds.map(|(first, last)| Keys {
+        first,
+        last,
+        rows: send.summary().eligible(),
+    });
+    let fetch = move |conn: &mut PgConnection, after, through, limit| {
         Ok(send_recipients::recipients_streamed(
-            conn, tenant_id, &send, status, after, limit,
+            conn,
+            tenant_id,
+            &send,
+            status,
+            (after, through),
+            limit,
         )?)
     };
-    Ok(streams::keyset(pool, STREAM_BATCH, fetch))
+    Ok(streams::ranges(pool, keys, STREAM_BATCH, fetch))
 }
 
 /// Records what became of recipients. Safe to repeat: a status only moves forward, so a

@@ -33,6 +33,7 @@ mod segments;
 mod sends;
 mod statements;
 mod statistics;
+mod streams;
 mod tenants;
 mod webhooks;
 mod write_races;

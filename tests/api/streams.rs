@@ -1,0 +1,118 @@
+//! Streams read in key ranges, two at once (`service::streams::ranges`): every row once,
+//! in key order, whatever the ranges meet: clusters, gaps, and ranges far denser or
+//! sparser than estimated. The rows come from memory; the reads still take the tenant's
+//! pooled connections, as the service's do.
+
+use diesel::PgConnection;
+use segments::core::error::Error;
+use segments::db::pool;
+use segments::service::streams::{ranges, Keys};
+
+use crate::harness::TestDatabase;
+
+/// A dense run, a long gap, sparse keys, another dense run.
+fn clustered_keys() -> Vec<i64> {
+    let dense = 1..=3_000;
+    let sparse = (1_000_000..2_000_000).step_by(997);
+    let dense_again = 5_000_000..=5_002_000;
+    dense.chain(sparse).chain(dense_again).collect()
+}
+
+/// Streams `keys` with `rows` as the estimate of how many there are: (the rows in the
+/// order delivered, the largest batch).
+async fn stream(
+    pool: &pool::PgPool,
+    keys: &[i64],
+    rows: i64,
+    batch: i64,
+) -> Result<(Vec<i64>, usize), Error> {
+    let stored = keys.to_vec();
+    let fetch = move |_: &mut PgConnection, after: i64, through: i64, limit: i64| {
+        let read: Vec<i64> = stored
+            .iter()
+            .copied()
+            .filter(|key| *key > after && *key <= through)
+            .take(limit as usize)
+            .collect();
+        let cut = (read.len() as i64 == limit).then(|| read.last().copied());
+        Ok((read, cut.flatten()))
+    };
+    let bounds = Keys {
+        first: keys[0],
+        last: keys[keys.len() - 1],
+        rows,
+    };
+    let mut batches = ranges(pool.clone(), Some(bounds), batch, fetch);
+    let (mut delivered, mut largest) = (Vec::new(), 0);
+    while let Some(rows) = batches.recv().await {
+        let rows = rows?;
+        largest = largest.max(rows.len());
+        delivered.extend(rows);
+    }
+    Ok((delivered, largest))
+}
+
+#[actix_web::test]
+async fn ranges_deliver_every_row_once_in_key_order() {
+    let database = TestDatabase::new();
+    let pool = pool::pool(&database.url, 4, 30, 50).tenant(1);
+    let keys = clustered_keys();
+    let count = keys.len() as i64;
+    // Estimates: right, a third of the truth (every range cut short and read on), a
+    // thousandth (one range over everything, read on batch after batch), far too many.
+    for estimate in [count, count / 3, count / 1000, count * 1000] {
+        for batch in [1, 7, 500] {
+            let (delivered, largest) = stream(&pool, &keys, estimate, batch)
+                .await
+                .unwrap_or_else(|error| panic!("estimate {estimate}, batch {batch}: {error}"));
+            assert_eq!(delivered, keys, "estimate {estimate}, batch {batch}");
+            assert!(
+                largest as i64 <= 2 * batch,
+                "a batch of {largest} rows, for batches of {batch}"
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_failed_read_ends_the_stream_with_its_error() {
+    let database = TestDatabase::new();
+    let pool = pool::pool(&database.url, 4, 30, 50).tenant(1);
+    let fetch = |_: &mut PgConnection, after: i64, through: i64, _: i64| {
+        if after >= 500 {
+            Err(Error::internal("the read failed"))
+        } else {
+            Ok(((after + 1..=through).collect::<Vec<i64>>(), None))
+        }
+    };
+    let keys = Keys {
+        first: 1,
+        last: 10_000,
+        rows: 10_000,
+    };
+    let mut batches = ranges(pool, Some(keys), 100, fetch);
+    let mut delivered = Vec::new();
+    let error = loop {
+        match batches.recv().await {
+            Some(Ok(rows)) => delivered.extend(rows),
+            Some(Err(error)) => break error,
+            None => panic!("the stream ended without the error"),
+        }
+    };
+    assert_eq!(delivered, (1..=500).collect::<Vec<i64>>());
+    let cause = std::error::Error::source(&error).map(ToString::to_string);
+    assert_eq!(cause.as_deref(), Some("the read failed"));
+    assert!(batches.recv().await.is_none(), "nothing after the error");
+}
+
+#[actix_web::test]
+async fn no_keys_is_an_empty_stream() {
+    let database = TestDatabase::new();
+    let pool = pool::pool(&database.url, 4, 30, 50).tenant(1);
+    let fetch =
+        |_: &mut PgConnection, _: i64, _: i64, _: i64| -> Result<(Vec<i64>, Option<i64>), Error> {
+            panic!("nothing to read")
+        };
+    let mut batches = ranges(pool, None, 100, fetch);
+    assert!(batches.recv().await.is_none());
+}
