@@ -137,11 +137,12 @@ pub fn contact_id_bounds(
     Ok(bounds.0.zip(bounds.1))
 }
 
-/// As [`recipients_after`], for streams: up to `limit` rows read in key order without a
-/// join, and the opted-out contacts of the range they span read once from their own
-/// index (a join probed it once per row: 25 ms per 20,000 rows against 9), the status
-/// as read decided here. Returns the recipients in `status` and the key to read on after
-/// (`None` at the end of the send).
+/// As [`recipients_after`], for streams: up to `limit` rows with contact ids in
+/// `(after, through]`, read in key order without a join, and the opted-out contacts of
+/// the range they span read once from their own index (a join probed it once per row:
+/// 25 ms per 20,000 rows against 9), the status as read decided here. Returns the
+/// recipients in `status` and the key to read on after when `limit` cut the range short
+/// (`None` when it was read to its end).
 pub fn recipients_streamed(
     conn: &mut PgConnection,
     tenant_id: i64,
@@ -222,10 +223,11 @@ fn pending_streamed(
     Ok((recipients, batch.next))
 }
 
-/// A stream batch's rows as read in contact id order, the key to read on after (`None`
-/// at the end of the send), and the tenant's opted-out contacts in the range the rows
-/// span: read once from their own index, and only when a row is pending (the status as
-/// read of other rows does not depend on it).
+/// A stream batch's rows as read in contact id order, the key to read on after when
+/// `limit` cut the read short (`None` when the range was read to its end), and the
+/// tenant's opted-out contacts in the range the rows span: read once from their own
+/// index, and only when a row is pending (the status as read of other rows does not
+/// depend on it).
 struct StreamBatch<Row> {
     rows: Vec<Row>,
     next: Option<i64>,

@@ -5,14 +5,14 @@
 use actix_web::{web, HttpResponse};
 use futures_util::{stream, StreamExt};
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use crate::core::error::Error;
 use crate::http::error::ApiError;
+use crate::service::streams::Batches;
 
 /// A 200 of `content_type`: `header`, then every batch encoded by `encode`.
 pub fn response<T: 'static>(
-    batches: mpsc::Receiver<Result<Vec<T>, Error>>,
+    batches: Batches<T>,
     content_type: &'static str,
     header: &'static str,
     encode: impl Fn(Vec<T>) -> Result<Vec<u8>, Error> + 'static,
@@ -23,7 +23,7 @@ pub fn response<T: 'static>(
     let body = stream::unfold(batches, move |mut batches| {
         let encode = encode.clone();
         async move {
-            let batch = batches.recv().await?;
+            let batch = batches.next().await?;
             let bytes = batch.and_then(|items| encode(items)).map(web::Bytes::from);
             Some((bytes.map_err(ApiError::from), batches))
         }

@@ -2,7 +2,6 @@
 //! recipients themselves, paged or streamed.
 
 use diesel::prelude::*;
-use tokio::sync::mpsc;
 
 use super::{streams, Env};
 use crate::core::audience::{unique, Counts, Recipient};
@@ -164,7 +163,7 @@ pub async fn stream(
     env: &Env,
     tenant: Tenant,
     id: i64,
-) -> Result<(Channel, mpsc::Receiver<Result<Vec<Recipient>, Error>>), Error> {
+) -> Result<(Channel, streams::Batches<Recipient>), Error> {
     let pool = env.pool.tenant(tenant.id);
     let audience = pool::run(&pool, move |conn| campaign_audience(conn, &tenant, id)).await?;
     let channel = audience.channel;

@@ -2,7 +2,6 @@
 //! the outcomes a sender reports, recorded forward only.
 
 use diesel::PgConnection;
-use tokio::sync::mpsc;
 
 use super::streams::{self, Keys};
 use super::{audience, dynamic, Env};
@@ -124,7 +123,7 @@ pub async fn stream(
     tenant: Tenant,
     id: i64,
     status: Option<Status>,
-) -> Result<mpsc::Receiver<Result<Vec<SendRecipient>, Error>>, Error> {
+) -> Result<streams::Batches<SendRecipient>, Error> {
     let pool = env.pool.tenant(tenant.id);
     let tenant_id = tenant.id;
     let (send, bounds) = pool::run(&pool, move |conn| {

@@ -1,9 +1,13 @@
 //! Long reads streamed in batches: each batch is its own short statement, so between
-//! batches a stream holds no connection and no transaction, and a client that reads
-//! slowly (or not at all) costs the database nothing. The bounded channel is the
-//! backpressure: memory stays flat. An error ends the stream.
+//! statements a stream holds no transaction, no connection is kept for it, and a client
+//! that reads slowly (or not at all) costs the database nothing. The bounded channel is
+//! the backpressure: memory stays flat. An error ends the stream, and so does a client
+//! that stops reading; either way the receiver is told, so a response that ends
+//! normally holds every row.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use diesel::PgConnection;
 use tokio::sync::mpsc;
@@ -17,10 +21,65 @@ const BUFFER: usize = 2;
 /// A client that reads nothing for this long loses its stream.
 const STALLED_CLIENT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// A stream's batches as they are read: each `Ok`, then the end. A stream that stopped
+/// short (a failed read, a client that stopped reading for too long) ends with an
+/// `Err`, never as if it were whole.
+pub struct Batches<T> {
+    receiver: mpsc::Receiver<Result<Vec<T>, Error>>,
+    whole: Arc<AtomicBool>,
+}
+
+impl<T> Batches<T> {
+    /// The next batch; `None` once every row was delivered.
+    pub async fn next(&mut self) -> Option<Result<Vec<T>, Error>> {
+        match self.receiver.recv().await {
+            Some(batch) => Some(batch),
+            None if self.whole.load(Ordering::Acquire) => None,
+            None => Some(Err(Error::internal("the stream stopped before its end"))),
+        }
+    }
+}
+
+/// The sending side of [`Batches`].
+struct Sender<T> {
+    sender: mpsc::Sender<Result<Vec<T>, Error>>,
+    whole: Arc<AtomicBool>,
+}
+
+fn channel<T>() -> (Sender<T>, Batches<T>) {
+    let (sender, receiver) = mpsc::channel(BUFFER);
+    let whole = Arc::new(AtomicBool::new(false));
+    let batches = Batches {
+        receiver,
+        whole: whole.clone(),
+    };
+    (Sender { sender, whole }, batches)
+}
+
+impl<T> Sender<T> {
+    /// Hands a batch to the client; false when the client is gone or stalled.
+    async fn deliver(&self, rows: Vec<T>) -> bool {
+        matches!(
+            tokio::time::timeout(STALLED_CLIENT, self.sender.send(Ok(rows))).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Every row was delivered.
+    fn finish(self) {
+        self.whole.store(true, Ordering::Release);
+    }
+
+    async fn cut_short(self, error: Error) {
+        tracing::warn!(%error, "stream cut short");
+        let _ = tokio::time::timeout(STALLED_CLIENT, self.sender.send(Err(error))).await;
+    }
+}
+
 /// Streams what `fetch(conn, after, batch)` returns, batch after batch: each returns its
 /// rows and the key to read on after (`None` at the end), so a batch may hold fewer
 /// rows than it read.
-pub fn keyset<T, F>(pool: PgPool, batch: i64, fetch: F) -> mpsc::Receiver<Result<Vec<T>, Error>>
+pub fn keyset<T, F>(pool: PgPool, batch: i64, fetch: F) -> Batches<T>
 where
     T: Send + 'static,
     F: Fn(&mut PgConnection, i64, i64) -> Result<(Vec<T>, Option<i64>), Error>
@@ -28,7 +87,7 @@ where
         + Send
         + 'static,
 {
-    let (sender, receiver) = mpsc::channel(BUFFER);
+    let (sender, batches) = channel();
     tokio::spawn(async move {
         let mut after = 0;
         loop {
@@ -36,15 +95,16 @@ where
             let rows = pool::run(&pool, move |conn| fetch(conn, after, batch)).await;
             let (rows, next) = match rows {
                 Ok(read) => read,
-                Err(error) => return cut_short(&sender, error).await,
+                Err(error) => return sender.cut_short(error).await,
             };
-            match (deliver(&sender, rows).await, next) {
+            match (sender.deliver(rows).await, next) {
                 (true, Some(next)) => after = next,
-                _ => return,
+                (true, None) => return sender.finish(),
+                (false, _) => return,
             }
         }
     });
-    receiver
+    batches
 }
 
 /// Key ranges read at once, each on its own connection: while the service decodes one
@@ -69,12 +129,7 @@ pub struct Keys {
 /// (The campaign audience stream stays on [`keyset`]: bounded by a range as well, its
 /// membership test was planned as a join from the statistics, and on a small tenant not
 /// yet analysed that compared every contact with every membership: 3 s per read.)
-pub fn ranges<T, F>(
-    pool: PgPool,
-    keys: Option<Keys>,
-    batch: i64,
-    fetch: F,
-) -> mpsc::Receiver<Result<Vec<T>, Error>>
+pub fn ranges<T, F>(pool: PgPool, keys: Option<Keys>, batch: i64, fetch: F) -> Batches<T>
 where
     T: Send + 'static,
     F: Fn(&mut PgConnection, i64, i64, i64) -> Result<(Vec<T>, Option<i64>), Error>
@@ -82,9 +137,10 @@ where
         + Send
         + 'static,
 {
-    let (sender, receiver) = mpsc::channel(BUFFER);
+    let (sender, batches) = channel();
     let Some(keys) = keys else {
-        return receiver;
+        sender.finish();
+        return batches;
     };
     // A range denser than its estimate is cut at twice the batch and read on from there.
     let limit = batch.saturating_mul(2);
@@ -99,23 +155,23 @@ where
                 reads.push_back(RangeRead::start(&pool, &fetch, after, through, limit));
             }
             let Some(read) = reads.pop_front() else {
-                return;
+                return sender.finish();
             };
             let (rows, cut) = match read.rows.await.map_err(Error::internal) {
                 Ok(Ok(read)) => read,
-                Ok(Err(error)) | Err(error) => return cut_short(&sender, error).await,
+                Ok(Err(error)) | Err(error) => return sender.cut_short(error).await,
             };
             spans.observe(cut.unwrap_or(read.through) - read.after, rows.len());
             if let Some(key) = cut {
                 // The rest of this range comes before any later one.
                 reads.push_front(RangeRead::start(&pool, &fetch, key, read.through, limit));
             }
-            if !deliver(&sender, rows).await {
+            if !sender.deliver(rows).await {
                 return;
             }
         }
     });
-    receiver
+    batches
 }
 
 type RangeRows<T> = Result<(Vec<T>, Option<i64>), Error>;
@@ -144,21 +200,9 @@ impl<T: Send + 'static> RangeRead<T> {
     }
 }
 
-/// Hands a batch to the client; false when the client is gone or stalled.
-async fn deliver<T>(sender: &mpsc::Sender<Result<Vec<T>, Error>>, rows: Vec<T>) -> bool {
-    matches!(
-        tokio::time::timeout(STALLED_CLIENT, sender.send(Ok(rows))).await,
-        Ok(Ok(()))
-    )
-}
-
-async fn cut_short<T>(sender: &mpsc::Sender<Result<Vec<T>, Error>>, error: Error) {
-    tracing::warn!(%error, "stream cut short");
-    let _ = sender.send(Err(error)).await;
-}
-
 /// Splits `keys` into consecutive ranges of about `batch` rows each: the first sized by
-/// the keys' average density, each later one by the density of the last range read,
+/// the keys' average density, each later one by the density of the last range read (with
+/// two read at once, the one before the last started),
 /// so ranges follow the rows where they cluster and stride over the gaps.
 #[derive(Debug)]
 struct Spans {
@@ -197,11 +241,11 @@ impl Spans {
         Some(range)
     }
 
-    /// `rows` rows were read from `width` keys.
-    fn observe(&mut self, width: i64, rows: usize) {
+    /// `rows` rows were met among `keys` keys.
+    fn observe(&mut self, keys: i64, rows: usize) {
         let wanted = match i128::try_from(rows).unwrap_or(i128::MAX) {
             0 => i128::from(self.width) * i128::from(MAX_STEP),
-            rows => i128::from(width.max(1)) * i128::from(self.batch) / rows,
+            rows => i128::from(keys.max(1)) * i128::from(self.batch) / rows,
         };
         let (least, most) = (
             i128::from(self.width / MAX_STEP),
@@ -218,6 +262,24 @@ fn clamp_width(width: i128) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_stream_that_stops_short_ends_with_an_error() {
+        let (sender, mut batches) = channel();
+        assert!(sender.deliver(vec![1, 2]).await);
+        drop(sender);
+        assert_eq!(batches.next().await.map(|b| b.ok()), Some(Some(vec![1, 2])));
+        assert!(matches!(batches.next().await, Some(Err(_))));
+    }
+
+    #[tokio::test]
+    async fn a_whole_stream_ends_with_its_last_batch() {
+        let (sender, mut batches) = channel();
+        assert!(sender.deliver(vec![1, 2]).await);
+        sender.finish();
+        assert_eq!(batches.next().await.map(|b| b.ok()), Some(Some(vec![1, 2])));
+        assert!(batches.next().await.is_none());
+    }
 
     fn all(spans: &mut Spans) -> Vec<(i64, i64)> {
         std::iter::from_fn(|| spans.next()).collect()
