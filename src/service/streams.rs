@@ -132,10 +132,7 @@ pub struct Keys {
 pub fn ranges<T, F>(pool: PgPool, keys: Option<Keys>, batch: i64, fetch: F) -> Batches<T>
 where
     T: Send + 'static,
-    F: Fn(&mut PgConnection, i64, i64, i64) -> Result<(Vec<T>, Option<i64>), Error>
-        + Clone
-        + Send
-        + 'static,
+    F: Fn(&mut PgConnection, i64, i64, i64) -> RangeRows<T> + Clone + Send + 'static,
 {
     let (sender, batches) = channel();
     let Some(keys) = keys else {
@@ -166,7 +163,8 @@ where
                 // The rest of this range comes before any later one.
                 reads.push_front(RangeRead::start(&pool, &fetch, key, read.through, limit));
             }
-            if !sender.deliver(rows).await {
+            // A range can hold none of the rows asked for (a gap, a rare status).
+            if !rows.is_empty() && !sender.deliver(rows).await {
                 return;
             }
         }
@@ -174,6 +172,8 @@ where
     batches
 }
 
+/// What a range's read returns: its rows, and the key to read on after when the limit
+/// cut it short.
 type RangeRows<T> = Result<(Vec<T>, Option<i64>), Error>;
 
 /// One range's read under way.
@@ -201,9 +201,9 @@ impl<T: Send + 'static> RangeRead<T> {
 }
 
 /// Splits `keys` into consecutive ranges of about `batch` rows each: the first sized by
-/// the keys' average density, each later one by the density of the last range read (with
-/// two read at once, the one before the last started),
-/// so ranges follow the rows where they cluster and stride over the gaps.
+/// the keys' average density, each later one by the density of the last range read
+/// (with two read at once, the one started before the last), so ranges follow the rows
+/// where they cluster and stride over the gaps.
 #[derive(Debug)]
 struct Spans {
     /// The next range starts after this key.
