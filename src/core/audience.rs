@@ -1,7 +1,5 @@
 //! An audience's summary and its recipients, as counted and read by the data layer.
 
-use super::types::Channel;
-
 /// Why members are left out, each counted once under the first reason in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
@@ -20,25 +18,13 @@ impl Counts {
     }
 }
 
-/// One recipient.
+/// One recipient, with its address on the audience's channel: the E.164 phone for
+/// WhatsApp and SMS, the email for email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
     pub contact_id: i64,
     pub name: String,
-    pub phone_e164: Option<String>,
-    pub email: Option<String>,
-}
-
-impl Recipient {
-    /// The E.164 phone for WhatsApp and SMS, the email for email.
-    pub fn address(&self, channel: Channel) -> String {
-        let address = if channel.uses_phone() {
-            &self.phone_e164
-        } else {
-            &self.email
-        };
-        address.clone().unwrap_or_default()
-    }
+    pub address: String,
 }
 
 /// Ids in the order given, each once.
@@ -66,18 +52,6 @@ mod tests {
             no_address: 2,
         };
         assert_eq!(counts.eligible(), 80);
-    }
-
-    #[test]
-    fn the_address_follows_the_channel() {
-        let recipient = Recipient {
-            contact_id: 1,
-            name: "Giulia".into(),
-            phone_e164: Some("+393331234567".into()),
-            email: None,
-        };
-        assert_eq!(recipient.address(Channel::Sms), "+393331234567");
-        assert_eq!(recipient.address(Channel::Email), "");
     }
 
     #[test]

@@ -144,6 +144,19 @@ pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<Segm
         .first(conn)
 }
 
+/// The tenant's segments among `ids`, those that exist, in one read.
+pub fn get_many(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    ids: &[i64],
+) -> QueryResult<Vec<SegmentRow>> {
+    segments::table
+        .filter(segments::tenant_id.eq(tenant_id))
+        .filter(segments::id.eq_any(ids))
+        .select(SegmentRow::as_select())
+        .load(conn)
+}
+
 /// Keeps the segments from being deleted until the transaction ends (`FOR KEY SHARE`, in
 /// id order): what a campaign saved meanwhile names still exists when it commits, and a
 /// deletion waiting for it then removes the segment from the campaign too.

@@ -99,11 +99,11 @@ async fn list_audience(
 ) -> Result<web::Json<AudiencePage>, ApiError> {
     let limit = params.limit.unwrap_or(1000);
     let after = params.after.unwrap_or(0);
-    let (recipients, channel) = audience::page(&state.env, tenant, path.0.id, after, limit).await?;
+    let recipients = audience::page(&state.env, tenant, path.0.id, after, limit).await?;
     let next_after = next_after(&recipients, limit, |r| r.contact_id);
     let items = recipients
         .into_iter()
-        .map(|r| AudienceRecipient::new(r, channel))
+        .map(AudienceRecipient::from)
         .collect();
     Ok(web::Json(AudiencePage { items, next_after }))
 }
@@ -117,7 +117,7 @@ async fn stream_audience(
     header: &'static str,
     encode: fn(&[AudienceRecipient]) -> Result<Vec<u8>, Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let (channel, batches) = audience::stream(&state.env, tenant, id).await?;
+    let batches = audience::stream(&state.env, tenant, id).await?;
     Ok(streaming::response(
         batches,
         content_type,
@@ -125,7 +125,7 @@ async fn stream_audience(
         move |recipients| {
             let recipients: Vec<AudienceRecipient> = recipients
                 .into_iter()
-                .map(|r| AudienceRecipient::new(r, channel))
+                .map(AudienceRecipient::from)
                 .collect();
             encode(&recipients)
         },

@@ -3,7 +3,8 @@
 
 use diesel::prelude::*;
 
-use super::{streams, Env};
+use super::streams::{self, Keys};
+use super::Env;
 use crate::core::audience::{unique, Counts, Recipient};
 use crate::core::error::{Error, FieldError};
 use crate::core::tenant::Tenant;
@@ -21,7 +22,7 @@ pub fn resolve(
     exclude_segment_ids: &[i64],
 ) -> Result<Audience, Error> {
     let mut errors = Vec::new();
-    let included = members(
+    let (included, members_estimate) = members(
         conn,
         tenant.id,
         channel,
@@ -29,7 +30,7 @@ pub fn resolve(
         "segment_ids",
         &mut errors,
     )?;
-    let excluded = members(
+    let (excluded, _) = members(
         conn,
         tenant.id,
         channel,
@@ -55,11 +56,12 @@ pub fn resolve(
         included,
         excluded,
         consent_required: tenant.require_privacy_consent,
+        members_estimate,
     })
 }
 
 /// The segments named, each checked: one that is missing or of another channel is an
-/// error at `field[i]`.
+/// error at `field[i]`. Returns their ids and their member counts added up.
 fn members(
     conn: &mut PgConnection,
     tenant_id: i64,
@@ -67,11 +69,12 @@ fn members(
     ids: &[i64],
     field: &str,
     errors: &mut Vec<FieldError>,
-) -> Result<Vec<i64>, Error> {
-    let mut found = Vec::new();
+) -> Result<(Vec<i64>, i64), Error> {
+    let segments = segments::get_many(conn, tenant_id, ids)?;
+    let (mut found, mut recipients) = (Vec::new(), 0_i64);
     for (index, id) in ids.iter().enumerate() {
         let path = format!("{field}[{index}]");
-        let Some(segment) = segments::get(conn, tenant_id, *id).optional()? else {
+        let Some(segment) = segments.iter().find(|segment| segment.id == *id) else {
             errors.push(FieldError::new(
                 path,
                 "segment_not_found",
@@ -93,8 +96,9 @@ fn members(
             continue;
         }
         found.push(segment.id);
+        recipients = recipients.saturating_add(segment.recipients);
     }
-    Ok(found)
+    Ok((found, recipients))
 }
 
 /// The campaign's audience, its segments checked as [`resolve`] does.
@@ -138,40 +142,58 @@ pub async fn counts(
     .await
 }
 
-/// Up to `limit` recipients after contact id `after`, and the campaign's channel.
+/// The contact ids the audience's reads split into ranges, past `after`, and about how
+/// many members lie among them.
+fn keys_after(
+    conn: &mut PgConnection,
+    audience: &Audience,
+    after: i64,
+) -> Result<Option<Keys>, Error> {
+    let bounds = audience.contact_id_bounds(conn)?;
+    Ok(bounds.and_then(|(first, last)| {
+        let rows = audience.members_estimate;
+        Keys { first, last, rows }.after(after)
+    }))
+}
+
+/// Up to `limit` recipients after contact id `after`, read as the stream reads them (see
+/// [`streams::first_rows`]).
 pub async fn page(
     env: &Env,
     tenant: Tenant,
     id: i64,
     after: i64,
     limit: i64,
-) -> Result<(Vec<Recipient>, Channel), Error> {
+) -> Result<Vec<Recipient>, Error> {
     pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let audience = campaign_audience(conn, &tenant, id)?;
-        let recipients = audience.recipients_after(conn, after, limit)?;
-        Ok::<_, Error>((recipients, audience.channel))
+        let keys = keys_after(conn, &audience, after)?;
+        streams::first_rows(conn, keys, limit, |conn, after, through, limit| {
+            Ok(audience.recipients_in(conn, (after, through), limit)?)
+        })
     })
     .await
 }
 
-/// Recipients read per statement while streaming: each is a keyset page that tests
-/// every row's membership, so its cost grows with the rows it reads.
-const STREAM_BATCH: i64 = 5000;
+/// Members read per range while streaming: the ranges' reads are bounded by the range
+/// whatever the statistics (see [`Audience::recipients_in`]), so they can be large.
+const STREAM_BATCH: i64 = 20_000;
 
-/// Every recipient, in batches in contact id order (see [`streams::keyset`]).
+/// Every recipient, in batches in contact id order (see [`streams::ranges`]).
 pub async fn stream(
     env: &Env,
     tenant: Tenant,
     id: i64,
-) -> Result<(Channel, streams::Batches<Recipient>), Error> {
+) -> Result<streams::Batches<Recipient>, Error> {
     let pool = env.pool.tenant(tenant.id);
-    let audience = pool::run(&pool, move |conn| campaign_audience(conn, &tenant, id)).await?;
-    let channel = audience.channel;
-    let fetch = move |conn: &mut PgConnection, after, limit| {
-        let rows = audience.recipients_after(conn, after, limit)?;
-        let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.contact_id));
-        Ok((rows, next.flatten()))
+    let (audience, keys) = pool::run(&pool, move |conn| {
+        let audience = campaign_audience(conn, &tenant, id)?;
+        let keys = keys_after(conn, &audience, 0)?;
+        Ok::<_, Error>((audience, keys))
+    })
+    .await?;
+    let fetch = move |conn: &mut PgConnection, after, through, limit| {
+        Ok(audience.recipients_in(conn, (after, through), limit)?)
     };
-    let batches = streams::keyset(pool, STREAM_BATCH, fetch);
-    Ok((channel, batches))
+    Ok(streams::ranges(pool, keys, STREAM_BATCH, fetch))
 }

@@ -76,37 +76,6 @@ impl<T> Sender<T> {
     }
 }
 
-/// Streams what `fetch(conn, after, batch)` returns, batch after batch: each returns its
-/// rows and the key to read on after (`None` at the end), so a batch may hold fewer
-/// rows than it read.
-pub fn keyset<T, F>(pool: PgPool, batch: i64, fetch: F) -> Batches<T>
-where
-    T: Send + 'static,
-    F: Fn(&mut PgConnection, i64, i64) -> Result<(Vec<T>, Option<i64>), Error>
-        + Clone
-        + Send
-        + 'static,
-{
-    let (sender, batches) = channel();
-    tokio::spawn(async move {
-        let mut after = 0;
-        loop {
-            let fetch = fetch.clone();
-            let rows = pool::run(&pool, move |conn| fetch(conn, after, batch)).await;
-            let (rows, next) = match rows {
-                Ok(read) => read,
-                Err(error) => return sender.cut_short(error).await,
-            };
-            match (sender.deliver(rows).await, next) {
-                (true, Some(next)) => after = next,
-                (true, None) => return sender.finish(),
-                (false, _) => return,
-            }
-        }
-    });
-    batches
-}
-
 /// Key ranges read at once, each on its own connection: while the service decodes one
 /// range's rows, PostgreSQL reads the next. (Read one after the other, the two took
 /// turns, and the stream ran at the speed of both added up.)
@@ -120,15 +89,67 @@ pub struct Keys {
     pub rows: i64,
 }
 
+impl Keys {
+    /// The keys past `after`, with their share of the rows; `None` when none are left.
+    pub fn after(self, after: i64) -> Option<Keys> {
+        if after >= self.last {
+            return None;
+        }
+        if after < self.first {
+            return Some(self);
+        }
+        let span = i128::from(self.last) - i128::from(self.first) + 1;
+        let left = i128::from(self.last) - i128::from(after);
+        let rows = i128::from(self.rows) * left / span;
+        Some(Keys {
+            first: after + 1,
+            last: self.last,
+            rows: i64::try_from(rows.max(1)).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+/// The first `limit` rows with keys in `keys`, in key order, read on one connection
+/// range by range as [`ranges`] reads them, each range asking for `limit` rows at most
+/// and sized by the density met so far, until `limit` rows are read or the keys end.
+/// (For a page: every read is bounded by its range and its limit.)
+pub fn first_rows<T, F>(
+    conn: &mut PgConnection,
+    keys: Option<Keys>,
+    limit: i64,
+    mut fetch: F,
+) -> Result<Vec<T>, Error>
+where
+    F: FnMut(&mut PgConnection, i64, i64, i64) -> RangeRows<T>,
+{
+    let mut rows = Vec::new();
+    let Some(keys) = keys else {
+        return Ok(rows);
+    };
+    let wanted = usize::try_from(limit).unwrap_or_default();
+    let mut spans = Spans::new(keys, limit);
+    let mut range = spans.next();
+    while let Some((after, through)) = range {
+        let (read, cut) = fetch(conn, after, through, limit)?;
+        spans.observe(cut.unwrap_or(through) - after, read.len());
+        rows.extend(read);
+        if rows.len() >= wanted {
+            rows.truncate(wanted);
+            break;
+        }
+        range = match cut {
+            Some(key) => Some((key, through)),
+            None => spans.next(),
+        };
+    }
+    Ok(rows)
+}
+
 /// Streams the rows with keys in `keys` (none when `None`), in key order, in ranges of
 /// about `batch` rows read [`READ_AHEAD`] at once. `fetch(conn, after, through, limit)`
 /// returns the rows with keys in `(after, through]` in key order, at most `limit` of
 /// them, and the key to read on after when `limit` cut it short; its rows may be fewer
 /// than it read.
-///
-/// (The campaign audience stream stays on [`keyset`]: bounded by a range as well, its
-/// membership test was planned as a join from the statistics, and on a small tenant not
-/// yet analysed that compared every contact with every membership: 3 s per read.)
 pub fn ranges<T, F>(pool: PgPool, keys: Option<Keys>, batch: i64, fetch: F) -> Batches<T>
 where
     T: Send + 'static,
@@ -329,6 +350,27 @@ mod tests {
         // Far denser: narrower, by at most the step.
         spans.observe(200_000, 1_000_000);
         assert_eq!(spans.next(), Some((350_000, 400_000)));
+    }
+
+    #[test]
+    fn the_keys_past_a_key_keep_their_share_of_the_rows() {
+        let keys = Keys {
+            first: 1,
+            last: 1_000,
+            rows: 500,
+        };
+        assert_eq!(keys.after(0), Some(keys));
+        assert_eq!(
+            keys.after(600),
+            Some(Keys {
+                first: 601,
+                last: 1_000,
+                rows: 200
+            })
+        );
+        assert_eq!(keys.after(999).map(|k| (k.first, k.rows)), Some((1_000, 1)));
+        assert_eq!(keys.after(1_000), None);
+        assert_eq!(keys.after(i64::MAX), None);
     }
 
     #[test]

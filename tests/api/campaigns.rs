@@ -369,15 +369,9 @@ async fn a_contact_in_two_static_segments_is_one_recipient() {
         ),
         (Some(2), Some(2))
     );
-    let stream = app.get(&format!("{base}/audience.ndjson"), &key).await;
-    let ids: Vec<i64> = stream
-        .text
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<Value>(line).unwrap()["contact_id"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
+    let ids = app
+        .get(&format!("{base}/audience.ndjson"), &key)
+        .await
+        .ndjson_contact_ids();
     assert_eq!(ids, [id(&both), id(&one)]);
 }

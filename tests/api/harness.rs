@@ -213,6 +213,20 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// The `contact_id` of each line of an NDJSON body, in order.
+    pub fn ndjson_contact_ids(&self) -> Vec<i64> {
+        self.text
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<Value>(line).unwrap()["contact_id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect()
+    }
+}
+
 /// The `id` of a created resource.
 pub fn id(value: &Value) -> i64 {
     value["id"].as_i64().unwrap()

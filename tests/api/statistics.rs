@@ -5,6 +5,8 @@
 //! with a statement timeout far above each request's own time (seconds, in a debug
 //! build) and far below such a plan's, so a plan that depends on luck fails them.
 
+use std::collections::BTreeSet;
+
 use diesel::RunQueryDsl;
 use serde_json::{json, Value};
 
@@ -53,6 +55,24 @@ async fn imported<S: App>(app: &TestApp<S>, key: &str) -> i64 {
         "{report}"
     );
     segment
+}
+
+/// The segment's members' contact ids, in order, read from the database.
+fn members<S: App>(app: &TestApp<S>, segment: i64) -> Vec<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct Member {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        contact_id: i64,
+    }
+    diesel::sql_query(
+        "SELECT contact_id FROM segment_members WHERE segment_id = $1 ORDER BY contact_id",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(segment)
+    .load::<Member>(&mut app.database.connection())
+    .unwrap()
+    .into_iter()
+    .map(|member| member.contact_id)
+    .collect()
 }
 
 #[actix_web::test]
@@ -108,20 +128,7 @@ async fn batches_member_adds_and_a_freeze_on_a_tenant_grown_since() {
     assert_eq!(updated, 1_000, "{batch}");
 
     // 10,000 of them added by id to another segment.
-    #[derive(diesel::QueryableByName)]
-    struct Member {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        contact_id: i64,
-    }
-    let ids: Vec<i64> = diesel::sql_query(
-        "SELECT contact_id FROM segment_members WHERE segment_id = $1 ORDER BY contact_id LIMIT 10000",
-    )
-    .bind::<diesel::sql_types::BigInt, _>(everyone)
-    .load::<Member>(&mut app.database.connection())
-    .unwrap()
-    .into_iter()
-    .map(|member| member.contact_id)
-    .collect();
+    let ids: Vec<i64> = members(&app, everyone).into_iter().take(10_000).collect();
     let other = id(&app.segment(&key, "Ten thousand", "whatsapp").await);
     let report = app
         .post(
@@ -147,4 +154,53 @@ async fn batches_member_adds_and_a_freeze_on_a_tenant_grown_since() {
         .await
         .expect(201);
     assert_eq!(send["progress"]["total"], ROWS, "{send}");
+}
+
+#[actix_web::test]
+async fn an_audience_streamed_on_a_tenant_grown_since() {
+    let app = after_statistics_on_tiny_tables().await;
+    let key = app.tenant_key().await;
+    let everyone = imported(&app, &key).await;
+    // Every tenth of them left out by an exclusion segment, and one opted out.
+    let excluded = id(&app.segment(&key, "Left out", "whatsapp").await);
+    let left_out: Vec<i64> = members(&app, everyone).into_iter().step_by(10).collect();
+    app.post(
+        &format!("/v1/segments/{excluded}/members"),
+        &key,
+        json!({ "contact_ids": left_out }),
+    )
+    .await
+    .expect(200);
+    let opted_out = members(&app, everyone)[1];
+    app.patch(
+        &format!("/v1/contacts/{opted_out}"),
+        &key,
+        json!({"opted_out": true}),
+    )
+    .await
+    .expect(200);
+    let campaign = id(&app
+        .post(
+            "/v1/campaigns",
+            &key,
+            json!({"name": "All", "channel": "whatsapp", "segment_ids": [everyone],
+                   "exclude_segment_ids": [excluded]}),
+        )
+        .await
+        .expect(201));
+
+    let streamed = app
+        .get(&format!("/v1/campaigns/{campaign}/audience.ndjson"), &key)
+        .await
+        .ndjson_contact_ids();
+    let left_out: BTreeSet<i64> = left_out.into_iter().collect();
+    let expected: Vec<i64> = members(&app, everyone)
+        .into_iter()
+        .filter(|contact| !left_out.contains(contact) && *contact != opted_out)
+        .collect();
+    assert_eq!(streamed.len(), expected.len());
+    assert!(
+        streamed == expected,
+        "every member not left out, once, in order"
+    );
 }

@@ -1,12 +1,13 @@
 //! Streams read in key ranges, two at once (`service::streams::ranges`): every row once,
 //! in key order, whatever the ranges meet: clusters, gaps, and ranges far denser or
 //! sparser than estimated. The rows come from memory; the reads still take the tenant's
-//! pooled connections, as the service's do.
+//! pooled connections, as the service's do. Pages (`first_rows`) read the same ranges,
+//! one after the other, until they are full.
 
 use diesel::PgConnection;
 use segments::core::error::Error;
 use segments::db::pool;
-use segments::service::streams::{ranges, Keys};
+use segments::service::streams::{first_rows, ranges, Keys};
 
 use crate::harness::TestDatabase;
 
@@ -16,6 +17,19 @@ fn clustered_keys() -> Vec<i64> {
     let sparse = (1_000_000..2_000_000).step_by(997);
     let dense_again = 5_000_000..=5_002_000;
     dense.chain(sparse).chain(dense_again).collect()
+}
+
+/// What a range's read returns when `keys` are the stored rows: those in `(after,
+/// through]`, at most `limit`, and the key to read on after when the limit cut it short.
+fn read_range(keys: &[i64], after: i64, through: i64, limit: i64) -> (Vec<i64>, Option<i64>) {
+    let read: Vec<i64> = keys
+        .iter()
+        .copied()
+        .filter(|key| *key > after && *key <= through)
+        .take(limit as usize)
+        .collect();
+    let cut = (read.len() as i64 == limit).then(|| read.last().copied());
+    (read, cut.flatten())
 }
 
 /// Streams `keys` with `rows` as the estimate of how many there are: (the rows in the
@@ -28,14 +42,7 @@ async fn stream(
 ) -> Result<(Vec<i64>, usize), Error> {
     let stored = keys.to_vec();
     let fetch = move |_: &mut PgConnection, after: i64, through: i64, limit: i64| {
-        let read: Vec<i64> = stored
-            .iter()
-            .copied()
-            .filter(|key| *key > after && *key <= through)
-            .take(limit as usize)
-            .collect();
-        let cut = (read.len() as i64 == limit).then(|| read.last().copied());
-        Ok((read, cut.flatten()))
+        Ok(read_range(&stored, after, through, limit))
     };
     let bounds = Keys {
         first: keys[0],
@@ -118,4 +125,42 @@ async fn no_keys_is_an_empty_stream() {
         };
     let mut batches = ranges(pool, None, 100, fetch);
     assert!(batches.next().await.is_none());
+}
+
+#[test]
+fn pages_hold_the_first_rows_past_their_key() {
+    let database = TestDatabase::new();
+    let mut conn = database.connection();
+    let keys = clustered_keys();
+    // Every third row read is left out (as an opted-out member is), so reads come back
+    // short and a page reads on.
+    let kept = |key: &i64| key % 3 != 0;
+    let fetch = |_: &mut PgConnection, after: i64, through: i64, limit: i64| {
+        let (read, cut) = read_range(&keys, after, through, limit);
+        Ok((read.into_iter().filter(kept).collect(), cut))
+    };
+    let count = keys.len() as i64;
+    for estimate in [count, count / 3, count / 1000, count * 1000] {
+        let bounds = Keys {
+            first: keys[0],
+            last: keys[keys.len() - 1],
+            rows: estimate,
+        };
+        for limit in [1, 7, 500] {
+            for after in [0, 2_999, 3_000, 1_500_000, 5_001_990, 5_002_000] {
+                let page = first_rows(&mut conn, bounds.after(after), limit, &fetch)
+                    .unwrap_or_else(|error| panic!("{error}"));
+                let expected: Vec<i64> = keys
+                    .iter()
+                    .copied()
+                    .filter(|key| *key > after && kept(key))
+                    .take(limit as usize)
+                    .collect();
+                assert_eq!(
+                    page, expected,
+                    "estimate {estimate}, limit {limit}, after {after}"
+                );
+            }
+        }
+    }
 }

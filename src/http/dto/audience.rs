@@ -67,12 +67,12 @@ pub struct AudienceRecipient {
     pub address: String,
 }
 
-impl AudienceRecipient {
-    pub fn new(recipient: Recipient, channel: Channel) -> Self {
+impl From<Recipient> for AudienceRecipient {
+    fn from(recipient: Recipient) -> Self {
         Self {
-            address: recipient.address(channel),
             contact_id: recipient.contact_id,
             name: recipient.name,
+            address: recipient.address,
         }
     }
 }
