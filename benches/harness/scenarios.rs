@@ -4,6 +4,7 @@
 use std::process::Command;
 use std::time::Instant;
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use serde_json::{json, Value};
@@ -24,6 +25,24 @@ impl Context<'_> {
     pub async fn call(&self, method: &str, base: &str, path: &str, body: Option<Value>) -> Value {
         call_as(API_KEY, method, base, path, body).await
     }
+}
+
+/// A page read with `client` (one for every page: building one per call, its TLS
+/// context included, cost more than the page): its milliseconds and its body.
+pub async fn timed_page(client: &awc::Client, url: &str) -> (f64, Value) {
+    let started = Instant::now();
+    let mut response = client
+        .get(url)
+        .insert_header(("Authorization", format!("Bearer {API_KEY}")))
+        .send()
+        .await
+        .expect("a page");
+    let body: Value = response
+        .json()
+        .limit(16 * 1024 * 1024)
+        .await
+        .expect("the page");
+    (started.elapsed().as_secs_f64() * 1000.0, body)
 }
 
 /// A call with `key`; panics on anything but success.
@@ -422,6 +441,11 @@ pub fn drop_bench_segments(conn: &mut PgConnection, tenant_id: i64, prefix: &str
         .execute(conn)
         .expect("drop bench segments");
     }
+    // Their memberships, now dead, go too (this server's autovacuum is off): left in
+    // the indexes, every later run read past millions of them and its figures drifted.
+    // Statistics are left as they were: the runs read data the planner has not seen.
+    conn.batch_execute("VACUUM segment_members")
+        .expect("vacuum the memberships");
 }
 
 pub async fn members_add(ctx: &mut Context<'_>) -> Vec<Row> {

@@ -11,9 +11,8 @@ use diesel::sql_types::{Array, BigInt, Date};
 use serde_json::{json, Value};
 
 use crate::audience::{audience_setup, REFERENCE_AUDIENCE};
-use crate::data::API_KEY;
 use crate::report::{median, Row};
-use crate::scenarios::{copy_lines, run_numbers, stream_lines, Context, WARM_UP};
+use crate::scenarios::{copy_lines, run_numbers, stream_lines, timed_page, Context, WARM_UP};
 use crate::service::Service;
 
 /// Sends and their recipients from earlier runs go first: the campaign they name is
@@ -85,7 +84,7 @@ pub async fn sends(ctx: &mut Context<'_>) -> Vec<Row> {
     drop_sends(ctx.conn, tenant);
     let service = Service::start(ctx.database_url);
     let base = service.base.clone();
-    let (campaign, statics) = audience_setup(ctx, &base).await;
+    let (campaign, statics, _) = audience_setup(ctx, &base).await;
     let shapes = reference_shapes(tenant, &statics);
     let mut rows = Vec::new();
 
@@ -199,21 +198,7 @@ pub async fn sends(ctx: &mut Context<'_>) -> Vec<Row> {
         let after = ids[(ids.len() / 3 + page * 997) % ids.len().max(1)];
         let url =
             format!("{base}/v1/sends/{send_id}/recipients?status=pending&limit=1000&after={after}");
-        let fetch_page = || async {
-            let started = Instant::now();
-            let mut response = client
-                .get(&url)
-                .insert_header(("Authorization", format!("Bearer {API_KEY}")))
-                .send()
-                .await
-                .expect("a page");
-            let body: Value = response
-                .json()
-                .limit(16 * 1024 * 1024)
-                .await
-                .expect("the page");
-            (started.elapsed().as_secs_f64() * 1000.0, body)
-        };
+        let fetch_page = || timed_page(&client, &url);
         // Whoever goes first reads the page's rows from disk: they take turns.
         let served = if page % 2 == 0 {
             Some(fetch_page().await)
