@@ -8,7 +8,7 @@
 //! members from the membership key, then those contacts by id.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 
 use super::members::member_of_any;
 use super::sql::{Condition as Sql, Statement};
@@ -24,8 +24,8 @@ pub struct Audience {
     /// The segments whose members it leaves out.
     pub excluded: Vec<i64>,
     pub consent_required: bool,
-    /// About how many members the included segments have: their counts added up (more
-    /// than there are when they overlap).
+    /// About how many members a read of every range would examine: the included and
+    /// excluded segments' counts added up (more than there are when they overlap).
     pub members_estimate: i64,
 }
 
@@ -180,26 +180,39 @@ impl Audience {
     }
 
     /// The recipients among the members with contact ids in `(after, through]`, in
-    /// contact id order, and the key to read on after when more than `limit` members lie
-    /// in the range (`None` when it was read to its end).
+    /// contact id order, read from the first `limit` members there (those of excluded
+    /// segments too).
     ///
-    /// Two statements, each bounded by the range whatever the statistics say: the
-    /// members from the membership key alone, then their contacts by id. (One statement
-    /// testing each contact's membership was planned from the statistics: with none yet
-    /// for the segments, PostgreSQL hashed every membership of the tenant for each batch,
-    /// 4 s a read at 1M contacts; and on a small tenant not yet analysed it compared every
-    /// contact with every membership.)
+    /// Two statements, each bounded by the range and the limit whatever the statistics
+    /// say: the members from the membership key alone, then their contacts by id. (One
+    /// statement testing each contact's membership was planned from the statistics: with
+    /// none yet for the segments, PostgreSQL hashed every membership of the tenant for
+    /// each batch, 4 s a read at 1M contacts; and on a small tenant not yet analysed it
+    /// compared every contact with every membership.)
     pub fn recipients_in(
         &self,
         conn: &mut PgConnection,
         (after, through): (i64, i64),
         limit: i64,
-    ) -> QueryResult<(Vec<Recipient>, Option<i64>)> {
+    ) -> QueryResult<RangeRecipients> {
         let members = self.members_in(conn, (after, through), limit)?;
-        let Some(&last) = members.last() else {
-            return Ok((Vec::new(), None));
+        let Some(&(last, _)) = members.last() else {
+            return Ok(RangeRecipients::default());
         };
-        let next = (members.len() as i64 == limit).then_some(last);
+        let examined = members.len();
+        let next = (examined as i64 == limit).then_some(last);
+        let kept: Vec<i64> = members
+            .into_iter()
+            .filter(|(_, excluded)| !excluded)
+            .map(|(contact_id, _)| contact_id)
+            .collect();
+        if kept.is_empty() {
+            return Ok(RangeRecipients {
+                examined,
+                next,
+                ..RangeRecipients::default()
+            });
+        }
         let rows: Vec<RecipientFields> = self
             .recipient_columns()
             .sql(" FROM contacts WHERE contacts.tenant_id = ")
@@ -209,7 +222,7 @@ impl Audience {
             .sql(" AND contacts.id <= ")
             .integer(last)
             .sql(" AND contacts.id = ANY(")
-            .integers(members)
+            .integers(kept)
             .sql(") AND ")
             .condition(Sql::all(
                 self.contact_exclusions()
@@ -219,41 +232,46 @@ impl Audience {
             ))
             .sql(" ORDER BY contacts.id")
             .load(conn)?;
-        Ok((rows.into_iter().map(Recipient::from).collect(), next))
+        Ok(RangeRecipients {
+            recipients: rows.into_iter().map(Recipient::from).collect(),
+            examined,
+            next,
+        })
     }
 
-    /// The first `limit` audience members with contact ids in `(after, through]`, in
-    /// order: those of an included segment and of no excluded one.
+    /// The first `limit` members (of an included or an excluded segment) with contact ids
+    /// in `(after, through]`, in order, each with whether an excluded segment holds it.
+    /// Excluded ones are read and counted, not skipped: a range's cost follows every
+    /// member it reads.
     fn members_in(
         &self,
         conn: &mut PgConnection,
         (after, through): (i64, i64),
         limit: i64,
-    ) -> QueryResult<Vec<i64>> {
+    ) -> QueryResult<Vec<(i64, bool)>> {
         let segments = [self.included.as_slice(), self.excluded.as_slice()].concat();
-        let members = Statement::<BigInt>::new(
-            "SELECT m.contact_id FROM segment_members m WHERE m.tenant_id = ",
-        )
-        .integer(self.tenant_id)
-        .sql(" AND m.segment_id = ANY(")
-        .integers(segments)
-        .sql(") AND m.contact_id > ")
-        .integer(after)
-        .sql(" AND m.contact_id <= ")
-        .integer(through)
-        .sql(" GROUP BY m.contact_id");
-        let members = if self.excluded.is_empty() {
-            members
-        } else {
-            // A contact in no excluded segment is in an included one.
-            members
-                .sql(" HAVING NOT bool_or(m.segment_id = ANY(")
-                .integers(self.excluded.clone())
-                .sql("))")
-        };
-        members
-            .sql(" ORDER BY m.contact_id LIMIT ")
+        Statement::<(BigInt, Bool)>::new("SELECT m.contact_id, bool_or(m.segment_id = ANY(")
+            .integers(self.excluded.clone())
+            .sql(")) FROM segment_members m WHERE m.tenant_id = ")
+            .integer(self.tenant_id)
+            .sql(" AND m.segment_id = ANY(")
+            .integers(segments)
+            .sql(") AND m.contact_id > ")
+            .integer(after)
+            .sql(" AND m.contact_id <= ")
+            .integer(through)
+            .sql(" GROUP BY m.contact_id ORDER BY m.contact_id LIMIT ")
             .integer(limit)
             .load(conn)
     }
+}
+
+/// What [`Audience::recipients_in`] read of a range: its recipients, how many members it
+/// examined, and the key to read on after when the limit cut the range short (`None`
+/// when it was read to its end).
+#[derive(Debug, Default)]
+pub struct RangeRecipients {
+    pub recipients: Vec<Recipient>,
+    pub examined: usize,
+    pub next: Option<i64>,
 }

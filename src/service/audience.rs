@@ -9,7 +9,7 @@ use crate::core::audience::{unique, Counts, Recipient};
 use crate::core::error::{Error, FieldError};
 use crate::core::tenant::Tenant;
 use crate::core::types::Channel;
-use crate::db::audience::Audience;
+use crate::db::audience::{Audience, RangeRecipients};
 use crate::db::{campaigns, pool, segments};
 
 /// Checks that every segment named exists in the tenant and has the channel (422
@@ -30,7 +30,7 @@ pub fn resolve(
         "segment_ids",
         &mut errors,
     )?;
-    let (excluded, _) = members(
+    let (excluded, excluded_members) = members(
         conn,
         tenant.id,
         channel,
@@ -56,7 +56,7 @@ pub fn resolve(
         included,
         excluded,
         consent_required: tenant.require_privacy_consent,
-        members_estimate,
+        members_estimate: members_estimate.saturating_add(excluded_members),
     })
 }
 
@@ -156,6 +156,10 @@ fn keys_after(
     }))
 }
 
+/// The most members a page's read examines: where nearly every member is left out
+/// (opted out, unreachable), a page reads on in steps up to this size.
+const PAGE_READ_MOST: i64 = 20_000;
+
 /// Up to `limit` recipients after contact id `after`, read as the stream reads them (see
 /// [`streams::first_rows`]).
 pub async fn page(
@@ -168,16 +172,25 @@ pub async fn page(
     pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let audience = campaign_audience(conn, &tenant, id)?;
         let keys = keys_after(conn, &audience, after)?;
-        streams::first_rows(conn, keys, limit, |conn, after, through, limit| {
-            Ok(audience.recipients_in(conn, (after, through), limit)?)
-        })
+        let read = |conn: &mut PgConnection, after, through, limit| {
+            range_read(audience.recipients_in(conn, (after, through), limit)?)
+        };
+        streams::first_rows(conn, keys, (limit, PAGE_READ_MOST), read)
     })
     .await
 }
 
-/// Members read per range while streaming: the ranges' reads are bounded by the range
-/// whatever the statistics (see [`Audience::recipients_in`]), so they can be large.
+/// Members a stream's range aims to hold: the reads are bounded by their range and their
+/// limit whatever the statistics (see [`Audience::recipients_in`]), so they can be large.
 const STREAM_BATCH: i64 = 20_000;
+
+fn range_read(read: RangeRecipients) -> Result<streams::Read<Recipient>, Error> {
+    Ok(streams::Read {
+        rows: read.recipients,
+        examined: read.examined,
+        cut: read.next,
+    })
+}
 
 /// Every recipient, in batches in contact id order (see [`streams::ranges`]).
 pub async fn stream(
@@ -193,7 +206,7 @@ pub async fn stream(
     })
     .await?;
     let fetch = move |conn: &mut PgConnection, after, through, limit| {
-        Ok(audience.recipients_in(conn, (after, through), limit)?)
+        range_read(audience.recipients_in(conn, (after, through), limit)?)
     };
     Ok(streams::ranges(pool, keys, STREAM_BATCH, fetch))
 }

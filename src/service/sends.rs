@@ -138,14 +138,15 @@ pub async fn stream(
         rows: send.summary().eligible(),
     });
     let fetch = move |conn: &mut PgConnection, after, through, limit| {
-        Ok(send_recipients::recipients_streamed(
+        let (rows, cut) = send_recipients::recipients_streamed(
             conn,
             tenant_id,
             &send,
             status,
             (after, through),
             limit,
-        )?)
+        )?;
+        Ok(streams::Read::whole(rows, cut))
     };
     Ok(streams::ranges(pool, keys, STREAM_BATCH, fetch))
 }

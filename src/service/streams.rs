@@ -109,14 +109,40 @@ impl Keys {
     }
 }
 
+/// A range's read: the rows it kept, how many it examined (what the read cost: rows it
+/// read and then left out count too, and ranges are sized by them), and the key to read
+/// on after when its limit cut it short.
+pub struct Read<T> {
+    pub rows: Vec<T>,
+    pub examined: usize,
+    pub cut: Option<i64>,
+}
+
+impl<T> Read<T> {
+    /// A read that kept every row it examined.
+    pub fn whole(rows: Vec<T>, cut: Option<i64>) -> Self {
+        let examined = rows.len();
+        Self {
+            rows,
+            examined,
+            cut,
+        }
+    }
+}
+
+/// What `fetch(conn, after, through, limit)` returns: the rows with keys in
+/// `(after, through]`, in key order, from at most `limit` examined.
+type RangeRows<T> = Result<Read<T>, Error>;
+
 /// The first `limit` rows with keys in `keys`, in key order, read on one connection
-/// range by range as [`ranges`] reads them, each range asking for `limit` rows at most
-/// and sized by the density met so far, until `limit` rows are read or the keys end.
-/// (For a page: every read is bounded by its range and its limit.)
+/// range by range, each range sized by the density met so far, until `limit` rows are
+/// kept or the keys end. The first read examines `limit` rows at most; while reads keep
+/// too few (the rest left out), each examines up to four times more, to `most`. So a
+/// page costs reads of bounded size, and few of them however many rows are left out.
 pub fn first_rows<T, F>(
     conn: &mut PgConnection,
     keys: Option<Keys>,
-    limit: i64,
+    (limit, most): (i64, i64),
     mut fetch: F,
 ) -> Result<Vec<T>, Error>
 where
@@ -127,29 +153,33 @@ where
         return Ok(rows);
     };
     let wanted = usize::try_from(limit).unwrap_or_default();
-    let mut spans = Spans::new(keys, limit);
+    let mut ask = limit.max(1);
+    let mut spans = Spans::new(keys, ask);
     let mut range = spans.next();
     while let Some((after, through)) = range {
-        let (read, cut) = fetch(conn, after, through, limit)?;
-        spans.observe(cut.unwrap_or(through) - after, read.len());
-        rows.extend(read);
+        let read = fetch(conn, after, through, ask)?;
+        let kept_too_few = read.rows.len().saturating_mul(2) < read.examined;
+        rows.extend(read.rows);
         if rows.len() >= wanted {
             rows.truncate(wanted);
             break;
         }
-        range = match cut {
-            Some(key) => Some((key, through)),
-            None => spans.next(),
-        };
+        if kept_too_few {
+            ask = ask.saturating_mul(MAX_STEP).min(most.max(ask));
+            spans.batch = ask;
+        }
+        spans.observe(read.cut.unwrap_or(through) - after, read.examined);
+        if let Some(key) = read.cut {
+            // Read on from the cut in a range sized anew, not over the rest of this one.
+            spans.after = key;
+        }
+        range = spans.next();
     }
     Ok(rows)
 }
 
 /// Streams the rows with keys in `keys` (none when `None`), in key order, in ranges of
-/// about `batch` rows read [`READ_AHEAD`] at once. `fetch(conn, after, through, limit)`
-/// returns the rows with keys in `(after, through]` in key order, at most `limit` of
-/// them, and the key to read on after when `limit` cut it short; its rows may be fewer
-/// than it read.
+/// about `batch` examined rows read [`READ_AHEAD`] at once (see [`RangeRows`]).
 pub fn ranges<T, F>(pool: PgPool, keys: Option<Keys>, batch: i64, fetch: F) -> Batches<T>
 where
     T: Send + 'static,
@@ -175,11 +205,15 @@ where
             let Some(read) = reads.pop_front() else {
                 return sender.finish();
             };
-            let (rows, cut) = match read.rows.await.map_err(Error::internal) {
+            let Read {
+                rows,
+                examined,
+                cut,
+            } = match read.rows.await.map_err(Error::internal) {
                 Ok(Ok(read)) => read,
                 Ok(Err(error)) | Err(error) => return sender.cut_short(error).await,
             };
-            spans.observe(cut.unwrap_or(read.through) - read.after, rows.len());
+            spans.observe(cut.unwrap_or(read.through) - read.after, examined);
             if let Some(key) = cut {
                 // The rest of this range comes before any later one.
                 reads.push_front(RangeRead::start(&pool, &fetch, key, read.through, limit));
@@ -192,10 +226,6 @@ where
     });
     batches
 }
-
-/// What a range's read returns: its rows, and the key to read on after when the limit
-/// cut it short.
-type RangeRows<T> = Result<(Vec<T>, Option<i64>), Error>;
 
 /// One range's read under way.
 struct RangeRead<T> {
@@ -232,6 +262,7 @@ struct Spans {
     last: i64,
     /// Keys per range.
     width: i64,
+    /// Rows examined per range, what the width aims at.
     batch: i64,
 }
 
@@ -262,7 +293,7 @@ impl Spans {
         Some(range)
     }
 
-    /// `rows` rows were met among `keys` keys.
+    /// `rows` rows were examined among `keys` keys.
     fn observe(&mut self, keys: i64, rows: usize) {
         let wanted = match i128::try_from(rows).unwrap_or(i128::MAX) {
             0 => i128::from(self.width) * i128::from(MAX_STEP),

@@ -203,4 +203,27 @@ async fn an_audience_streamed_on_a_tenant_grown_since() {
         streamed == expected,
         "every member not left out, once, in order"
     );
+
+    // The same audience a page of 10,000 at a time.
+    let (mut paged, mut after) = (Vec::new(), 0);
+    loop {
+        let page = app
+            .get(
+                &format!("/v1/campaigns/{campaign}/audience?limit=10000&after={after}"),
+                &key,
+            )
+            .await
+            .expect(200);
+        let items = page["items"].as_array().unwrap();
+        paged.extend(
+            items
+                .iter()
+                .map(|item| item["contact_id"].as_i64().unwrap()),
+        );
+        match page["next_after"].as_i64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    assert!(paged == expected, "pages hold what the stream holds");
 }

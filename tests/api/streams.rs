@@ -7,7 +7,7 @@
 use diesel::PgConnection;
 use segments::core::error::Error;
 use segments::db::pool;
-use segments::service::streams::{first_rows, ranges, Keys};
+use segments::service::streams::{first_rows, ranges, Keys, Read};
 
 use crate::harness::TestDatabase;
 
@@ -21,7 +21,7 @@ fn clustered_keys() -> Vec<i64> {
 
 /// What a range's read returns when `keys` are the stored rows: those in `(after,
 /// through]`, at most `limit`, and the key to read on after when the limit cut it short.
-fn read_range(keys: &[i64], after: i64, through: i64, limit: i64) -> (Vec<i64>, Option<i64>) {
+fn read_range(keys: &[i64], after: i64, through: i64, limit: i64) -> Read<i64> {
     let read: Vec<i64> = keys
         .iter()
         .copied()
@@ -29,7 +29,21 @@ fn read_range(keys: &[i64], after: i64, through: i64, limit: i64) -> (Vec<i64>, 
         .take(limit as usize)
         .collect();
     let cut = (read.len() as i64 == limit).then(|| read.last().copied());
-    (read, cut.flatten())
+    Read::whole(read, cut.flatten())
+}
+
+/// As [`read_range`], keeping only the rows `kept` keeps (as a page leaves out the
+/// opted out): the others still count as examined.
+fn read_kept(
+    keys: &[i64],
+    (after, through, limit): (i64, i64, i64),
+    kept: impl Fn(&i64) -> bool,
+) -> Read<i64> {
+    let read = read_range(keys, after, through, limit);
+    Read {
+        rows: read.rows.into_iter().filter(kept).collect(),
+        ..read
+    }
 }
 
 /// Streams `keys` with `rows` as the estimate of how many there are: (the rows in the
@@ -89,7 +103,7 @@ async fn a_failed_read_ends_the_stream_with_its_error() {
         if after >= 500 {
             Err(Error::internal("the read failed"))
         } else {
-            Ok(((after + 1..=through).collect::<Vec<i64>>(), None))
+            Ok(Read::whole((after + 1..=through).collect(), None))
         }
     };
     let keys = Keys {
@@ -119,10 +133,9 @@ async fn a_failed_read_ends_the_stream_with_its_error() {
 async fn no_keys_is_an_empty_stream() {
     let database = TestDatabase::new();
     let pool = pool::pool(&database.url, 4, 30, 50).tenant(1);
-    let fetch =
-        |_: &mut PgConnection, _: i64, _: i64, _: i64| -> Result<(Vec<i64>, Option<i64>), Error> {
-            panic!("nothing to read")
-        };
+    let fetch = |_: &mut PgConnection, _: i64, _: i64, _: i64| -> Result<Read<i64>, Error> {
+        panic!("nothing to read")
+    };
     let mut batches = ranges(pool, None, 100, fetch);
     assert!(batches.next().await.is_none());
 }
@@ -136,8 +149,7 @@ fn pages_hold_the_first_rows_past_their_key() {
     // short and a page reads on.
     let kept = |key: &i64| key % 3 != 0;
     let fetch = |_: &mut PgConnection, after: i64, through: i64, limit: i64| {
-        let (read, cut) = read_range(&keys, after, through, limit);
-        Ok((read.into_iter().filter(kept).collect(), cut))
+        Ok(read_kept(&keys, (after, through, limit), kept))
     };
     let count = keys.len() as i64;
     for estimate in [count, count / 3, count / 1000, count * 1000] {
@@ -148,7 +160,7 @@ fn pages_hold_the_first_rows_past_their_key() {
         };
         for limit in [1, 7, 500] {
             for after in [0, 2_999, 3_000, 1_500_000, 5_001_990, 5_002_000] {
-                let page = first_rows(&mut conn, bounds.after(after), limit, &fetch)
+                let page = first_rows(&mut conn, bounds.after(after), (limit, 20_000), &fetch)
                     .unwrap_or_else(|error| panic!("{error}"));
                 let expected: Vec<i64> = keys
                     .iter()
@@ -161,6 +173,48 @@ fn pages_hold_the_first_rows_past_their_key() {
                     "estimate {estimate}, limit {limit}, after {after}"
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn a_page_of_rows_nearly_all_left_out_takes_few_bounded_reads() {
+    let database = TestDatabase::new();
+    let mut conn = database.connection();
+    // 400,000 dense keys, of which 4 are kept (as a page of an e-mail campaign whose
+    // members nearly all lack an address).
+    let keys: Vec<i64> = (1..=400_000).collect();
+    let kept = |key: &i64| key % 100_000 == 0;
+    let most = 10_000;
+    let reads = std::cell::RefCell::new(Vec::new());
+    let fetch = |_: &mut PgConnection, after: i64, through: i64, limit: i64| {
+        let read = read_kept(&keys, (after, through, limit), kept);
+        reads.borrow_mut().push((through - after, read.examined));
+        Ok(read)
+    };
+    let bounds = Keys {
+        first: 1,
+        last: 400_000,
+        rows: 400_000,
+    };
+    for limit in [1, 3, 1_000] {
+        reads.borrow_mut().clear();
+        let page = first_rows(&mut conn, Some(bounds), (limit, most), &fetch)
+            .unwrap_or_else(|error| panic!("{error}"));
+        let expected: Vec<i64> = keys
+            .iter()
+            .copied()
+            .filter(kept)
+            .take(limit as usize)
+            .collect();
+        assert_eq!(page, expected, "limit {limit}");
+        let reads = reads.borrow();
+        // Reads grow to `most` rows and stay there: about 400,000 / 10,000 of them, each
+        // over a range that holds about what it may examine.
+        assert!(reads.len() <= 50, "limit {limit}: {} reads", reads.len());
+        for (keys, examined) in reads.iter() {
+            assert!(*examined as i64 <= most.max(limit), "{examined} examined");
+            assert!(*keys <= 4 * most, "a range of {keys} keys");
         }
     }
 }
