@@ -443,7 +443,8 @@ pub fn drop_bench_segments(conn: &mut PgConnection, tenant_id: i64, prefix: &str
     }
     // Their memberships, now dead, go too (this server's autovacuum is off): left in
     // the indexes, every later run read past millions of them and its figures drifted.
-    // Statistics are left as they were: the runs read data the planner has not seen.
+    // No statistics are taken here: what a scenario writes next, the planner has not
+    // seen until the scenario itself analyses it.
     conn.batch_execute("VACUUM segment_members")
         .expect("vacuum the memberships");
 }
