@@ -1,5 +1,7 @@
 use std::collections::BTreeSet;
 
+use segments::core::types::Channel;
+use segments::db::audience::Audience;
 use serde_json::{json, Value};
 
 use crate::harness::{id, spawn_app};
@@ -374,4 +376,59 @@ async fn a_contact_in_two_static_segments_is_one_recipient() {
         .await
         .ndjson_contact_ids();
     assert_eq!(ids, [id(&both), id(&one)]);
+}
+
+#[actix_web::test]
+async fn a_range_read_counts_the_excluded_members_it_examines() {
+    let app = spawn_app().await;
+    let (tenant, key) = app.tenant(json!({})).await;
+    let (everyone, most) = (
+        id(&app.segment(&key, "Everyone", "whatsapp").await),
+        id(&app.segment(&key, "Most", "whatsapp").await),
+    );
+    let mut contacts = Vec::new();
+    for n in 0..12 {
+        let contact = app
+            .contact(
+                &key,
+                json!({"name": "C", "phone": format!("+39 333 000 00{n:02}")}),
+            )
+            .await;
+        contacts.push(id(&contact));
+    }
+    for (segment, members) in [(everyone, &contacts[..]), (most, &contacts[..11])] {
+        app.post(
+            &format!("/v1/segments/{segment}/members"),
+            &key,
+            json!({ "contact_ids": members }),
+        )
+        .await
+        .expect(200);
+    }
+    let audience = Audience {
+        tenant_id: tenant,
+        channel: Channel::Whatsapp,
+        included: vec![everyone],
+        excluded: vec![most],
+        consent_required: false,
+        members_estimate: 23,
+    };
+    let mut conn = app.database.connection();
+    // Ten members read, all excluded: nothing kept, yet ten examined (what sizes the
+    // next range) and the read cut after the tenth.
+    let first = audience
+        .recipients_in(&mut conn, (0, i64::MAX), 10)
+        .unwrap();
+    assert_eq!(
+        (first.recipients.len(), first.examined, first.next),
+        (0, 10, Some(contacts[9]))
+    );
+    let rest = audience
+        .recipients_in(&mut conn, (contacts[9], i64::MAX), 10)
+        .unwrap();
+    let kept: Vec<i64> = rest.recipients.iter().map(|r| r.contact_id).collect();
+    assert_eq!(
+        (kept, rest.examined, rest.next),
+        (vec![contacts[11]], 2, None)
+    );
 }
