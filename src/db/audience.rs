@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 
 use super::members::member_of_any;
-use super::sql::{Condition as Sql, Statement};
+use super::sql::{hashed, Condition as Sql, Statement};
 use crate::core::audience::{Counts, Recipient};
 use crate::core::types::Channel;
 
@@ -135,7 +135,17 @@ impl Audience {
 
     /// Each excluded contact is counted once, under the first reason in this order:
     /// exclusion segment, opted out, no consent, no address.
+    ///
+    /// The members are joined to their contacts by hashes, never by a nested loop: with
+    /// statistics taken when the tenant had a handful of contacts, PostgreSQL joined
+    /// 50,000 members by scanning every contact of the tenant for each (a 503 after the
+    /// statement timeout). A small audience in a large tenant pays for one scan of the
+    /// tenant's contacts instead of a probe per member.
     pub fn counts(&self, conn: &mut PgConnection) -> QueryResult<Counts> {
+        conn.transaction(|conn| hashed(conn, |conn| self.count(conn)))
+    }
+
+    fn count(&self, conn: &mut PgConnection) -> QueryResult<Counts> {
         let reasons = self.over_members(
             Statement::<()>::new("SELECT ")
                 .condition(self.exclusion_reason())

@@ -157,7 +157,7 @@ async fn batches_member_adds_and_a_freeze_on_a_tenant_grown_since() {
 }
 
 #[actix_web::test]
-async fn an_audience_streamed_on_a_tenant_grown_since() {
+async fn an_audience_summed_streamed_and_paged_on_a_tenant_grown_since() {
     let app = after_statistics_on_tiny_tables().await;
     let key = app.tenant_key().await;
     let everyone = imported(&app, &key).await;
@@ -203,6 +203,12 @@ async fn an_audience_streamed_on_a_tenant_grown_since() {
         streamed == expected,
         "every member not left out, once, in order"
     );
+
+    let summary = app
+        .get(&format!("/v1/campaigns/{campaign}/audience/summary"), &key)
+        .await
+        .expect(200);
+    assert_eq!(summary["eligible"], expected.len(), "{summary}");
 
     // The same audience a page of 10,000 at a time.
     let (mut paged, mut after) = (Vec::new(), 0);
