@@ -241,6 +241,7 @@ impl Audience {
                     .collect(),
             ))
             .sql(" ORDER BY contacts.id")
+            .planned_each_time()
             .load(conn)?;
         Ok(RangeRecipients {
             recipients: rows.into_iter().map(Recipient::from).collect(),
