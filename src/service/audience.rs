@@ -10,7 +10,8 @@ use crate::core::error::{Error, FieldError};
 use crate::core::tenant::Tenant;
 use crate::core::types::Channel;
 use crate::db::audience::{Audience, RangeRecipients};
-use crate::db::{campaigns, pool, segments};
+use crate::db::segments::{self, SegmentRow};
+use crate::db::{campaigns, pool};
 
 /// Checks that every segment named exists in the tenant and has the channel (422
 /// naming the offending entry otherwise), and builds the audience.
@@ -22,22 +23,17 @@ pub fn resolve(
     exclude_segment_ids: &[i64],
 ) -> Result<Audience, Error> {
     let mut errors = Vec::new();
-    let (included, members_estimate) = members(
-        conn,
-        tenant.id,
-        channel,
-        segment_ids,
-        "segment_ids",
-        &mut errors,
-    )?;
+    let named = [segment_ids, exclude_segment_ids].concat();
+    let found = segments::get_many(conn, tenant.id, &named)?;
+    let (included, members_estimate) =
+        members(&found, channel, segment_ids, "segment_ids", &mut errors);
     let (excluded, excluded_members) = members(
-        conn,
-        tenant.id,
+        &found,
         channel,
         exclude_segment_ids,
         "exclude_segment_ids",
         &mut errors,
-    )?;
+    );
     for (index, id) in exclude_segment_ids.iter().enumerate() {
         if segment_ids.contains(id) {
             errors.push(FieldError::new(
@@ -60,21 +56,20 @@ pub fn resolve(
     })
 }
 
-/// The segments named, each checked: one that is missing or of another channel is an
-/// error at `field[i]`. Returns their ids and their member counts added up.
+/// The segments named, each checked against those `found`: one that is missing or of
+/// another channel is an error at `field[i]`. Returns their ids and their member counts
+/// added up.
 fn members(
-    conn: &mut PgConnection,
-    tenant_id: i64,
+    found: &[SegmentRow],
     channel: Channel,
     ids: &[i64],
     field: &str,
     errors: &mut Vec<FieldError>,
-) -> Result<(Vec<i64>, i64), Error> {
-    let segments = segments::get_many(conn, tenant_id, ids)?;
-    let (mut found, mut recipients) = (Vec::new(), 0_i64);
+) -> (Vec<i64>, i64) {
+    let (mut named, mut recipients) = (Vec::new(), 0_i64);
     for (index, id) in ids.iter().enumerate() {
         let path = format!("{field}[{index}]");
-        let Some(segment) = segments.iter().find(|segment| segment.id == *id) else {
+        let Some(segment) = found.iter().find(|segment| segment.id == *id) else {
             errors.push(FieldError::new(
                 path,
                 "segment_not_found",
@@ -95,10 +90,10 @@ fn members(
             ));
             continue;
         }
-        found.push(segment.id);
+        named.push(segment.id);
         recipients = recipients.saturating_add(segment.recipients);
     }
-    Ok((found, recipients))
+    (named, recipients)
 }
 
 /// The campaign's audience, its segments checked as [`resolve`] does.

@@ -15,6 +15,11 @@ use tokio::sync::mpsc;
 use crate::core::error::Error;
 use crate::db::pool::{self, PgPool};
 
+mod keys;
+
+pub use keys::Keys;
+use keys::{Spans, MAX_STEP};
+
 /// Batches waiting for a slow client; beyond this the database reads pause.
 const BUFFER: usize = 2;
 
@@ -81,34 +86,6 @@ impl<T> Sender<T> {
 /// turns, and the stream ran at the speed of both added up.)
 const READ_AHEAD: usize = 2;
 
-/// The keys a stream covers, and about how many rows lie among them.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Keys {
-    pub first: i64,
-    pub last: i64,
-    pub rows: i64,
-}
-
-impl Keys {
-    /// The keys past `after`, with their share of the rows; `None` when none are left.
-    pub fn after(self, after: i64) -> Option<Keys> {
-        if after >= self.last {
-            return None;
-        }
-        if after < self.first {
-            return Some(self);
-        }
-        let span = i128::from(self.last) - i128::from(self.first) + 1;
-        let left = i128::from(self.last) - i128::from(after);
-        let rows = i128::from(self.rows) * left / span;
-        Some(Keys {
-            first: after + 1,
-            last: self.last,
-            rows: i64::try_from(rows.max(1)).unwrap_or(i64::MAX),
-        })
-    }
-}
-
 /// A range's read: the rows it kept, how many it examined (what the read cost: rows it
 /// read and then left out count too, and ranges are sized by them), and the key to read
 /// on after when its limit cut it short.
@@ -166,12 +143,12 @@ where
         }
         if kept_too_few {
             ask = ask.saturating_mul(MAX_STEP).min(most.max(ask));
-            spans.batch = ask;
+            spans.aim(ask);
         }
         spans.observe(read.cut.unwrap_or(through) - after, read.examined);
         if let Some(key) = read.cut {
             // Read on from the cut in a range sized anew, not over the rest of this one.
-            spans.after = key;
+            spans.resume_after(key);
         }
         range = spans.next();
     }
@@ -251,66 +228,6 @@ impl<T: Send + 'static> RangeRead<T> {
     }
 }
 
-/// Splits `keys` into consecutive ranges of about `batch` rows each: the first sized by
-/// the keys' average density, each later one by the density of the last range read
-/// (with two read at once, the one started before the last), so ranges follow the rows
-/// where they cluster and stride over the gaps.
-#[derive(Debug)]
-struct Spans {
-    /// The next range starts after this key.
-    after: i64,
-    last: i64,
-    /// Keys per range.
-    width: i64,
-    /// Rows examined per range, what the width aims at.
-    batch: i64,
-}
-
-/// A range grows or shrinks by at most this factor at a time, so one odd range does not
-/// throw the next far off.
-const MAX_STEP: i64 = 4;
-
-impl Spans {
-    fn new(keys: Keys, batch: i64) -> Self {
-        let keyspace = i128::from(keys.last) - i128::from(keys.first) + 1;
-        let width = keyspace * i128::from(batch.max(1)) / i128::from(keys.rows.max(1));
-        Self {
-            after: keys.first.saturating_sub(1),
-            last: keys.last,
-            width: clamp_width(width),
-            batch: batch.max(1),
-        }
-    }
-
-    /// The next range, `(after, through]`; `None` past the last key.
-    fn next(&mut self) -> Option<(i64, i64)> {
-        if self.after >= self.last {
-            return None;
-        }
-        let through = self.after.saturating_add(self.width).min(self.last);
-        let range = (self.after, through);
-        self.after = through;
-        Some(range)
-    }
-
-    /// `rows` rows were examined among `keys` keys.
-    fn observe(&mut self, keys: i64, rows: usize) {
-        let wanted = match i128::try_from(rows).unwrap_or(i128::MAX) {
-            0 => i128::from(self.width) * i128::from(MAX_STEP),
-            rows => i128::from(keys.max(1)) * i128::from(self.batch) / rows,
-        };
-        let (least, most) = (
-            i128::from(self.width / MAX_STEP),
-            i128::from(self.width) * i128::from(MAX_STEP),
-        );
-        self.width = clamp_width(wanted.clamp(least, most));
-    }
-}
-
-fn clamp_width(width: i128) -> i64 {
-    i64::try_from(width.max(1)).unwrap_or(i64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,92 +248,5 @@ mod tests {
         sender.finish();
         assert_eq!(batches.next().await.map(|b| b.ok()), Some(Some(vec![1, 2])));
         assert!(batches.next().await.is_none());
-    }
-
-    fn all(spans: &mut Spans) -> Vec<(i64, i64)> {
-        std::iter::from_fn(|| spans.next()).collect()
-    }
-
-    #[test]
-    fn ranges_cover_the_keys_once_in_order() {
-        let mut spans = Spans::new(
-            Keys {
-                first: 5,
-                last: 104,
-                rows: 100,
-            },
-            30,
-        );
-        assert_eq!(all(&mut spans), [(4, 34), (34, 64), (64, 94), (94, 104)]);
-    }
-
-    #[test]
-    fn a_single_key_is_one_range() {
-        let mut spans = Spans::new(
-            Keys {
-                first: 7,
-                last: 7,
-                rows: 1,
-            },
-            20_000,
-        );
-        assert_eq!(all(&mut spans), [(6, 7)]);
-    }
-
-    #[test]
-    fn ranges_follow_the_density_met() {
-        let keys = Keys {
-            first: 1,
-            last: 1_000_000,
-            rows: 1000,
-        };
-        let mut spans = Spans::new(keys, 100);
-        assert_eq!(spans.next(), Some((0, 100_000)));
-        // Twice as dense as estimated: half as wide.
-        spans.observe(100_000, 200);
-        assert_eq!(spans.next(), Some((100_000, 150_000)));
-        // Empty: wider, by at most the step.
-        spans.observe(50_000, 0);
-        assert_eq!(spans.next(), Some((150_000, 350_000)));
-        // Far denser: narrower, by at most the step.
-        spans.observe(200_000, 1_000_000);
-        assert_eq!(spans.next(), Some((350_000, 400_000)));
-    }
-
-    #[test]
-    fn the_keys_past_a_key_keep_their_share_of_the_rows() {
-        let keys = Keys {
-            first: 1,
-            last: 1_000,
-            rows: 500,
-        };
-        assert_eq!(keys.after(0), Some(keys));
-        assert_eq!(
-            keys.after(600),
-            Some(Keys {
-                first: 601,
-                last: 1_000,
-                rows: 200
-            })
-        );
-        assert_eq!(keys.after(999).map(|k| (k.first, k.rows)), Some((1_000, 1)));
-        assert_eq!(keys.after(1_000), None);
-        assert_eq!(keys.after(i64::MAX), None);
-    }
-
-    #[test]
-    fn extreme_keys_do_not_overflow() {
-        let mut spans = Spans::new(
-            Keys {
-                first: 1,
-                last: i64::MAX,
-                rows: 1,
-            },
-            20_000,
-        );
-        assert_eq!(spans.next(), Some((0, i64::MAX)));
-        assert_eq!(spans.next(), None);
-        spans.observe(i64::MAX, 0);
-        assert_eq!(spans.width, i64::MAX);
     }
 }
