@@ -241,7 +241,6 @@ impl Audience {
                     .collect(),
             ))
             .sql(" ORDER BY contacts.id")
-            .planned_each_time()
             .load(conn)?;
         Ok(RangeRecipients {
             recipients: rows.into_iter().map(Recipient::from).collect(),

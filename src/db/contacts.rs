@@ -141,7 +141,7 @@ pub fn with_ids(tenant_id: i64, ids: Vec<i64>) -> impl Fn() -> Selected {
     move || {
         contacts::table
             .filter(contacts::tenant_id.eq(tenant_id))
-            .filter(contacts::id.eq_any(ids.clone()))
+            .filter(Sql::one_of("contacts.id", ids.clone()))
             .into_boxed()
     }
 }

@@ -8,11 +8,11 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
 use diesel::pg::{CopyFormat, Pg};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use serde_json::Value;
 
 use super::schema::contacts;
-use super::sql::hashed;
+use super::sql::{hashed, Condition};
 use crate::core::event::EventType;
 use crate::core::import::row::Row;
 use crate::core::import::UpdateMode;
@@ -301,16 +301,11 @@ pub fn staged_contact_ids(conn: &mut PgConnection) -> QueryResult<Vec<i64>> {
 /// The tenant's contacts of `ids` (the staged ones, see [`staged_contact_ids`]). The ids
 /// are bound as one value, which PostgreSQL reads through the primary key or, on
 /// statistics that make the tenant look tiny, checks against a hash while it reads the
-/// tenant once; never a join to the staging table. A literal, so the statement is
-/// planned with the ids in hand rather than prepared once for any.
+/// tenant once; never a join to the staging table.
 pub fn staged_contacts(tenant_id: i64, ids: &[i64]) -> contacts::BoxedQuery<'static, Pg> {
     contacts::table
         .filter(contacts::tenant_id.eq(tenant_id))
-        .filter(
-            sql::<Bool>("contacts.id = ANY(")
-                .bind::<Array<BigInt>, _>(ids.to_vec())
-                .sql(")"),
-        )
+        .filter(Condition::one_of("contacts.id", ids.to_vec()))
         .into_boxed()
 }
 
@@ -350,7 +345,7 @@ pub fn keys_of(
 ) -> QueryResult<Vec<ContactKeys>> {
     contacts::table
         .filter(contacts::tenant_id.eq(tenant_id))
-        .filter(contacts::id.eq_any(ids))
+        .filter(Condition::one_of("contacts.id", ids.to_vec()))
         .select((contacts::id, contacts::phone_e164, contacts::email))
         .load(conn)
 }

@@ -242,7 +242,10 @@ pub fn remove(
         segment_members::table
             .filter(segment_members::tenant_id.eq(tenant_id))
             .filter(segment_members::segment_id.eq(segment_id))
-            .filter(segment_members::contact_id.eq_any(contact_ids)),
+            .filter(Sql::one_of(
+                "segment_members.contact_id",
+                contact_ids.to_vec(),
+            )),
     )
     .returning(segment_members::contact_id)
     .get_results(conn)?;
@@ -304,7 +307,7 @@ pub fn list_members(
     let added: Vec<(i64, DateTime<Utc>)> = segment_members::table
         .filter(segment_members::tenant_id.eq(tenant_id))
         .filter(segment_members::segment_id.eq(segment_id))
-        .filter(segment_members::contact_id.eq_any(&ids))
+        .filter(Sql::one_of("segment_members.contact_id", ids))
         .select((segment_members::contact_id, segment_members::added_at))
         .load(conn)?;
     let rows = rows

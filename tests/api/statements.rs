@@ -28,6 +28,8 @@ use crate::webhooks::{start_dispatcher, start_receiver, subscribe, wait_for};
 /// The database whose statements are recorded (one test's own).
 static AUDITED: OnceLock<String> = OnceLock::new();
 static RECORDED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+/// The statements of [`AUDITED`] that diesel kept as prepared statements.
+static PREPARED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 /// Installed for every connection of the test process; records only the statements of
 /// connections to [`AUDITED`].
@@ -44,6 +46,11 @@ fn recorder() -> Option<Box<dyn Instrumentation>> {
                 let text = query.to_string();
                 let sql = text.split(" -- binds: ").next().unwrap_or_default();
                 RECORDED.lock().unwrap().insert(normalise(sql));
+            }
+            InstrumentationEvent::CacheQuery { sql, .. }
+                if AUDITED.get().is_some_and(|audited| *audited == database) =>
+            {
+                PREPARED.lock().unwrap().insert(normalise(sql));
             }
             _ => {}
         },
@@ -82,6 +89,33 @@ const ACROSS_TENANTS: &[(&str, &str)] = &[
         "retention keeping an expired day's final counts (one replica, once a day)",
     ),
 ];
+
+/// Prepared statements that bind a list on purpose: (a part that identifies it, why its
+/// plan cannot depend on the list). Any other statement binding a list must be planned
+/// for its values at every execution (`db::sql::Condition::one_of`): a prepared one is
+/// planned once for any list after a few executions, and a list of ids then becomes a
+/// filter searched for every row (an audience range: 0.4-0.8 s instead of 45 ms).
+const LISTS_PREPARED: &[(&str, &str)] = &[
+    (
+        "segments.id = any($",
+        "a request's or a campaign's few segments, each found by its primary key",
+    ),
+    (
+        "campaign_segments.campaign_id = any($",
+        "the segments of a page of campaigns (at most 100), read by the key",
+    ),
+    (
+        "imports.status = any($",
+        "the two statuses of a pending import, the import found by its primary key",
+    ),
+];
+
+/// Whether `sql` (normalised) binds a list of values.
+fn binds_a_list(sql: &str) -> bool {
+    ["any($", "all($", "unnest($"]
+        .iter()
+        .any(|call| sql.contains(call))
+}
 
 /// The tenant-owned tables: those with a `tenant_id`, but for the reference tables.
 fn tenant_tables(conn: &mut PgConnection) -> Vec<String> {
@@ -275,6 +309,29 @@ async fn every_statement_of_the_api_and_its_jobs_runs_on_one_shard() {
         .map(|(part, why)| format!("{part} ({why})"))
         .collect();
     assert!(unseen.is_empty(), "listed but never sent: {unseen:?}");
+
+    let prepared = PREPARED.lock().unwrap().clone();
+    assert!(prepared.len() > 20, "only {} prepared", prepared.len());
+    let lists: Vec<&String> = prepared
+        .iter()
+        .filter(|sql| binds_a_list(sql))
+        .filter(|sql| !LISTS_PREPARED.iter().any(|(part, _)| sql.contains(part)))
+        .collect();
+    assert!(
+        lists.is_empty(),
+        "{} prepared statement(s) bind a list:\n{}",
+        lists.len(),
+        lists
+            .iter()
+            .map(|sql| format!("  {sql}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let recorded_lists = recorded.iter().filter(|sql| binds_a_list(sql)).count();
+    assert!(
+        recorded_lists > 10,
+        "the tour bound only {recorded_lists} lists"
+    );
 }
 
 /// A webhook's delivery through the dispatcher: a failed attempt, then its retry.
