@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use super::contacts::upsert;
 use super::{dynamic, Env};
 use crate::core::error::Error;
+use crate::core::phone;
 use crate::core::push::{
     push_target, Candidate, CheckedPush, ContactPush, EXTERNAL_ID_TAKEN, PHONE_TAKEN,
 };
@@ -64,9 +65,17 @@ fn run(
     dynamic::begin_write(conn, tenant.id)?;
     let definitions = attributes::definitions(conn, tenant.id)?;
     let mut outcomes: Vec<Option<ItemOutcome>> = (0..items.len()).map(|_| None).collect();
-    let mut checked = Vec::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
-        match CheckedPush::check(item, tenant.default_region.as_deref(), &definitions) {
+    let region = tenant.default_region.clone();
+    // The batch's numbers handed to the phone thread at once, not one by one.
+    let results: Vec<Result<CheckedPush, Error>> = phone::on_phone_thread(move || {
+        items
+            .into_iter()
+            .map(|item| CheckedPush::check(item, region.as_deref(), &definitions))
+            .collect()
+    });
+    let mut checked = Vec::with_capacity(results.len());
+    for (index, result) in results.into_iter().enumerate() {
+        match result {
             Ok(item) => checked.push((index, item)),
             Err(error) => outcomes[index] = Some(Err(error)),
         }
