@@ -12,10 +12,11 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use serde_json::{json, Value};
 
+use crate::batches::contacts_batch;
 use crate::data::API_KEY;
 use crate::import::{file_rows, last_contact, undo};
 use crate::report::Row;
-use crate::scenarios::{contacts_batch, drop_bench_segments, Context};
+use crate::scenarios::{drop_bench_segments, Context};
 use crate::service::Service;
 
 #[derive(QueryableByName)]

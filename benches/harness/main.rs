@@ -8,6 +8,7 @@
 //! events, dynamic-writes, sends (default: all).
 
 mod audience;
+mod batches;
 mod data;
 mod events;
 mod files;
@@ -101,7 +102,7 @@ async fn main() {
         eprintln!("running {scenario} ...");
         rows.extend(match scenario.as_str() {
             "api" => scenarios::api(&mut ctx).await,
-            "contacts-batch" => scenarios::contacts_batch(&mut ctx).await,
+            "contacts-batch" => batches::contacts_batch(&mut ctx).await,
             "members-add" => scenarios::members_add(&mut ctx).await,
             "dynamic-count" => scenarios::dynamic_count(&mut ctx).await,
             "segments-list" => scenarios::segments_list(&mut ctx).await,

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Text};
 use serde_json::{json, Value};
 
-use crate::data::{phone_for, DataSet, API_KEY};
+use crate::data::{DataSet, API_KEY};
 use crate::report::{median, Row};
 use crate::service::Service;
 use crate::Settings;
@@ -286,132 +286,6 @@ pub fn rss_row(scenario: &'static str, service: &Service) -> Row {
         target: "-".into(),
         met: None,
     }
-}
-
-const BATCH: i64 = 1000;
-
-/// A CRM batch: half updates of existing contacts, half new ones.
-fn crm_batch(data: &DataSet, first_new: i64, first_existing: i64) -> Vec<BatchRow> {
-    (0..BATCH)
-        .map(|i| {
-            let (index, external_id) = if i % 2 == 0 {
-                let index = (first_existing + i) % data.contacts;
-                (index, format!("crm-{index}"))
-            } else {
-                let index = first_new + i;
-                (index, format!("new-{index}"))
-            };
-            let (phone, e164, country) = phone_for(index, false);
-            (
-                external_id,
-                format!("Batch contact {index}"),
-                phone,
-                e164,
-                country,
-                Some(format!("c{index}@example.com")),
-            )
-        })
-        .collect()
-}
-
-pub async fn contacts_batch(ctx: &mut Context<'_>) -> Vec<Row> {
-    // Contacts an earlier run created would turn this run's inserts into updates.
-    diesel::sql_query("DELETE FROM contacts WHERE tenant_id = $1 AND external_id LIKE 'new-%'")
-        .bind::<BigInt, _>(ctx.data.tenant_id)
-        .execute(ctx.conn)
-        .expect("remove contacts of earlier runs");
-    let service = Service::start(ctx.database_url);
-    let base = service.base.clone();
-    let batches: i64 = if ctx.settings.quick { 2 } else { 10 };
-    let data = ctx.data;
-    let (mut service_seconds, mut reference_seconds) = (Vec::new(), Vec::new());
-    for run in run_numbers(ctx.settings) {
-        // New contacts take indexes past the generated ones; service and reference apart.
-        let slot = (run.min(99) as i64) * batches * BATCH;
-        let (service_new, reference_new) = (data.contacts + slot, data.contacts + 2_000_000 + slot);
-        let started = Instant::now();
-        for b in 0..batches {
-            let batch = crm_batch(data, service_new + b * BATCH, slot + b * BATCH);
-            let contacts: Vec<Value> = batch
-                .iter()
-                .map(|(external_id, name, phone, _, _, email)| json!({"external_id": external_id, "name": name, "phone": phone, "email": email}))
-                .collect();
-            let result = ctx
-                .call(
-                    "POST",
-                    &base,
-                    "/v1/contacts/batch",
-                    Some(json!({"contacts": contacts})),
-                )
-                .await;
-            let errors = result["items"].as_array().map_or(0, |items| {
-                items.iter().filter(|i| i["status"] == "error").count()
-            });
-            assert_eq!(errors, 0, "batch items failed: {result}");
-        }
-        let service_time = started.elapsed().as_secs_f64();
-        let started = Instant::now();
-        for b in 0..batches {
-            let batch = crm_batch(
-                data,
-                reference_new + b * BATCH,
-                data.contacts / 2 + slot + b * BATCH,
-            );
-            reference_upsert(ctx.conn, data.tenant_id, &batch);
-        }
-        let reference_time = started.elapsed().as_secs_f64();
-        if run != WARM_UP {
-            service_seconds.push(service_time);
-            reference_seconds.push(reference_time);
-        }
-    }
-    let contacts = (batches * BATCH) as f64;
-    let service_rate = contacts / median(&mut service_seconds);
-    let reference_rate = contacts / median(&mut reference_seconds);
-    vec![
-        Row {
-            scenario: "contacts-batch",
-            metric: format!("upsert {batches} batches of {BATCH} (half new)"),
-            service: service_rate,
-            reference: Some(reference_rate),
-            unit: "contacts/s",
-            higher_is_better: true,
-            target: ">= 20000 contacts/s".into(),
-            met: Some(service_rate >= 20_000.0),
-        },
-        rss_row("contacts-batch", &service),
-    ]
-}
-
-type BatchRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
-
-/// What a DBA would run: one upsert statement per batch, phones already normalised.
-fn reference_upsert(conn: &mut PgConnection, tenant_id: i64, batch: &[BatchRow]) {
-    let column =
-        |f: fn(&BatchRow) -> Option<String>| batch.iter().map(f).collect::<Vec<Option<String>>>();
-    diesel::sql_query(
-        "INSERT INTO contacts (tenant_id, external_id, name, phone, phone_e164, phone_country, email)
-         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-         ON CONFLICT (tenant_id, external_id) DO UPDATE SET
-             name = EXCLUDED.name, phone = EXCLUDED.phone, phone_e164 = EXCLUDED.phone_e164,
-             phone_country = EXCLUDED.phone_country, email = EXCLUDED.email, updated_at = now()",
-    )
-    .bind::<BigInt, _>(tenant_id)
-    .bind::<Array<Nullable<Text>>, _>(column(|r| Some(r.0.clone())))
-    .bind::<Array<Nullable<Text>>, _>(column(|r| Some(r.1.clone())))
-    .bind::<Array<Nullable<Text>>, _>(column(|r| Some(r.2.clone())))
-    .bind::<Array<Nullable<Text>>, _>(column(|r| r.3.clone()))
-    .bind::<Array<Nullable<Text>>, _>(column(|r| r.4.clone()))
-    .bind::<Array<Nullable<Text>>, _>(column(|r| r.5.clone()))
-    .execute(conn)
-    .expect("reference upsert");
 }
 
 #[derive(QueryableByName)]
