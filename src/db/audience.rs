@@ -3,9 +3,10 @@
 //! opted out, the unreachable on the channel and, where the tenant requires it, those
 //! without consent. Everything is evaluated in PostgreSQL, one statement per question.
 //!
-//! The summary joins contacts to the `UNION` of the members, which PostgreSQL builds once
-//! by hashing or sorting; pages and streams read a range of contact ids at a time, the
-//! members from the membership key, then those contacts by id.
+//! The summary joins contacts to the members, each once with whether an excluded segment
+//! holds it, which PostgreSQL builds once by hashing or sorting; pages and streams read a
+//! range of contact ids at a time, the members from the membership key, then those
+//! contacts by id.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
@@ -49,7 +50,27 @@ impl From<RecipientFields> for Recipient {
     }
 }
 
+/// Members (counted once per segment) from which an audience is large: read with
+/// hashes, given room in memory.
+const LARGE_AUDIENCE: i64 = 20_000;
+
+/// Memory a large audience's hashes may take (per hash, for the transaction).
+const LARGE_AUDIENCE_WORK_MEM: &str = "64MB";
+
 impl Audience {
+    /// Whether the segments' own counts (which never lag, unlike the planner's
+    /// statistics) say the audience is large.
+    pub fn is_large(&self) -> bool {
+        self.members_estimate >= LARGE_AUDIENCE
+    }
+
+    /// Lets the transaction's hashes of a large audience stay in memory.
+    pub fn give_hashes_room(&self, conn: &mut PgConnection) -> QueryResult<()> {
+        diesel::sql_query(format!("SET LOCAL work_mem = '{LARGE_AUDIENCE_WORK_MEM}'"))
+            .execute(conn)
+            .map(drop)
+    }
+
     /// The column that holds a contact's address on the audience's channel.
     fn address_column(&self) -> &'static str {
         if self.channel.uses_phone() {
@@ -71,25 +92,38 @@ impl Audience {
         }
     }
 
-    /// The ids of the included segments' members, each once, as a subquery.
-    fn member_ids(&self) -> Statement<()> {
-        Statement::new(
-            "SELECT DISTINCT m.contact_id AS id FROM segment_members m WHERE m.tenant_id = ",
-        )
-        .integer(self.tenant_id)
-        .sql(" AND m.segment_id = ANY(")
-        .integers(self.included.clone())
-        .sql(")")
+    /// The included segments' members, each once with whether an excluded segment holds
+    /// it, as a subquery `(id, excluded)`: read in one pass over the memberships, where
+    /// asking each member's exclusion apart probed the membership key once per member
+    /// (at 1M contacts, 6.0 s against 2.7 s with one excluded segment; and 3.1 s against
+    /// 2.2 s with none, as the probe ran all the same).
+    fn flagged_members(&self) -> Statement<()> {
+        if self.excluded.is_empty() {
+            // No exclusion to ask: each member once (DISTINCT reads faster than GROUP
+            // BY here, 2.1-2.2 s against 2.4 s).
+            return Statement::new("SELECT DISTINCT m.contact_id AS id, FALSE AS excluded")
+                .statement(self.memberships(&self.included));
+        }
+        Statement::new("SELECT m.contact_id AS id, bool_or(m.segment_id = ANY(")
+            .integers(self.excluded.clone())
+            .sql(")) AS excluded")
+            .statement(self.memberships(&self.included_and_excluded()))
+            .sql(" GROUP BY m.contact_id HAVING bool_or(m.segment_id = ANY(")
+            .integers(self.included.clone())
+            .sql("))")
     }
 
-    /// `select`, then `FROM` the members joined to their contacts.
-    fn over_members<Row>(&self, select: Statement<Row>) -> Statement<Row> {
-        select
-            .sql(" FROM (")
-            .statement(self.member_ids())
-            .sql(") AS audience JOIN contacts ON contacts.tenant_id = ")
+    fn included_and_excluded(&self) -> Vec<i64> {
+        [self.included.as_slice(), self.excluded.as_slice()].concat()
+    }
+
+    /// ` FROM` the memberships of `segments`.
+    fn memberships(&self, segments: &[i64]) -> Statement<()> {
+        Statement::new(" FROM segment_members m WHERE m.tenant_id = ")
             .integer(self.tenant_id)
-            .sql(" AND contacts.id = audience.id")
+            .sql(" AND m.segment_id = ANY(")
+            .integers(segments.to_vec())
+            .sql(")")
     }
 
     /// Why a member is left out, in the order a summary counts them: exclusion segment,
@@ -142,15 +176,26 @@ impl Audience {
     /// statement timeout). A small audience in a large tenant pays for one scan of the
     /// tenant's contacts instead of a probe per member.
     pub fn counts(&self, conn: &mut PgConnection) -> QueryResult<Counts> {
-        conn.transaction(|conn| hashed(conn, |conn| self.count(conn)))
+        conn.transaction(|conn| {
+            // In 4 MB, the members' hash of a 1M-member audience spilled to disk, built
+            // again by each parallel worker: 3.3-3.5 s against 2.6 s.
+            if self.is_large() {
+                self.give_hashes_room(conn)?;
+            }
+            hashed(conn, |conn| self.count(conn))
+        })
     }
 
     fn count(&self, conn: &mut PgConnection) -> QueryResult<Counts> {
-        let reasons = self.over_members(
-            Statement::<()>::new("SELECT ")
-                .condition(self.exclusion_reason())
-                .sql(" AS reason"),
-        );
+        let mut reasons = vec![Sql::column_is_true("audience.excluded")];
+        reasons.extend(self.contact_exclusions());
+        let reasons = Statement::<()>::new("SELECT ")
+            .condition(Sql::when_first(reasons))
+            .sql(" AS reason FROM (")
+            .statement(self.flagged_members())
+            .sql(") AS audience JOIN contacts ON contacts.tenant_id = ")
+            .integer(self.tenant_id)
+            .sql(" AND contacts.id = audience.id");
         let (total_unique, by_exclusion, opted_out, no_consent, no_address) =
             Statement::<CountsRow>::new(
                 "SELECT count(*), count(*) FILTER (WHERE reason = 1), \
@@ -259,14 +304,11 @@ impl Audience {
         (after, through): (i64, i64),
         limit: i64,
     ) -> QueryResult<Vec<(i64, bool)>> {
-        let segments = [self.included.as_slice(), self.excluded.as_slice()].concat();
         Statement::<(BigInt, Bool)>::new("SELECT m.contact_id, bool_or(m.segment_id = ANY(")
             .integers(self.excluded.clone())
-            .sql(")) FROM segment_members m WHERE m.tenant_id = ")
-            .integer(self.tenant_id)
-            .sql(" AND m.segment_id = ANY(")
-            .integers(segments)
-            .sql(") AND m.contact_id > ")
+            .sql("))")
+            .statement(self.memberships(&self.included_and_excluded()))
+            .sql(" AND m.contact_id > ")
             .integer(after)
             .sql(" AND m.contact_id <= ")
             .integer(through)

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Date};
+use diesel::sql_types::{BigInt, Date};
 
 use super::audience::Audience;
 use super::events;
@@ -72,9 +72,9 @@ pub fn freeze(
     // it estimates a handful of rows and probes contacts one by one (13 s for 900k
     // recipients instead of 4.6). The segments' own counts do not lag: a large audience
     // is read with hashes, in memory.
-    let large = large(conn, tenant_id, &audience.included)?;
+    let large = audience.is_large();
     if large {
-        diesel::sql_query(format!("SET LOCAL work_mem = '{FREEZE_WORK_MEM}'")).execute(conn)?;
+        audience.give_hashes_room(conn)?;
     }
     let (id, created_on): (i64, NaiveDate) = diesel::insert_into(sends::table)
         .values((
@@ -128,29 +128,6 @@ pub fn freeze(
         ))
         .returning(SendRow::as_returning())
         .get_result(conn)
-}
-
-/// Members (counted once per segment) from which a freeze is read with hashes.
-const LARGE_AUDIENCE: i64 = 20_000;
-
-/// Memory a large freeze's hashes may take (per hash, for the one statement).
-const FREEZE_WORK_MEM: &str = "64MB";
-
-/// Whether the included segments hold, together, a large audience.
-fn large(conn: &mut PgConnection, tenant_id: i64, included: &[i64]) -> QueryResult<bool> {
-    #[derive(QueryableByName)]
-    struct Members {
-        #[diesel(sql_type = BigInt)]
-        members: i64,
-    }
-    let counted: Members = diesel::sql_query(
-        "SELECT coalesce(sum(recipients), 0)::bigint AS members FROM segments \
-         WHERE tenant_id = $1 AND id = ANY($2)",
-    )
-    .bind::<BigInt, _>(tenant_id)
-    .bind::<Array<BigInt>, _>(included)
-    .get_result(conn)?;
-    Ok(counted.members >= LARGE_AUDIENCE)
 }
 
 pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<SendRow> {
