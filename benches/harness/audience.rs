@@ -26,6 +26,11 @@ pub async fn audience_setup(ctx: &mut Context<'_>, base: &str) -> (i64, Vec<i64>
         ctx.data.contacts,
     );
     drop_bench_segments(ctx.conn, tenant, "bench-aud");
+    // Earlier scenarios' writes (batches, imports) leave dead contact versions, which
+    // the audience's reads would step over, the service's and the references' alike.
+    diesel::sql_query("VACUUM contacts")
+        .execute(ctx.conn)
+        .expect("vacuum contacts");
     diesel::sql_query("DELETE FROM campaigns WHERE tenant_id = $1 AND name = 'bench-aud'")
         .bind::<BigInt, _>(tenant)
         .execute(ctx.conn)
@@ -177,10 +182,51 @@ pub const REFERENCE_AUDIENCE: &str = "
         OR attributes @> '{\"plan\": \"enterprise\"}'
         OR attributes @> '{\"language\": \"de\"}' OR attributes @> '{\"language\": \"fr\"}')";
 
+/// The dynamic filters of [`REFERENCE_AUDIENCE`], over `c`.
+const REFERENCE_DYNAMIC: &str = "
+    c.attributes @> '{\"city\": \"Naples\"}'
+    OR (c.attributes @> '{\"premium\": true}' AND (c.attributes ->> 'score')::float8 > 80)
+    OR c.tags @> ARRAY['vip']
+    OR c.attributes @> '{\"plan\": \"enterprise\"}'
+    OR c.attributes @> '{\"language\": \"de\"}' OR c.attributes @> '{\"language\": \"fr\"}'";
+
+/// The summary's counts as a DBA would write them, in three shapes (`$1` the tenant,
+/// `$2` the static segments, `$3` all fifteen); each run keeps the fastest. Which wins
+/// swings with the data: the union joined to contacts; contacts filtered by a static
+/// membership or the predicates; the stored memberships of all fifteen (dynamic ones
+/// are stored too), each once, joined to contacts by hashes.
+fn reference_summaries() -> [(String, bool); 3] {
+    let counts = "SELECT count(*) AS total,
+                    count(*) FILTER (WHERE c.opted_out) AS opted_out,
+                    count(*) FILTER (WHERE NOT c.opted_out AND c.phone_e164 IS NULL) AS no_address";
+    [
+        (
+            format!("{counts} FROM ({REFERENCE_AUDIENCE}) a JOIN contacts c ON c.tenant_id = $1 AND c.id = a.id"),
+            false,
+        ),
+        (
+            format!(
+                "{counts} FROM contacts c WHERE c.tenant_id = $1 AND (EXISTS (
+                    SELECT 1 FROM segment_members m WHERE m.tenant_id = $1 AND m.segment_id = ANY($2)
+                    AND m.contact_id = c.id) OR {REFERENCE_DYNAMIC})"
+            ),
+            false,
+        ),
+        (
+            format!(
+                "{counts} FROM (SELECT DISTINCT contact_id AS id FROM segment_members
+                 WHERE tenant_id = $1 AND segment_id = ANY($3)) a
+                 JOIN contacts c ON c.tenant_id = $1 AND c.id = a.id"
+            ),
+            true,
+        ),
+    ]
+}
+
 pub async fn audience_summary(ctx: &mut Context<'_>) -> Vec<Row> {
     let service = Service::start(ctx.database_url);
     let base = service.base.clone();
-    let (campaign, static_ids, _) = audience_setup(ctx, &base).await;
+    let (campaign, static_ids, all_ids) = audience_setup(ctx, &base).await;
     let tenant = ctx.data.tenant_id;
     let path = format!("/v1/campaigns/{campaign}/audience/summary");
     let (mut service_seconds, mut reference_seconds) = (Vec::new(), Vec::new());
@@ -198,31 +244,37 @@ pub async fn audience_summary(ctx: &mut Context<'_>) -> Vec<Row> {
             #[diesel(sql_type = BigInt)]
             no_address: i64,
         }
-        let started = Instant::now();
-        let reference: Counts = diesel::sql_query(format!(
-            "SELECT count(*) AS total,
-                    count(*) FILTER (WHERE c.opted_out) AS opted_out,
-                    count(*) FILTER (WHERE NOT c.opted_out AND c.phone_e164 IS NULL) AS no_address
-             FROM ({REFERENCE_AUDIENCE}) a JOIN contacts c ON c.tenant_id = $1 AND c.id = a.id"
-        ))
-        .bind::<BigInt, _>(tenant)
-        .bind::<Array<BigInt>, _>(&static_ids)
-        .get_result(ctx.conn)
-        .expect("reference summary");
-        let reference_time = started.elapsed().as_secs_f64();
-        assert_eq!(
-            summary["total_unique"].as_i64(),
-            Some(reference.total),
-            "service and reference disagree: {summary}"
-        );
-        assert_eq!(
-            summary["excluded"]["opted_out"].as_i64(),
-            Some(reference.opted_out)
-        );
-        assert_eq!(
-            summary["excluded"]["no_address"].as_i64(),
-            Some(reference.no_address)
-        );
+        let mut reference_time = f64::MAX;
+        for (statement, hashed) in reference_summaries() {
+            let started = Instant::now();
+            let reference: Counts = ctx
+                .conn
+                .transaction(|conn| {
+                    if hashed {
+                        diesel::sql_query("SET LOCAL enable_nestloop = off").execute(conn)?;
+                    }
+                    diesel::sql_query(&statement)
+                        .bind::<BigInt, _>(tenant)
+                        .bind::<Array<BigInt>, _>(&static_ids)
+                        .bind::<Array<BigInt>, _>(&all_ids)
+                        .get_result(conn)
+                })
+                .expect("reference summary");
+            reference_time = reference_time.min(started.elapsed().as_secs_f64());
+            assert_eq!(
+                summary["total_unique"].as_i64(),
+                Some(reference.total),
+                "service and reference disagree: {summary}"
+            );
+            assert_eq!(
+                summary["excluded"]["opted_out"].as_i64(),
+                Some(reference.opted_out)
+            );
+            assert_eq!(
+                summary["excluded"]["no_address"].as_i64(),
+                Some(reference.no_address)
+            );
+        }
         if run != WARM_UP {
             service_seconds.push(service_time);
             reference_seconds.push(reference_time);
@@ -241,8 +293,8 @@ pub async fn audience_summary(ctx: &mut Context<'_>) -> Vec<Row> {
             reference: Some(reference_time * 1000.0),
             unit: "ms",
             higher_is_better: false,
-            target: "<= 1.3x raw SQL".into(),
-            met: Some(service_time <= 1.3 * reference_time),
+            target: "<= 1.2x the fastest SQL".into(),
+            met: Some(service_time <= 1.2 * reference_time),
         },
         rss_row("audience-summary", &service),
     ]
