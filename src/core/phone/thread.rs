@@ -180,6 +180,32 @@ mod tests {
     }
 
     #[test]
+    fn every_region_example_number_reads_with_the_ascii_patterns() {
+        let examples: Vec<(String, String)> = DATABASE
+            .iter()
+            .flat_map(|region| {
+                let descriptors = region.descriptors();
+                [descriptors.fixed_line(), descriptors.mobile()]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|descriptor| descriptor.example())
+                    .map(|digits| (region.country_code(), digits.to_owned()))
+                    .collect::<Vec<_>>()
+            })
+            .map(|(code, digits)| (format!("+{code} {digits}"), format!("+{code}{digits}")))
+            .collect();
+        assert!(examples.len() > 400, "only {} examples", examples.len());
+        let unread: Vec<&String> = examples
+            .iter()
+            .filter(|(written, e164)| {
+                super::super::normalize(written, None).map(|phone| phone.e164) != Some(e164.clone())
+            })
+            .map(|(written, _)| written)
+            .collect();
+        assert!(unread.is_empty(), "not read: {unread:?}");
+    }
+
+    #[test]
     fn work_runs_on_one_thread_whoever_asks() {
         let threads: Vec<std::thread::ThreadId> = (0..4)
             .map(|_| std::thread::spawn(|| on_phone_thread(|| std::thread::current().id())))
