@@ -1,5 +1,7 @@
 //! Contacts: lookups, lists with search, and single writes.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
 use diesel::expression::SqlLiteral;
@@ -97,8 +99,12 @@ fn columns(
 #[derive(Debug, Default)]
 pub struct ContactFilters {
     pub search: Option<String>,
-    /// The search text read as a phone number, matched exactly against the validated phone.
-    pub search_phone: Option<String>,
+    /// The tenant's region, to read the search text as a phone number.
+    region: Option<String>,
+    /// The search text read as a phone number, matched exactly against the validated
+    /// phone. Read where the query is built, on a blocking thread: numbers are read on
+    /// the phone thread, which a request's async side must not wait for.
+    search_phone: OnceLock<Option<String>>,
     pub tag: Option<String>,
     pub opted_out: Option<bool>,
 }
@@ -117,14 +123,21 @@ impl ContactFilters {
             .filter(|s| !s.is_empty())
             .map(str::to_owned);
         Self {
-            search_phone: search
-                .as_deref()
-                .and_then(|s| phone::normalize(s, default_region))
-                .map(|p| p.e164),
             search,
+            region: default_region.map(str::to_owned),
+            search_phone: OnceLock::new(),
             tag: tag.filter(|t| !t.trim().is_empty()),
             opted_out,
         }
+    }
+
+    fn search_phone(&self) -> Option<&str> {
+        self.search_phone
+            .get_or_init(|| {
+                let search = self.search.as_deref()?;
+                phone::normalize(search, self.region.as_deref()).map(|phone| phone.e164)
+            })
+            .as_deref()
     }
 }
 
@@ -170,8 +183,8 @@ pub fn filtered(
     if let Some(search) = &filters.search {
         let text_match =
             sql::<Bool>(&format!("{SEARCH_TEXT} ILIKE ")).bind::<Text, _>(like_pattern(search));
-        query = match &filters.search_phone {
-            Some(phone) => query.filter(text_match.or(contacts::phone_e164.eq(phone.clone()))),
+        query = match filters.search_phone() {
+            Some(phone) => query.filter(text_match.or(contacts::phone_e164.eq(phone.to_owned()))),
             None => query.filter(text_match),
         };
     }
