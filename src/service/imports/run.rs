@@ -222,7 +222,8 @@ fn parse(
                 .store(stager.tally.rows as u64, Ordering::Relaxed);
             records.push(record);
             if records.len() == ROWS_PER_HANDOFF {
-                copying = stager.stage(reader.read(std::mem::take(&mut records)));
+                let full = std::mem::replace(&mut records, Vec::with_capacity(ROWS_PER_HANDOFF));
+                copying = stager.stage(reader.read(full));
             }
             copying
         })
