@@ -145,10 +145,8 @@ fn keys_after(
     after: i64,
 ) -> Result<Option<Keys>, Error> {
     let bounds = audience.contact_id_bounds(conn)?;
-    Ok(bounds.and_then(|(first, last)| {
-        let rows = audience.members_estimate;
-        Keys { first, last, rows }.after(after)
-    }))
+    Ok(bounds
+        .and_then(|(first, last)| Keys::new(first, last, audience.members_estimate).after(after)))
 }
 
 /// The most members a page's read examines: where nearly every member is left out

@@ -132,11 +132,7 @@ pub async fn stream(
         Ok::<_, Error>((send, bounds))
     })
     .await?;
-    let keys = bounds.map(|(first, last)| Keys {
-        first,
-        last,
-        rows: send.summary().eligible(),
-    });
+    let keys = bounds.map(|(first, last)| Keys::new(first, last, send.summary().eligible()));
     let fetch = move |conn: &mut PgConnection, after, through, limit| {
         let (rows, cut) = send_recipients::recipients_streamed(
             conn,

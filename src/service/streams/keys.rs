@@ -10,6 +10,19 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// The keys from `first` to `last` holding about `rows` rows: at most one a key, so an
+    /// estimate that counts a row more than once (a contact in several segments) is
+    /// capped by the keys there are.
+    pub fn new(first: i64, last: i64, rows: i64) -> Self {
+        let keys = i128::from(last) - i128::from(first) + 1;
+        let rows = i128::from(rows).clamp(1, keys.max(1));
+        Self {
+            first,
+            last,
+            rows: i64::try_from(rows).unwrap_or(i64::MAX),
+        }
+    }
+
     /// The keys past `after`, with their share of the rows; `None` when none are left.
     pub fn after(self, after: i64) -> Option<Keys> {
         if after >= self.last {
@@ -151,6 +164,14 @@ mod tests {
         // Far denser: narrower, by at most the step.
         spans.observe(200_000, 1_000_000);
         assert_eq!(spans.next(), Some((350_000, 400_000)));
+    }
+
+    #[test]
+    fn a_key_holds_one_row_at_most() {
+        assert_eq!(Keys::new(1, 1_000, 3_000).rows, 1_000);
+        assert_eq!(Keys::new(1, 1_000, 300).rows, 300);
+        assert_eq!(Keys::new(5, 5, 0).rows, 1);
+        assert_eq!(Keys::new(1, i64::MAX, i64::MAX).rows, i64::MAX);
     }
 
     #[test]

@@ -112,39 +112,42 @@ impl<T> Read<T> {
 type RangeRows<T> = Result<Read<T>, Error>;
 
 /// The first `limit` rows with keys in `keys`, in key order, read on one connection
-/// range by range, each range sized by the density met so far, until `limit` rows are
-/// kept or the keys end. The first read examines `limit` rows at most; while reads keep
-/// too few (the rest left out), each examines up to four times more, to `most`. So a
-/// page costs reads of bounded size, and few of them however many rows are left out.
-pub fn first_rows<T, F>(
-    conn: &mut PgConnection,
+/// range by range until `limit` rows are kept or the keys end. The first read examines
+/// the limit and a quarter more (most members are rows: one read a little larger costs
+/// less than a second one); each later one what the rows still missing need at the share
+/// kept so far (see [`next_ask`]). So a page costs one read when the estimate holds, and
+/// few reads of bounded size however many rows are left out.
+///
+/// Generic over the connection so that the sizing is tested without a database.
+pub fn first_rows<C, T, F>(
+    conn: &mut C,
     keys: Option<Keys>,
     (limit, most): (i64, i64),
     mut fetch: F,
 ) -> Result<Vec<T>, Error>
 where
-    F: FnMut(&mut PgConnection, i64, i64, i64) -> RangeRows<T>,
+    F: FnMut(&mut C, i64, i64, i64) -> RangeRows<T>,
 {
     let mut rows = Vec::new();
     let Some(keys) = keys else {
         return Ok(rows);
     };
     let wanted = usize::try_from(limit).unwrap_or_default();
-    let mut ask = limit.max(1);
+    let most = most.max(limit).max(1);
+    let mut ask = with_headroom(limit.max(1)).min(most);
     let mut spans = Spans::new(keys, ask);
+    let mut examined = 0;
     let mut range = spans.next();
     while let Some((after, through)) = range {
         let read = fetch(conn, after, through, ask)?;
-        let kept_too_few = read.rows.len().saturating_mul(2) < read.examined;
+        examined += read.examined;
         rows.extend(read.rows);
         if rows.len() >= wanted {
             rows.truncate(wanted);
             break;
         }
-        if kept_too_few {
-            ask = ask.saturating_mul(MAX_STEP).min(most.max(ask));
-            spans.aim(ask);
-        }
+        ask = next_ask(wanted - rows.len(), rows.len(), examined, ask, most);
+        spans.aim(ask);
         spans.observe(read.cut.unwrap_or(through) - after, read.examined);
         if let Some(key) = read.cut {
             // Read on from the cut in a range sized anew, not over the rest of this one.
@@ -153,6 +156,24 @@ where
         range = spans.next();
     }
     Ok(rows)
+}
+
+/// A read aimed at `rows` rows examines a quarter more.
+fn with_headroom(rows: i64) -> i64 {
+    rows.saturating_add(rows / 4)
+}
+
+/// The members a page's next read examines: enough for the `missing` rows at the share
+/// of the members examined so far that were kept, with headroom; `MAX_STEP` times the
+/// last read while none was kept. Never more than `MAX_STEP` times the last read, nor
+/// than `most`.
+fn next_ask(missing: usize, kept: usize, examined: usize, last: i64, most: i64) -> i64 {
+    let step = last.saturating_mul(MAX_STEP).min(most);
+    if kept == 0 {
+        return step;
+    }
+    let needed = (missing as u128).saturating_mul(examined as u128) / kept as u128;
+    with_headroom(i64::try_from(needed).unwrap_or(i64::MAX)).clamp(1, step.max(1))
 }
 
 /// Streams the rows with keys in `keys` (none when `None`), in key order, in ranges of
@@ -231,6 +252,60 @@ impl<T: Send + 'static> RangeRead<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows 1..=1000 at every key, of which those `kept` keeps; records each read.
+    fn page(limit: i64, kept: fn(i64) -> bool) -> (Vec<i64>, Vec<(i64, i64, i64)>) {
+        let mut reads = Vec::new();
+        let keys = Some(Keys::new(1, 1_000, 1_000));
+        let rows = first_rows(
+            &mut reads,
+            keys,
+            (limit, 400),
+            |reads, after, through, ask| {
+                reads.push((after, through, ask));
+                let examined: Vec<i64> = (after + 1..=through).take(ask as usize).collect();
+                let cut = (examined.len() as i64 == ask && examined.last() != Some(&through))
+                    .then(|| examined.last().copied())
+                    .flatten();
+                let rows = examined.iter().copied().filter(|&key| kept(key)).collect();
+                Ok(Read {
+                    rows,
+                    examined: examined.len(),
+                    cut,
+                })
+            },
+        )
+        .unwrap_or_default();
+        (rows, reads)
+    }
+
+    #[test]
+    fn a_page_whose_estimate_holds_takes_one_read() {
+        // Nine rows in ten kept: the headroom covers them.
+        let (rows, reads) = page(100, |key| key % 10 != 0);
+        assert_eq!(rows.len(), 100);
+        assert_eq!(rows.last(), Some(&111));
+        assert_eq!(reads, [(0, 125, 125)]);
+    }
+
+    #[test]
+    fn a_short_page_reads_on_for_what_is_missing() {
+        // Half kept: the first read brings 62, the second aims at the 38 missing.
+        let (rows, reads) = page(100, |key| key % 2 == 0);
+        assert_eq!(rows, (1..=100).map(|n| n * 2).collect::<Vec<_>>());
+        assert_eq!(reads.len(), 2);
+        assert_eq!(reads[1].2, 95);
+    }
+
+    #[test]
+    fn where_nearly_all_is_left_out_reads_grow_to_the_most() {
+        let (rows, reads) = page(100, |key| key > 990);
+        assert_eq!(rows, (991..=1_000).collect::<Vec<_>>());
+        let asks: Vec<i64> = reads.iter().map(|read| read.2).collect();
+        assert!(asks.windows(2).all(|pair| pair[1] <= pair[0] * MAX_STEP));
+        assert!(asks.iter().all(|&ask| ask <= 400), "{asks:?}");
+        assert_eq!(reads.last().map(|read| read.1), Some(1_000));
+    }
 
     #[tokio::test]
     async fn a_stream_that_stops_short_ends_with_an_error() {
