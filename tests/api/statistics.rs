@@ -209,6 +209,12 @@ async fn an_audience_summed_streamed_and_paged_on_a_tenant_grown_since() {
         .await
         .expect(200);
     assert_eq!(summary["eligible"], expected.len(), "{summary}");
+    assert_eq!(
+        summary["excluded"]["by_exclusion"],
+        left_out.len(),
+        "{summary}"
+    );
+    assert_eq!(summary["excluded"]["opted_out"], 1, "{summary}");
 
     // The same audience a page of 10,000 at a time.
     let (mut paged, mut after) = (Vec::new(), 0);
