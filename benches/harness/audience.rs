@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::report::{median, Row};
 use crate::scenarios::{
     copy_lines, drop_bench_segments, reference_segment, rss_row, run_numbers, stream_lines,
-    timed_page, Context, WARM_UP,
+    timed_page, vacuum_memberships, Context, WARM_UP,
 };
 use crate::service::Service;
 
@@ -104,19 +104,18 @@ const REFERENCE_PAGES: [&str; 2] = [
 ];
 
 /// Pages of 1,000 recipients from across the list: the service's against the faster of
-/// [`REFERENCE_PAGES`] (their medians), with statistics taken first so that the
-/// references get their best plans.
+/// [`REFERENCE_PAGES`] (their medians), with the memberships vacuumed and statistics
+/// taken first so that the references get their best plans.
 async fn audience_page(ctx: &mut Context<'_>, base: &str, campaign: i64, segments: &[i64]) -> Row {
     #[derive(QueryableByName)]
     struct Id {
         #[diesel(sql_type = BigInt)]
         id: i64,
     }
-    // Vacuumed as autovacuum would have by now (it is off on this machine): the
-    // memberships just written are then read from the index alone, by both sides.
+    vacuum_memberships(ctx.conn);
     ctx.conn
-        .batch_execute("VACUUM ANALYZE segment_members")
-        .expect("vacuum and analyze");
+        .batch_execute("ANALYZE segment_members")
+        .expect("analyze");
     let (tenant, first, contacts) = (
         ctx.data.tenant_id,
         ctx.data.first_contact_id,
@@ -236,11 +235,7 @@ pub async fn audience_summary(ctx: &mut Context<'_>) -> Vec<Row> {
     let service = Service::start(ctx.database_url);
     let base = service.base.clone();
     let (campaign, static_ids, all_ids) = audience_setup(ctx, &base).await;
-    // Vacuumed as autovacuum would have by now (it is off on this machine), for both
-    // sides: memberships are then read from the index alone. No statistics are taken.
-    ctx.conn
-        .batch_execute("VACUUM segment_members")
-        .expect("vacuum the memberships");
+    vacuum_memberships(ctx.conn);
     let tenant = ctx.data.tenant_id;
     let path = format!("/v1/campaigns/{campaign}/audience/summary");
     let (mut service_seconds, mut reference_seconds) = (Vec::new(), Vec::new());

@@ -315,10 +315,16 @@ pub fn drop_bench_segments(conn: &mut PgConnection, tenant_id: i64, prefix: &str
         .execute(conn)
         .expect("drop bench segments");
     }
-    // Their memberships, now dead, go too (this server's autovacuum is off): left in
-    // the indexes, every later run read past millions of them and its figures drifted.
-    // No statistics are taken here: what a scenario writes next, the planner has not
-    // seen until the scenario itself analyses it.
+    // Their memberships, now dead, go too: left in the indexes, every later run read
+    // past millions of them and its figures drifted. No statistics are taken here: what
+    // a scenario writes next, the planner has not seen until the scenario analyses it.
+    vacuum_memberships(conn);
+}
+
+/// Vacuums the memberships as autovacuum would have by then; this server's is off. Dead
+/// ones go, and the live ones are marked visible, so both the service and a reference
+/// read them from an index alone. No statistics are taken.
+pub fn vacuum_memberships(conn: &mut PgConnection) {
     conn.batch_execute("VACUUM segment_members")
         .expect("vacuum the memberships");
 }
