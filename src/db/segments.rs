@@ -123,13 +123,21 @@ pub fn list(
             query.order((segments::recipients.desc(), segments::id.desc()))
         }
     };
-    let rows = query
+    // The total rides on the page's rows (counted once, as an uncorrelated subquery):
+    // one round trip a page instead of two. A page past the end has no row to carry
+    // it, so only then is it counted on its own.
+    let total = filtered(tenant_id, filters).count().single_value();
+    let page: Vec<(SegmentRow, Option<i64>)> = query
         .limit(limit)
         .offset(offset)
-        .select(SegmentRow::as_select())
+        .select((SegmentRow::as_select(), total))
         .load(conn)?;
-    let total = filtered(tenant_id, filters).count().get_result(conn)?;
-    Ok((rows, total))
+    let total = match page.first() {
+        Some((_, total)) => total.unwrap_or_default(),
+        None if offset == 0 => 0,
+        None => filtered(tenant_id, filters).count().get_result(conn)?,
+    };
+    Ok((page.into_iter().map(|(row, _)| row).collect(), total))
 }
 
 /// The segment, or a 404 naming it.

@@ -126,6 +126,20 @@ async fn list_searches_filters_sorts_and_pages() {
         .expect(200);
     assert_eq!(names(&page), ["delta"]);
     assert_eq!(page["total"], 4);
+    // Past the end, no row carries the total: it is still counted.
+    let past_end = app
+        .get("/v1/segments?sort=name&per_page=3&page=3", &key)
+        .await
+        .expect(200);
+    assert_eq!(names(&past_end), Vec::<String>::new());
+    assert_eq!(past_end["total"], 4);
+    // The total counts what the filters keep, not the page nor the tenant.
+    let narrowed = app
+        .get("/v1/segments?channel=whatsapp&per_page=1", &key)
+        .await
+        .expect(200);
+    assert_eq!(names(&narrowed).len(), 1);
+    assert_eq!(narrowed["total"], 2);
     app.get("/v1/segments?sort=size", &key)
         .await
         .expect_problem(400, "invalid_query");
