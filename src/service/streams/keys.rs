@@ -23,6 +23,13 @@ impl Keys {
         }
     }
 
+    /// Whether rows fill at least half of the keys: then reading every key of a range
+    /// costs at most twice reading its rows.
+    pub fn is_dense(&self) -> bool {
+        let keys = i128::from(self.last) - i128::from(self.first) + 1;
+        i128::from(self.rows) * 2 >= keys
+    }
+
     /// The keys past `after`, with their share of the rows; `None` when none are left.
     pub fn after(self, after: i64) -> Option<Keys> {
         if after >= self.last {
@@ -115,6 +122,16 @@ fn clamp_width(width: i128) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_dense_when_rows_fill_half_of_them() {
+        assert!(Keys::new(1, 100, 50).is_dense());
+        assert!(Keys::new(1, 100, 300).is_dense());
+        assert!(!Keys::new(1, 100, 49).is_dense());
+        assert!(!Keys::new(1, 1_000_000, 1_000).is_dense());
+        let rest = Keys::new(1, 1_000_000, 900_000).after(500_000);
+        assert!(rest.is_some_and(|keys| keys.is_dense()));
+    }
 
     fn all(spans: &mut Spans) -> Vec<(i64, i64)> {
         std::iter::from_fn(|| spans.next()).collect()
