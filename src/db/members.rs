@@ -1,19 +1,18 @@
-//! Static membership: set-based writes that keep `segments.recipients` exact, and the
-//! reads of members and candidates.
+//! Static membership: set-based writes that keep `segments.recipients` exact (the reads
+//! of members and candidates are in [`super::member_reads`]).
 
-use chrono::{DateTime, Utc};
-use diesel::dsl::{exists, not, sql};
+use diesel::dsl::sql;
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Nullable};
+use diesel::sql_types::{Array, BigInt, Bool};
 
-use super::contacts::ContactRow;
 use super::events;
 use super::locks::{self, Lock};
 use super::schema::{contacts, segment_members, segments};
 use super::segments::SegmentRow;
-use super::sql::{Bound, Condition as Sql};
+use super::sql::{Bound, Condition as Sql, Statement};
 use crate::core::eligibility::{ContactFacts, Requirements};
+use crate::core::event::EventType;
 use crate::core::types::Channel;
 
 /// A set of the tenant's contacts, rebuilt for each statement that reads it.
@@ -120,38 +119,7 @@ pub fn new_endpoints(
         .get_result(conn)
 }
 
-/// Inserts the eligible contacts of `source` that are not members yet, recording the
-/// import that added them, if one did, and their events; returns how many.
-pub fn insert_eligible(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    segment_id: i64,
-    source: ContactSource,
-    requirements: Requirements,
-    import_id: Option<i64>,
-) -> QueryResult<usize> {
-    let rows = source().filter(eligible(requirements)).select((
-        contacts::tenant_id,
-        segment_id.into_sql::<BigInt>(),
-        contacts::id,
-        import_id.into_sql::<Nullable<BigInt>>(),
-    ));
-    let added = diesel::insert_into(segment_members::table)
-        .values(rows)
-        .into_columns((
-            segment_members::tenant_id,
-            segment_members::segment_id,
-            segment_members::contact_id,
-            segment_members::import_id,
-        ))
-        .on_conflict_do_nothing()
-        .returning(segment_members::contact_id)
-        .get_results::<i64>(conn)?;
-    events::stage_members(conn, tenant_id, segment_id, &added, true)?;
-    Ok(added.len())
-}
-
-/// How the contacts of `source` fare under the rule, counted in one pass.
+/// How the contacts of a source fare under the rule.
 pub struct Tally {
     pub eligible: i64,
     pub refused: i64,
@@ -159,50 +127,120 @@ pub struct Tally {
     pub eligible_without_phone: i64,
 }
 
-pub fn tally(
-    conn: &mut PgConnection,
-    source: ContactSource,
-    requirements: Requirements,
-) -> QueryResult<Tally> {
-    use diesel::dsl::{case_when, count};
-    let (eligible_count, refused, eligible_without_phone) = source()
-        .select((
-            count(case_when(eligible(requirements), contacts::id)),
-            count(case_when(not(eligible(requirements)), contacts::id)),
-            count(case_when(
-                eligible(requirements).and(contacts::phone_e164.is_null()),
-                contacts::id,
-            )),
-        ))
-        .get_result::<(i64, i64, i64)>(conn)?;
-    Ok(Tally {
-        eligible: eligible_count,
-        refused,
-        eligible_without_phone,
-    })
+/// What adding the eligible contacts of a source did, and what the report lists.
+pub struct Addition {
+    /// Eligible contacts that were not members yet.
+    pub added: i64,
+    pub tally: Tally,
+    /// The first `listed` refused contacts, with the facts that explain why.
+    pub refused: Vec<(i64, ContactFacts)>,
+    /// The first `listed` eligible contacts without a validated phone.
+    pub without_phone: Vec<i64>,
 }
 
-/// The first `limit` refused contacts of `source`, with the facts that explain why.
-pub fn refused(
+type AdditionRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    Vec<i64>,
+    Vec<bool>,
+    Vec<bool>,
+    Vec<bool>,
+    Vec<i64>,
+);
+type AdditionSql = (
+    BigInt,
+    BigInt,
+    BigInt,
+    BigInt,
+    Array<BigInt>,
+    Array<Bool>,
+    Array<Bool>,
+    Array<Bool>,
+    Array<BigInt>,
+);
+
+/// Inserts the eligible contacts of `source` that are not members yet, recording the
+/// import that added them, if one did, and stages their events; counts and lists the
+/// rest for the report. One statement: the source is read once and nothing travels
+/// back and forth (10,000 contacts: four statements binding the same 10,000 ids
+/// before).
+pub fn add_eligible(
     conn: &mut PgConnection,
+    tenant_id: i64,
+    segment_id: i64,
     source: ContactSource,
     requirements: Requirements,
-    limit: i64,
-) -> QueryResult<Vec<(i64, ContactFacts)>> {
-    let rows: Vec<(i64, bool, bool, bool)> = source()
-        .filter(not(eligible(requirements)))
-        .order(contacts::id)
-        .limit(limit)
-        .select((
-            contacts::id,
-            contacts::phone_e164.is_not_null(),
-            contacts::email.is_not_null(),
-            contacts::privacy_consent,
-        ))
-        .load(conn)?;
-    Ok(rows
+    import_id: Option<i64>,
+    listed: i64,
+) -> QueryResult<Addition> {
+    let rows = source().select((
+        contacts::id,
+        eligible(requirements),
+        contacts::phone_e164.is_not_null(),
+        contacts::email.is_not_null(),
+        contacts::privacy_consent,
+    ));
+    let import = match import_id {
+        Some(id) => Statement::<()>::new("").integer(id),
+        None => Statement::new("NULL::bigint"),
+    };
+    let joined = EventType::MemberAdded.as_str();
+    let tail = Statement::<()>::new(
+        "), added AS (INSERT INTO segment_members (tenant_id, segment_id, contact_id, import_id) SELECT ",
+    )
+    .integer(tenant_id)
+    .sql(", ")
+    .integer(segment_id)
+    .sql(", id, ")
+    .statement(import)
+    .sql(
+        " FROM source WHERE eligible ON CONFLICT DO NOTHING RETURNING contact_id), \
+         staged AS (INSERT INTO staged_events (tenant_id, type, segment_id, contact_id) SELECT ",
+    )
+    .integer(tenant_id)
+    .sql(&format!(", '{joined}', "))
+    .integer(segment_id)
+    .sql(
+        ", contact_id FROM added) \
+         SELECT (SELECT count(*) FROM added), tally.*, refused.*, without_phone.* FROM \
+         (SELECT count(*) FILTER (WHERE eligible), count(*) FILTER (WHERE NOT eligible), \
+                 count(*) FILTER (WHERE eligible AND NOT has_phone) FROM source) tally, \
+         (SELECT coalesce(array_agg(id ORDER BY id), '{}'), \
+                 coalesce(array_agg(has_phone ORDER BY id), '{}'), \
+                 coalesce(array_agg(has_email ORDER BY id), '{}'), \
+                 coalesce(array_agg(consent ORDER BY id), '{}') \
+            FROM (SELECT * FROM source WHERE NOT eligible ORDER BY id LIMIT ",
+    )
+    .integer(listed)
+    .sql(
+        ") first) refused, \
+         (SELECT coalesce(array_agg(id ORDER BY id), '{}') \
+            FROM (SELECT id FROM source WHERE eligible AND NOT has_phone ORDER BY id LIMIT ",
+    )
+    .integer(listed)
+    .sql(") first) without_phone");
+    let (
+        added,
+        eligible,
+        refused,
+        eligible_without_phone,
+        ids,
+        phones,
+        emails,
+        consents,
+        without_phone,
+    ) = Statement::<AdditionSql>::new(
+        "WITH source (id, eligible, has_phone, has_email, consent) AS MATERIALIZED (",
+    )
+    .around(rows, tail)
+    .get_result::<AdditionRow>(conn)?;
+    let refused_listed = ids
         .into_iter()
-        .map(|(id, phone, email, consent)| {
+        .zip(phones)
+        .zip(emails.into_iter().zip(consents))
+        .map(|((id, phone), (email, consent))| {
             (
                 id,
                 ContactFacts {
@@ -212,23 +250,17 @@ pub fn refused(
                 },
             )
         })
-        .collect())
-}
-
-/// The first `limit` eligible contacts of `source` without a validated phone.
-pub fn eligible_without_phone(
-    conn: &mut PgConnection,
-    source: ContactSource,
-    requirements: Requirements,
-    limit: i64,
-) -> QueryResult<Vec<i64>> {
-    source()
-        .filter(eligible(requirements))
-        .filter(contacts::phone_e164.is_null())
-        .order(contacts::id)
-        .limit(limit)
-        .select(contacts::id)
-        .load(conn)
+        .collect();
+    Ok(Addition {
+        added,
+        tally: Tally {
+            eligible,
+            refused,
+            eligible_without_phone,
+        },
+        refused: refused_listed,
+        without_phone,
+    })
 }
 
 /// Removes the listed members, with their events; returns how many were members.
@@ -267,108 +299,4 @@ pub fn adjust_recipients(
         ))
         .returning(segments::recipients)
         .get_result(conn)
-}
-
-/// A subquery: is `contacts.id` a member of the segment?
-#[diesel::dsl::auto_type]
-fn is_member(tenant_id: i64, segment_id: i64) -> _ {
-    exists(
-        segment_members::table
-            .filter(segment_members::tenant_id.eq(tenant_id))
-            .filter(segment_members::segment_id.eq(segment_id))
-            .filter(segment_members::contact_id.eq(contacts::id)),
-    )
-}
-
-/// A member's contact and when it was added.
-pub type MemberRow = (ContactRow, Option<DateTime<Utc>>);
-
-/// A page of members of `source` (already filtered by search), with when each was added.
-pub fn list_members(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    segment_id: i64,
-    source: ContactSource,
-    limit: i64,
-    offset: i64,
-) -> QueryResult<(Vec<MemberRow>, i64)> {
-    let rows: Vec<ContactRow> = source()
-        .filter(is_member(tenant_id, segment_id))
-        .order(contacts::id)
-        .limit(limit)
-        .offset(offset)
-        .select(ContactRow::as_select())
-        .load(conn)?;
-    let total = source()
-        .filter(is_member(tenant_id, segment_id))
-        .count()
-        .get_result(conn)?;
-    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
-    let added: Vec<(i64, DateTime<Utc>)> = segment_members::table
-        .filter(segment_members::tenant_id.eq(tenant_id))
-        .filter(segment_members::segment_id.eq(segment_id))
-        .filter(Sql::one_of("segment_members.contact_id", ids))
-        .select((segment_members::contact_id, segment_members::added_at))
-        .load(conn)?;
-    let rows = rows
-        .into_iter()
-        .map(|row| {
-            let added_at = added
-                .iter()
-                .find(|(id, _)| *id == row.id)
-                .map(|(_, at)| *at);
-            (row, added_at)
-        })
-        .collect();
-    Ok((rows, total))
-}
-
-/// A page of contacts of `source` that are not members of the segment.
-pub fn list_candidates(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    segment_id: i64,
-    source: ContactSource,
-    limit: i64,
-    offset: i64,
-) -> QueryResult<(Vec<ContactRow>, i64)> {
-    let rows = source()
-        .filter(not(is_member(tenant_id, segment_id)))
-        .order(contacts::id)
-        .limit(limit)
-        .offset(offset)
-        .select(ContactRow::as_select())
-        .load(conn)?;
-    let total = source()
-        .filter(not(is_member(tenant_id, segment_id)))
-        .count()
-        .get_result(conn)?;
-    Ok((rows, total))
-}
-
-/// Members after `after` in contact id order, for exports.
-pub fn members_after(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    segment_id: i64,
-    after: i64,
-    limit: i64,
-) -> QueryResult<Vec<MemberRow>> {
-    let rows: Vec<(ContactRow, DateTime<Utc>)> = contacts::table
-        .inner_join(
-            segment_members::table.on(segment_members::tenant_id
-                .eq(contacts::tenant_id)
-                .and(segment_members::contact_id.eq(contacts::id))),
-        )
-        .filter(segment_members::tenant_id.eq(tenant_id))
-        .filter(segment_members::segment_id.eq(segment_id))
-        .filter(segment_members::contact_id.gt(after))
-        .order(segment_members::contact_id)
-        .limit(limit)
-        .select((ContactRow::as_select(), segment_members::added_at))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(row, added_at)| (row, Some(added_at)))
-        .collect())
 }

@@ -18,6 +18,7 @@ pub mod import_jobs;
 pub mod imports;
 pub mod leadership;
 pub mod locks;
+pub mod member_reads;
 pub mod members;
 pub mod migrate;
 pub mod notify;

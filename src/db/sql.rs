@@ -257,6 +257,46 @@ impl<Row> Query for Statement<Row> {
 
 impl<Row> RunQueryDsl<PgConnection> for Statement<Row> {}
 
+/// A statement around a query Diesel built: trusted text and values, the query's own
+/// text and values, then more; for a Diesel query used as a `WITH` item.
+pub struct Around<Query, Row> {
+    head: Condition,
+    query: Query,
+    tail: Condition,
+    row: PhantomData<Row>,
+}
+
+impl<Row> Statement<Row> {
+    /// This statement's text and values, then `query`'s, then `tail`'s.
+    pub fn around<Inner, Other>(self, query: Inner, tail: Statement<Other>) -> Around<Inner, Row> {
+        Around {
+            head: self.body,
+            query,
+            tail: tail.body,
+            row: PhantomData,
+        }
+    }
+}
+
+impl<Inner, Row> QueryId for Around<Inner, Row> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Inner: QueryFragment<Pg>, Row> QueryFragment<Pg> for Around<Inner, Row> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.head.walk(&mut out)?;
+        self.query.walk_ast(out.reborrow())?;
+        self.tail.walk(&mut out)
+    }
+}
+
+impl<Inner, Row> Query for Around<Inner, Row> {
+    type SqlType = Row;
+}
+
+impl<Inner, Row> RunQueryDsl<PgConnection> for Around<Inner, Row> {}
+
 /// `%` and `_` in user search text match themselves, not any text.
 pub fn like_pattern(search: &str) -> String {
     format!("%{}%", escape_like(search))

@@ -15,7 +15,8 @@ use crate::core::membership::{Rejection, Removed, Report, Warning, MAX_LISTED};
 use crate::core::tenant::Tenant;
 use crate::core::types::SegmentKind;
 use crate::db::contacts::{selected, with_ids, ContactFilters, ContactRow};
-use crate::db::members::{self, ContactSource, MemberRow};
+use crate::db::member_reads::{self, MemberRow};
+use crate::db::members::{self, ContactSource};
 use crate::db::pool;
 use crate::db::segments::{self, SegmentRow};
 
@@ -90,10 +91,16 @@ pub fn add_members(
     let mut missing: Option<Vec<i64>> = None;
     for segment in &segments {
         let requirements = rules(tenant, segment);
-        let added =
-            members::insert_eligible(conn, tenant.id, segment.id, source, requirements, import_id)?
-                as i64;
-        let tally = members::tally(conn, source, requirements)?;
+        let addition = members::add_eligible(
+            conn,
+            tenant.id,
+            segment.id,
+            source,
+            requirements,
+            import_id,
+            MAX_LISTED,
+        )?;
+        let (added, tally) = (addition.added, addition.tally);
         // Ids named that matched no contact of the tenant: looked up only when some did not.
         let missing = match (named_ids, &missing) {
             (_, Some(missing)) => missing.clone(),
@@ -114,31 +121,26 @@ pub fn add_members(
                 message: CONTACT_NOT_FOUND.message.into(),
             })
             .collect();
-        if tally.refused > 0 {
-            let refused = members::refused(conn, source, requirements, MAX_LISTED)?;
-            rejected.extend(refused.into_iter().filter_map(|(contact_id, facts)| {
-                match requirements.verdict(facts) {
+        rejected.extend(
+            addition
+                .refused
+                .into_iter()
+                .filter_map(|(contact_id, facts)| match requirements.verdict(facts) {
                     Verdict::Rejected(issue) => Some(Rejection {
                         contact_id,
                         code: issue.code.into(),
                         message: issue.message.into(),
                     }),
                     _ => None,
-                }
-            }));
-        }
+                }),
+        );
         rejected.truncate(MAX_LISTED as usize);
         let mut warnings = Vec::new();
         if requirements.warn_without_phone && tally.eligible_without_phone > 0 {
             warnings.push(Warning {
                 code: NO_VALIDATED_MOBILE_WARNING.code.into(),
                 message: NO_VALIDATED_MOBILE_WARNING.message.into(),
-                contact_ids: members::eligible_without_phone(
-                    conn,
-                    source,
-                    requirements,
-                    MAX_LISTED,
-                )?,
+                contact_ids: addition.without_phone,
                 count: tally.eligible_without_phone,
             });
         }
@@ -275,7 +277,7 @@ pub async fn list(
         let segment = segments::find(conn, tenant.id, segment_id)?;
         let source = selected(tenant.id, &filters, None);
         let (rows, total) =
-            members::list_members(conn, tenant.id, segment_id, &source, limit, offset)?;
+            member_reads::list_members(conn, tenant.id, segment_id, &source, limit, offset)?;
         Ok::<_, Error>((joined_at(&segment, rows), total))
     })
     .await
@@ -310,7 +312,7 @@ pub async fn candidates(
             return Err(read_only(segment_id));
         }
         let source = selected(tenant.id, &filters, None);
-        Ok(members::list_candidates(
+        Ok(member_reads::list_candidates(
             conn, tenant.id, segment_id, &source, limit, offset,
         )?)
     })
@@ -341,8 +343,13 @@ impl Export {
     pub async fn batch(&self, env: &Env, after: i64, limit: i64) -> Result<Vec<MemberRow>, Error> {
         let export = self.clone();
         pool::run(&env.pool.tenant(export.tenant_id), move |conn| {
-            let rows =
-                members::members_after(conn, export.tenant_id, export.segment.id, after, limit)?;
+            let rows = member_reads::members_after(
+                conn,
+                export.tenant_id,
+                export.segment.id,
+                after,
+                limit,
+            )?;
             Ok::<_, Error>(joined_at(&export.segment, rows))
         })
         .await

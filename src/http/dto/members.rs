@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::core::membership;
-use crate::db::members::MemberRow;
+use crate::db::member_reads::MemberRow;
 use crate::http::dto::contacts::Contact;
 use crate::service::membership::Selection;
 
