@@ -24,6 +24,7 @@ pub mod migrate;
 pub mod notify;
 pub mod pool;
 pub mod schema;
+pub mod segment_graph;
 pub mod segments;
 pub mod send_outcomes;
 pub mod send_partitions;

@@ -1,15 +1,17 @@
-//! Segments: lookups, lists, writes, and which filters name a segment.
+//! Segments: lookups, lists and writes (what their filters name is in
+//! [`super::segment_graph`]).
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
+use diesel::dsl::{case_when, sql};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use serde_json::Value;
 
-use super::schema::{filter_attributes, segment_members, segment_references, segments};
+use super::attributes;
+use super::schema::{segment_members, segments};
 use super::sql::like_pattern;
+use crate::core::attributes::Definition;
 use crate::core::error::Error;
-use crate::core::filter::graph::{Derived, Vertex};
 use crate::core::segment::{Sort, SortColumn};
 use crate::core::types::{Channel, SegmentKind};
 
@@ -94,7 +96,7 @@ pub fn list(
     sort: Sort,
     limit: i64,
     offset: i64,
-) -> QueryResult<(Vec<SegmentRow>, i64)> {
+) -> QueryResult<Page> {
     let query = filtered(tenant_id, filters);
     // The id breaks ties, so pages never repeat or skip a row.
     let query = match (sort.column, sort.descending) {
@@ -125,19 +127,41 @@ pub fn list(
     };
     // The total rides on the page's rows (counted once, as an uncorrelated subquery):
     // one round trip a page instead of two. A page past the end has no row to carry
-    // it, so only then is it counted on its own.
+    // it, so only then is it counted on its own. The attribute definitions the filters'
+    // summaries need ride on the dynamic segments' rows for the same reason.
     let total = filtered(tenant_id, filters).count().single_value();
-    let page: Vec<(SegmentRow, Option<i64>)> = query
+    let definitions = case_when(
+        segments::filter.is_not_null(),
+        attributes::carried(tenant_id),
+    );
+    let page: Vec<(SegmentRow, Option<i64>, Option<String>)> = query
         .limit(limit)
         .offset(offset)
-        .select((SegmentRow::as_select(), total))
+        .select((SegmentRow::as_select(), total, definitions))
         .load(conn)?;
     let total = match page.first() {
-        Some((_, total)) => total.unwrap_or_default(),
+        Some((_, total, _)) => total.unwrap_or_default(),
         None if offset == 0 => 0,
         None => filtered(tenant_id, filters).count().get_result(conn)?,
     };
-    Ok((page.into_iter().map(|(row, _)| row).collect(), total))
+    let definitions = page
+        .iter()
+        .find_map(|(_, _, definitions)| definitions.as_deref())
+        .map(attributes::parse_carried)
+        .transpose()
+        .map_err(|error| diesel::result::Error::DeserializationError(Box::new(error)))?;
+    Ok(Page {
+        rows: page.into_iter().map(|(row, _, _)| row).collect(),
+        total,
+        definitions,
+    })
+}
+
+/// A page of segments, its total, and the attribute definitions when a row has a filter.
+pub struct Page {
+    pub rows: Vec<SegmentRow>,
+    pub total: i64,
+    pub definitions: Option<Vec<Definition>>,
 }
 
 /// The segment, or a 404 naming it.
@@ -229,128 +253,6 @@ pub fn of_contact(
         .order((segments::name, segments::id))
         .select(SegmentRow::as_select())
         .load(conn)
-}
-
-/// Every segment of the tenant as the bounds over references see it.
-pub fn graph(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<Vertex>> {
-    let rows: Vec<(i64, String, i16, bool)> = segments::table
-        .filter(segments::tenant_id.eq(tenant_id))
-        .select((
-            segments::id,
-            segments::name,
-            segments::conditions,
-            segments::dated,
-        ))
-        .load(conn)?;
-    let references: Vec<(i64, i64)> = segment_references::table
-        .filter(segment_references::tenant_id.eq(tenant_id))
-        .select((
-            segment_references::segment_id,
-            segment_references::referenced_id,
-        ))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, name, conditions, dated)| Vertex {
-            id,
-            name,
-            conditions: usize::try_from(conditions).unwrap_or_default(),
-            references: references
-                .iter()
-                .filter(|(from, _)| *from == id)
-                .map(|(_, to)| *to)
-                .collect(),
-            date_relative: dated,
-        })
-        .collect())
-}
-
-/// What a saved filter names and how it counts against the bounds.
-pub struct FilterFacts<'a> {
-    pub conditions: usize,
-    pub dated: bool,
-    pub references: &'a [i64],
-    pub attributes: &'a [String],
-}
-
-/// Records what the segment's filter names (protecting those segments and attributes
-/// from deletion) and its own facts.
-pub fn save_filter_facts(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
-    facts: &FilterFacts<'_>,
-) -> QueryResult<()> {
-    diesel::update(segments::table.find((tenant_id, id)))
-        .set((
-            segments::conditions.eq(i16::try_from(facts.conditions).unwrap_or(i16::MAX)),
-            segments::dated.eq(facts.dated),
-        ))
-        .execute(conn)?;
-    diesel::delete(
-        segment_references::table
-            .filter(segment_references::tenant_id.eq(tenant_id))
-            .filter(segment_references::segment_id.eq(id)),
-    )
-    .execute(conn)?;
-    let references: Vec<_> = facts
-        .references
-        .iter()
-        .map(|referenced| {
-            (
-                segment_references::tenant_id.eq(tenant_id),
-                segment_references::segment_id.eq(id),
-                segment_references::referenced_id.eq(*referenced),
-            )
-        })
-        .collect();
-    // Diesel sends an empty insert as `SELECT 1 FROM table WHERE 1=0`, which names no
-    // tenant: on Citus, a read of every shard.
-    if !references.is_empty() {
-        diesel::insert_into(segment_references::table)
-            .values(references)
-            .execute(conn)?;
-    }
-    diesel::delete(
-        filter_attributes::table
-            .filter(filter_attributes::tenant_id.eq(tenant_id))
-            .filter(filter_attributes::segment_id.eq(id)),
-    )
-    .execute(conn)?;
-    let attributes: Vec<_> = facts
-        .attributes
-        .iter()
-        .map(|key| {
-            (
-                filter_attributes::tenant_id.eq(tenant_id),
-                filter_attributes::segment_id.eq(id),
-                filter_attributes::attribute_key.eq(key),
-            )
-        })
-        .collect();
-    if !attributes.is_empty() {
-        diesel::insert_into(filter_attributes::table)
-            .values(attributes)
-            .execute(conn)?;
-    }
-    Ok(())
-}
-
-/// Stores what the bounds derived for segments: their depth and date-relativity.
-pub fn save_derived(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    derived: &[Derived],
-) -> QueryResult<()> {
-    for facts in derived {
-        diesel::update(segments::table.find((tenant_id, facts.id)))
-            .set((
-                segments::depth.eq(i16::try_from(facts.depth).unwrap_or(i16::MAX)),
-                segments::date_relative.eq(facts.date_relative),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
 }
 
 /// The tenant's dynamic segments in evaluation order: by depth, so a segment comes

@@ -19,7 +19,8 @@ use crate::core::filter::{Field, Node};
 use crate::db::dynamic::{self, Moves};
 use crate::db::filter::Compiler;
 use crate::db::locks::{self, Lock};
-use crate::db::segments::{self, FilterFacts, SegmentRow};
+use crate::db::segment_graph::{self, FilterFacts};
+use crate::db::segments::{self, SegmentRow};
 use crate::db::sql::Condition as Sql;
 
 /// Starts a write that changes what filters read: call first in its transaction.
@@ -137,7 +138,7 @@ pub fn contacts_messaged(
         return Ok(Vec::new());
     }
     dynamic::lock_contacts(conn, tenant_id, contact_ids)?;
-    let graph = Graph::new(segments::graph(conn, tenant_id)?);
+    let graph = Graph::new(segment_graph::graph(conn, tenant_id)?);
     let affected: BTreeSet<i64> = reading
         .iter()
         .flat_map(|id| std::iter::once(*id).chain(graph.dependents(*id)))
@@ -159,7 +160,7 @@ pub fn members_written(
     if !dynamic::tenant_has_dynamic(conn, tenant_id)? {
         return Ok(Vec::new());
     }
-    let graph = Graph::new(segments::graph(conn, tenant_id)?);
+    let graph = Graph::new(segment_graph::graph(conn, tenant_id)?);
     let dependents: BTreeSet<i64> = segment_ids
         .iter()
         .flat_map(|id| graph.dependents(*id))
@@ -191,7 +192,7 @@ pub fn save_filter(
         references: &references,
         attributes: &attributes,
     };
-    let mut graph = Graph::new(segments::graph(conn, tenant_id)?);
+    let mut graph = Graph::new(segment_graph::graph(conn, tenant_id)?);
     graph.set(crate::core::filter::graph::Vertex {
         id: segment_id,
         name: name.to_owned(),
@@ -202,8 +203,8 @@ pub fn save_filter(
     let derived = graph
         .check(segment_id)
         .map_err(|error| Error::Validation(vec![error]))?;
-    segments::save_filter_facts(conn, tenant_id, segment_id, &facts)?;
-    segments::save_derived(conn, tenant_id, &derived)?;
+    segment_graph::save_filter_facts(conn, tenant_id, segment_id, &facts)?;
+    segment_graph::save_derived(conn, tenant_id, &derived)?;
     Ok(())
 }
 
@@ -219,7 +220,7 @@ pub fn evaluate_segment(
     let condition = Compiler { tenant_id, today }.compile(node);
     let (_, moved) = dynamic::evaluate_all(conn, tenant_id, segment_id, condition)?;
     let recipients = dynamic::mark_evaluated(conn, tenant_id, segment_id, today)?;
-    let graph = Graph::new(segments::graph(conn, tenant_id)?);
+    let graph = Graph::new(segment_graph::graph(conn, tenant_id)?);
     let dependents: BTreeSet<i64> = graph.dependents(segment_id).into_iter().collect();
     if !dependents.is_empty() && !moved.is_empty() {
         let levels = levels(conn, tenant_id, today, Some(&dependents))?;

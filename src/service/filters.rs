@@ -28,9 +28,15 @@ pub struct FilterReader {
 
 impl FilterReader {
     pub fn new(tenant_id: i64) -> Self {
+        Self::with_definitions(tenant_id, None)
+    }
+
+    /// A reader given the tenant's attribute definitions, when a statement already
+    /// brought them; `None` reads them when a filter first needs them.
+    pub fn with_definitions(tenant_id: i64, definitions: Option<Vec<Definition>>) -> Self {
         Self {
             tenant_id,
-            attributes: None,
+            attributes: definitions,
             segments: HashMap::new(),
         }
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use super::membership::add_members;
 use super::{check, dynamic, endpoints, Env, Precondition};
+use crate::core::attributes::Definition;
 use crate::core::error::Error;
 use crate::core::filter::{summary, Node};
 use crate::core::membership;
@@ -32,8 +33,9 @@ fn present(
     conn: &mut PgConnection,
     tenant_id: i64,
     rows: Vec<SegmentRow>,
+    definitions: Option<Vec<Definition>>,
 ) -> Result<Vec<SegmentView>, Error> {
-    let mut reader = FilterReader::new(tenant_id);
+    let mut reader = FilterReader::with_definitions(tenant_id, definitions);
     rows.into_iter()
         .map(|row| {
             let filter_summary = reader.summarize(conn, row.filter.as_ref(), row.id)?;
@@ -50,7 +52,7 @@ fn present_one(
     tenant_id: i64,
     row: SegmentRow,
 ) -> Result<SegmentView, Error> {
-    present(conn, tenant_id, vec![row])?
+    present(conn, tenant_id, vec![row], None)?
         .pop()
         .ok_or_else(|| Error::internal("one segment in, one out"))
 }
@@ -87,8 +89,9 @@ pub async fn list(
     offset: i64,
 ) -> Result<(Vec<SegmentView>, i64), Error> {
     pool::run(&env.pool.tenant(tenant.id), move |conn| {
-        let (rows, total) = segments::list(conn, tenant.id, &filters, sort, limit, offset)?;
-        Ok::<_, Error>((present(conn, tenant.id, rows)?, total))
+        let page = segments::list(conn, tenant.id, &filters, sort, limit, offset)?;
+        let views = present(conn, tenant.id, page.rows, page.definitions)?;
+        Ok::<_, Error>((views, page.total))
     })
     .await
 }
@@ -325,7 +328,7 @@ pub async fn of_contact(
         contacts::get(conn, tenant.id, contact_id)
             .map_err(|e| Error::from(e).or_not_found("contact"))?;
         let rows = segments::of_contact(conn, tenant.id, contact_id)?;
-        present(conn, tenant.id, rows)
+        present(conn, tenant.id, rows, None)
     })
     .await
 }

@@ -44,6 +44,28 @@ async fn a_dynamic_segment_follows_its_contacts_and_its_filter() {
         "City equals Milan AND Premium customer is true"
     );
     assert!(segment["recipients_computed_at"].is_string());
+    // A page of segments reads the labels with its rows (a dynamic row carries them).
+    app.post(
+        "/v1/segments",
+        &key,
+        json!({"name": "Hand-picked", "channel": "sms"}),
+    )
+    .await
+    .expect(201);
+    let listed = app.get("/v1/segments", &key).await.expect(200);
+    let summaries: Vec<&Value> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| &item["filter_summary"])
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            &json!("No filters"),
+            &json!("City equals Milan AND Premium customer is true")
+        ]
+    );
     let base = format!("/v1/segments/{}", id(&segment));
     let members = app.get(&format!("{base}/members"), &key).await.expect(200);
     assert_eq!(members["total"], 1);
