@@ -22,12 +22,16 @@ pub struct DefinitionRow {
 
 impl DefinitionRow {
     pub fn definition(&self) -> Definition {
-        Definition {
-            key: self.key.clone(),
-            label: self.label.clone(),
-            // The CHECK constraint allows only the four types.
-            value_type: AttributeType::parse(&self.value_type).unwrap_or(AttributeType::Text),
-        }
+        definition(self.key.clone(), self.label.clone(), &self.value_type)
+    }
+}
+
+fn definition(key: String, label: String, value_type: &str) -> Definition {
+    Definition {
+        key,
+        label,
+        // The CHECK constraint allows only the four types.
+        value_type: AttributeType::parse(value_type).unwrap_or(AttributeType::Text),
     }
 }
 
@@ -85,15 +89,7 @@ pub fn parse_carried(text: &str) -> Result<Vec<Definition>, serde_json::Error> {
     let rows: Vec<(String, String, String)> = serde_json::from_str(text)?;
     Ok(rows
         .into_iter()
-        .map(|(key, label, value_type)| {
-            DefinitionRow {
-                key,
-                label,
-                value_type,
-                created_at: DateTime::<Utc>::MIN_UTC,
-            }
-            .definition()
-        })
+        .map(|(key, label, value_type)| definition(key, label, &value_type))
         .collect())
 }
 
@@ -155,4 +151,31 @@ pub fn delete(conn: &mut PgConnection, tenant_id: i64, key: &str) -> QueryResult
         .execute(conn)?;
     }
     Ok(deleted > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carried_definitions_read_back_with_their_types() {
+        let read = parse_carried(r#"[["city", "City", "text"], ["score", "Score", "number"]]"#)
+            .expect("carried JSON");
+        assert_eq!(
+            read,
+            [
+                Definition {
+                    key: "city".into(),
+                    label: "City".into(),
+                    value_type: AttributeType::Text,
+                },
+                Definition {
+                    key: "score".into(),
+                    label: "Score".into(),
+                    value_type: AttributeType::Number,
+                },
+            ]
+        );
+        assert!(parse_carried("[[\"city\", \"City\"]]").is_err());
+    }
 }
