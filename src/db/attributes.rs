@@ -84,13 +84,18 @@ impl QueryFragment<Pg> for Carried {
     }
 }
 
-/// The definitions [`carried`] wrote.
-pub fn parse_carried(text: &str) -> Result<Vec<Definition>, serde_json::Error> {
-    let rows: Vec<(String, String, String)> = serde_json::from_str(text)?;
-    Ok(rows
-        .into_iter()
-        .map(|(key, label, value_type)| definition(key, label, &value_type))
-        .collect())
+/// The definitions [`carried`] wrote, if a row carried them.
+pub fn parse_carried(text: Option<&str>) -> QueryResult<Option<Vec<Definition>>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let rows: Vec<(String, String, String)> = serde_json::from_str(text)
+        .map_err(|error| diesel::result::Error::DeserializationError(Box::new(error)))?;
+    Ok(Some(
+        rows.into_iter()
+            .map(|(key, label, value_type)| definition(key, label, &value_type))
+            .collect(),
+    ))
 }
 
 /// The tenant's definitions, as value checks and filters read them.
@@ -159,8 +164,11 @@ mod tests {
 
     #[test]
     fn carried_definitions_read_back_with_their_types() {
-        let read = parse_carried(r#"[["city", "City", "text"], ["score", "Score", "number"]]"#)
-            .expect("carried JSON");
+        let read = parse_carried(Some(
+            r#"[["city", "City", "text"], ["score", "Score", "number"]]"#,
+        ))
+        .expect("carried JSON")
+        .expect("carried");
         assert_eq!(
             read,
             [
@@ -176,6 +184,7 @@ mod tests {
                 },
             ]
         );
-        assert!(parse_carried("[[\"city\", \"City\"]]").is_err());
+        assert!(parse_carried(Some("[[\"city\", \"City\"]]")).is_err());
+        assert_eq!(parse_carried(None).expect("nothing carried"), None);
     }
 }

@@ -144,12 +144,10 @@ pub fn list(
         None if offset == 0 => 0,
         None => filtered(tenant_id, filters).count().get_result(conn)?,
     };
-    let definitions = page
-        .iter()
-        .find_map(|(_, _, definitions)| definitions.as_deref())
-        .map(attributes::parse_carried)
-        .transpose()
-        .map_err(|error| diesel::result::Error::DeserializationError(Box::new(error)))?;
+    let definitions = attributes::parse_carried(
+        page.iter()
+            .find_map(|(_, _, definitions)| definitions.as_deref()),
+    )?;
     Ok(Page {
         rows: page.into_iter().map(|(row, _, _)| row).collect(),
         total,
@@ -167,6 +165,25 @@ pub struct Page {
 /// The segment, or a 404 naming it.
 pub fn find(conn: &mut PgConnection, tenant_id: i64, id: i64) -> Result<SegmentRow, Error> {
     get(conn, tenant_id, id).map_err(|e| Error::from(e).or_not_found("segment"))
+}
+
+/// The segment, with the attribute definitions its filter's summary needs when it has
+/// a filter (carried by the same statement, as for [`list`]); or a 404 naming it.
+pub fn find_with_definitions(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+) -> Result<(SegmentRow, Option<Vec<Definition>>), Error> {
+    let definitions = case_when(
+        segments::filter.is_not_null(),
+        attributes::carried(tenant_id),
+    );
+    let (row, definitions): (SegmentRow, Option<String>) = segments::table
+        .find((tenant_id, id))
+        .select((SegmentRow::as_select(), definitions))
+        .first(conn)
+        .map_err(|e| Error::from(e).or_not_found("segment"))?;
+    Ok((row, attributes::parse_carried(definitions.as_deref())?))
 }
 
 pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<SegmentRow> {

@@ -51,8 +51,9 @@ fn present_one(
     conn: &mut PgConnection,
     tenant_id: i64,
     row: SegmentRow,
+    definitions: Option<Vec<Definition>>,
 ) -> Result<SegmentView, Error> {
-    present(conn, tenant_id, vec![row], None)?
+    present(conn, tenant_id, vec![row], definitions)?
         .pop()
         .ok_or_else(|| Error::internal("one segment in, one out"))
 }
@@ -198,15 +199,15 @@ pub async fn create(
             None => None,
         };
         let row = segments::get(conn, tenant.id, id)?;
-        Ok((present_one(conn, tenant.id, row)?, report))
+        Ok((present_one(conn, tenant.id, row, None)?, report))
     })
     .await
 }
 
 pub async fn get(env: &Env, tenant: Tenant, id: i64) -> Result<SegmentView, Error> {
     pool::run(&env.pool.tenant(tenant.id), move |conn| {
-        let row = segments::find(conn, tenant.id, id)?;
-        present_one(conn, tenant.id, row)
+        let (row, definitions) = segments::find_with_definitions(conn, tenant.id, id)?;
+        present_one(conn, tenant.id, row, definitions)
     })
     .await
 }
@@ -229,7 +230,7 @@ pub async fn update(
         let current = segments::find(conn, tenant.id, id)?;
         check(
             &precondition,
-            &present_one(conn, tenant.id, current.clone())?,
+            &present_one(conn, tenant.id, current.clone(), None)?,
         )?;
         let node = match &input.filter {
             Some(_) if current.kind() == SegmentKind::Static => return Err(no_filter_allowed()),
@@ -255,7 +256,7 @@ pub async fn update(
             dynamic::evaluate_segment(conn, tenant.id, today, id, &node)?;
         }
         let row = segments::get(conn, tenant.id, id)?;
-        present_one(conn, tenant.id, row)
+        present_one(conn, tenant.id, row, None)
     })
     .await
 }
@@ -272,7 +273,7 @@ pub async fn delete(
         dynamic::begin_change(conn, tenant.id)?;
         if precondition.is_some() {
             let current = segments::find(conn, tenant.id, id)?;
-            check(&precondition, &present_one(conn, tenant.id, current)?)?;
+            check(&precondition, &present_one(conn, tenant.id, current, None)?)?;
         }
         match segments::delete(conn, tenant.id, id) {
             Ok(true) => Ok(()),

@@ -67,6 +67,8 @@ async fn a_dynamic_segment_follows_its_contacts_and_its_filter() {
         ]
     );
     let base = format!("/v1/segments/{}", id(&segment));
+    let read = app.get(&base, &key).await.expect(200);
+    assert_eq!(read["filter_summary"], segment["filter_summary"]);
     let members = app.get(&format!("{base}/members"), &key).await.expect(200);
     assert_eq!(members["total"], 1);
     assert_eq!(members["items"][0]["name"], "Giulia");
