@@ -2,7 +2,7 @@
 //! [`super::segment_graph`]).
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::{case_when, sql};
+use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use serde_json::Value;
@@ -128,26 +128,25 @@ pub fn list(
     // The total rides on the page's rows (counted once, as an uncorrelated subquery):
     // one round trip a page instead of two. A page past the end has no row to carry
     // it, so only then is it counted on its own. The attribute definitions the filters'
-    // summaries need ride on the dynamic segments' rows for the same reason.
+    // summaries need ride on the dynamic segments' rows for the same reason, each
+    // row with what its own filter names.
     let total = filtered(tenant_id, filters).count().single_value();
-    let definitions = case_when(
-        segments::filter.is_not_null(),
-        attributes::carried(tenant_id),
-    );
     let page: Vec<(SegmentRow, Option<i64>, Option<String>)> = query
         .limit(limit)
         .offset(offset)
-        .select((SegmentRow::as_select(), total, definitions))
+        .select((
+            SegmentRow::as_select(),
+            total,
+            attributes::named_by_filter(tenant_id),
+        ))
         .load(conn)?;
     let total = match page.first() {
         Some((_, total, _)) => total.unwrap_or_default(),
         None if offset == 0 => 0,
         None => filtered(tenant_id, filters).count().get_result(conn)?,
     };
-    let definitions = attributes::parse_carried(
-        page.iter()
-            .find_map(|(_, _, definitions)| definitions.as_deref()),
-    )?;
+    let definitions =
+        attributes::parse_carried(page.iter().filter_map(|(_, _, named)| named.as_deref()))?;
     Ok(Page {
         rows: page.into_iter().map(|(row, _, _)| row).collect(),
         total,
@@ -174,16 +173,15 @@ pub fn find_with_definitions(
     tenant_id: i64,
     id: i64,
 ) -> Result<(SegmentRow, Option<Vec<Definition>>), Error> {
-    let definitions = case_when(
-        segments::filter.is_not_null(),
-        attributes::carried(tenant_id),
-    );
-    let (row, definitions): (SegmentRow, Option<String>) = segments::table
+    let (row, named): (SegmentRow, Option<String>) = segments::table
         .find((tenant_id, id))
-        .select((SegmentRow::as_select(), definitions))
+        .select((
+            SegmentRow::as_select(),
+            attributes::named_by_filter(tenant_id),
+        ))
         .first(conn)
         .map_err(|e| Error::from(e).or_not_found("segment"))?;
-    Ok((row, attributes::parse_carried(definitions.as_deref())?))
+    Ok((row, attributes::parse_carried(named.as_deref())?))
 }
 
 pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<SegmentRow> {

@@ -1,13 +1,12 @@
 //! An audience's recipients a range of contact ids at a time, what pages and streams
 //! read.
 
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable};
 
 use super::{Audience, RecipientFields, RecipientRow};
 use crate::core::audience::Recipient;
-use crate::db::sql::{Condition as Sql, Statement};
+use crate::db::sql::{hashed, Condition as Sql, Statement};
 
 impl Audience {
     /// A recipient's columns (an eligible contact always has its address).
@@ -36,6 +35,15 @@ impl Audience {
                     .map(Sql::negated)
                     .collect(),
             ))
+    }
+
+    /// ` FROM` the memberships of `segments` with contact ids in `(after, through]`.
+    fn memberships_in(&self, segments: &[i64], (after, through): (i64, i64)) -> Statement<()> {
+        self.memberships(segments)
+            .sql(" AND m.contact_id > ")
+            .integer(after)
+            .sql(" AND m.contact_id <= ")
+            .integer(through)
     }
 
     /// The tenant's first and last contact ids (two probes of its key), what the
@@ -114,31 +122,20 @@ impl Audience {
         (after, through): (i64, i64),
         limit: i64,
     ) -> QueryResult<RangeRecipients> {
-        let in_range = |segments: &[i64]| {
-            Statement::<()>::new("SELECT m.contact_id")
-                .statement(self.memberships(segments))
-                .sql(" AND m.contact_id > ")
-                .integer(after)
-                .sql(" AND m.contact_id <= ")
-                .integer(through)
-        };
         let mut read = self
             .eligible_contacts_in((after, through))
-            .sql(" AND contacts.id IN (")
-            .statement(in_range(&self.included))
+            .sql(" AND contacts.id IN (SELECT m.contact_id")
+            .statement(self.memberships_in(&self.included, (after, through)))
             .sql(")");
         if !self.excluded.is_empty() {
             read = read
-                .sql(" AND NOT EXISTS (")
-                .statement(in_range(&self.excluded))
+                .sql(" AND NOT EXISTS (SELECT 1")
+                .statement(self.memberships_in(&self.excluded, (after, through)))
                 .sql(" AND m.contact_id = contacts.id)");
         }
-        let rows: Vec<RecipientFields> = conn.transaction(|conn| {
-            conn.batch_execute("SET LOCAL enable_nestloop = off")?;
-            read.sql(" ORDER BY contacts.id LIMIT ")
-                .integer(limit)
-                .load(conn)
-        })?;
+        let read = read.sql(" ORDER BY contacts.id LIMIT ").integer(limit);
+        let rows: Vec<RecipientFields> =
+            conn.transaction(|conn| hashed(conn, |conn| read.load(conn)))?;
         let next = rows
             .last()
             .filter(|_| rows.len() as i64 == limit)
@@ -164,11 +161,7 @@ impl Audience {
         Statement::<(BigInt, Bool)>::new("SELECT m.contact_id, bool_or(m.segment_id = ANY(")
             .integers(self.excluded.clone())
             .sql("))")
-            .statement(self.memberships(&self.included_and_excluded()))
-            .sql(" AND m.contact_id > ")
-            .integer(after)
-            .sql(" AND m.contact_id <= ")
-            .integer(through)
+            .statement(self.memberships_in(&self.included_and_excluded(), (after, through)))
             .sql(" GROUP BY m.contact_id ORDER BY m.contact_id LIMIT ")
             .integer(limit)
             .load(conn)
