@@ -5,7 +5,7 @@ use diesel::expression::{is_aggregate, ValidGrouping};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Text};
 
 use super::schema::attribute_definitions;
 use crate::core::attributes::Definition;
@@ -44,70 +44,58 @@ pub fn list(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<Definiti
         .load(conn)
 }
 
-/// A column for statements over `segments`: the definitions of the attributes the
-/// row's filter names (as `filter_attributes` records them, which deletion protection
-/// already relies on), as JSON text; NULL for a segment without a filter. Carried with
-/// the rows (see [`parse_carried`]), it saves a round trip that cost the service as
-/// much CPU as the segments' statement itself; each row carries what its own filter
-/// names, so a page carries no more than its filters already name.
-pub fn named_by_filter(tenant_id: i64) -> NamedByFilter {
-    NamedByFilter { tenant_id }
+/// The tenant's definitions as JSON text, a column another statement can carry where
+/// its rows will need them (see [`parse_carried`]): an uncorrelated subquery, computed
+/// once per statement, that saves a round trip costing the service as much CPU as the
+/// statement itself. Carry it on one row, not on every row: each copy is sent in full.
+pub fn carried(tenant_id: i64) -> Carried {
+    Carried { tenant_id }
 }
 
-/// See [`named_by_filter`]. Its own expression rather than an `sql()` literal, which
-/// Diesel never keeps prepared: planning the page's statement at every call cost more
-/// than the round trip saved.
+/// See [`carried`]. Its own expression rather than an `sql()` literal, which Diesel
+/// never keeps prepared: planning the page's statement at every call cost more than the
+/// round trip saved.
 #[derive(Debug, Clone, Copy, QueryId)]
-pub struct NamedByFilter {
+pub struct Carried {
     tenant_id: i64,
 }
 
-impl Expression for NamedByFilter {
-    type SqlType = Nullable<Text>;
+impl Expression for Carried {
+    type SqlType = Text;
 }
 
-impl<Source> AppearsOnTable<Source> for NamedByFilter {}
+impl<Source> AppearsOnTable<Source> for Carried {}
 
-impl<Source> SelectableExpression<Source> for NamedByFilter {}
+impl<Source> SelectableExpression<Source> for Carried {}
 
-impl ValidGrouping<()> for NamedByFilter {
+impl ValidGrouping<()> for Carried {
     type IsAggregate = is_aggregate::Never;
 }
 
-impl QueryFragment<Pg> for NamedByFilter {
+impl QueryFragment<Pg> for Carried {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(
-            "CASE WHEN segments.filter IS NULL THEN NULL ELSE \
-             (SELECT coalesce(json_agg(json_build_array(d.key, d.label, d.type)), '[]')::text \
-              FROM filter_attributes f JOIN attribute_definitions d \
-                ON d.tenant_id = f.tenant_id AND d.key = f.attribute_key \
-              WHERE f.tenant_id = ",
+            "(SELECT coalesce(json_agg(json_build_array(d.key, d.label, d.type) ORDER BY d.key), '[]')::text \
+             FROM attribute_definitions d WHERE d.tenant_id = ",
         );
         out.push_bind_param::<BigInt, _>(&self.tenant_id)?;
-        out.push_sql(" AND f.segment_id = segments.id) END");
+        out.push_sql(")");
         Ok(())
     }
 }
 
-/// The definitions the rows carried (see [`named_by_filter`]), each once, by key;
-/// `None` when no row carried any (no row has a filter).
-pub fn parse_carried<'a>(
-    texts: impl IntoIterator<Item = &'a str>,
-) -> QueryResult<Option<Vec<Definition>>> {
-    let mut definitions: Option<Vec<Definition>> = None;
-    for text in texts {
-        let rows: Vec<(String, String, String)> = serde_json::from_str(text)
-            .map_err(|error| diesel::result::Error::DeserializationError(Box::new(error)))?;
-        definitions.get_or_insert_with(Vec::new).extend(
-            rows.into_iter()
-                .map(|(key, label, value_type)| definition(key, label, &value_type)),
-        );
-    }
-    if let Some(definitions) = &mut definitions {
-        definitions.sort_by(|a, b| a.key.cmp(&b.key));
-        definitions.dedup_by(|a, b| a.key == b.key);
-    }
-    Ok(definitions)
+/// The definitions [`carried`] wrote, if a row carried them.
+pub fn parse_carried(text: Option<&str>) -> QueryResult<Option<Vec<Definition>>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let rows: Vec<(String, String, String)> = serde_json::from_str(text)
+        .map_err(|error| diesel::result::Error::DeserializationError(Box::new(error)))?;
+    Ok(Some(
+        rows.into_iter()
+            .map(|(key, label, value_type)| definition(key, label, &value_type))
+            .collect(),
+    ))
 }
 
 /// The tenant's definitions, as value checks and filters read them.
@@ -175,12 +163,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn carried_definitions_read_back_with_their_types_each_once() {
-        let read = parse_carried([
-            r#"[["score", "Score", "number"], ["city", "City", "text"]]"#,
-            r#"[["city", "City", "text"]]"#,
-            "[]",
-        ])
+    fn carried_definitions_read_back_with_their_types() {
+        let read = parse_carried(Some(
+            r#"[["city", "City", "text"], ["score", "Score", "number"]]"#,
+        ))
         .expect("carried JSON")
         .expect("carried");
         assert_eq!(
@@ -198,7 +184,7 @@ mod tests {
                 },
             ]
         );
-        assert!(parse_carried(["[[\"city\", \"City\"]]"]).is_err());
-        assert_eq!(parse_carried([]).expect("nothing carried"), None);
+        assert!(parse_carried(Some("[[\"city\", \"City\"]]")).is_err());
+        assert_eq!(parse_carried(None).expect("nothing carried"), None);
     }
 }

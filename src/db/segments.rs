@@ -2,7 +2,7 @@
 //! [`super::segment_graph`]).
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
+use diesel::dsl::{case_when, sql};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use serde_json::Value;
@@ -89,17 +89,13 @@ fn filtered(
     query
 }
 
-pub fn list(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    filters: &SegmentFilters,
+/// `query` in the order `sort` asks for; the id breaks ties, so pages never repeat or
+/// skip a row.
+fn ordered(
+    query: segments::BoxedQuery<'static, diesel::pg::Pg>,
     sort: Sort,
-    limit: i64,
-    offset: i64,
-) -> QueryResult<Page> {
-    let query = filtered(tenant_id, filters);
-    // The id breaks ties, so pages never repeat or skip a row.
-    let query = match (sort.column, sort.descending) {
+) -> segments::BoxedQuery<'static, diesel::pg::Pg> {
+    match (sort.column, sort.descending) {
         (SortColumn::Name, false) => {
             query.order((sql::<Text>("lower(name)").asc(), segments::id.asc()))
         }
@@ -124,21 +120,37 @@ pub fn list(
         (SortColumn::Recipients, true) => {
             query.order((segments::recipients.desc(), segments::id.desc()))
         }
-    };
+    }
+}
+
+pub fn list(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    filters: &SegmentFilters,
+    sort: Sort,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Page> {
+    let query = ordered(filtered(tenant_id, filters), sort);
     // The total rides on the page's rows (counted once, as an uncorrelated subquery):
     // one round trip a page instead of two. A page past the end has no row to carry
     // it, so only then is it counted on its own. The attribute definitions the filters'
-    // summaries need ride on the dynamic segments' rows for the same reason, each
-    // row with what its own filter names.
+    // summaries need ride along for the same reason, on the page's first row only (a
+    // copy on every row of a 500-row page could weigh megabytes).
     let total = filtered(tenant_id, filters).count().single_value();
+    let first_of_page = ordered(filtered(tenant_id, filters), sort)
+        .select(segments::id)
+        .limit(1)
+        .offset(offset)
+        .single_value();
+    let definitions = case_when(
+        segments::id.nullable().eq(first_of_page),
+        attributes::carried(tenant_id),
+    );
     let page: Vec<(SegmentRow, Option<i64>, Option<String>)> = query
         .limit(limit)
         .offset(offset)
-        .select((
-            SegmentRow::as_select(),
-            total,
-            attributes::named_by_filter(tenant_id),
-        ))
+        .select((SegmentRow::as_select(), total, definitions))
         .load(conn)?;
     let total = match page.first() {
         Some((_, total, _)) => total.unwrap_or_default(),
@@ -146,7 +158,7 @@ pub fn list(
         None => filtered(tenant_id, filters).count().get_result(conn)?,
     };
     let definitions =
-        attributes::parse_carried(page.iter().filter_map(|(_, _, named)| named.as_deref()))?;
+        attributes::parse_carried(page.first().and_then(|(_, _, carried)| carried.as_deref()))?;
     Ok(Page {
         rows: page.into_iter().map(|(row, _, _)| row).collect(),
         total,
@@ -173,15 +185,16 @@ pub fn find_with_definitions(
     tenant_id: i64,
     id: i64,
 ) -> Result<(SegmentRow, Option<Vec<Definition>>), Error> {
-    let (row, named): (SegmentRow, Option<String>) = segments::table
+    let definitions = case_when(
+        segments::filter.is_not_null(),
+        attributes::carried(tenant_id),
+    );
+    let (row, carried): (SegmentRow, Option<String>) = segments::table
         .find((tenant_id, id))
-        .select((
-            SegmentRow::as_select(),
-            attributes::named_by_filter(tenant_id),
-        ))
+        .select((SegmentRow::as_select(), definitions))
         .first(conn)
         .map_err(|e| Error::from(e).or_not_found("segment"))?;
-    Ok((row, attributes::parse_carried(named.as_deref())?))
+    Ok((row, attributes::parse_carried(carried.as_deref())?))
 }
 
 pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<SegmentRow> {
