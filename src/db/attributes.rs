@@ -47,7 +47,7 @@ pub fn list(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<Definiti
 /// The tenant's definitions as JSON text, a column another statement can carry where
 /// its rows will need them (see [`parse_carried`]): an uncorrelated subquery, computed
 /// once per statement, that saves a round trip costing the service as much CPU as the
-/// statement itself. Carry it on one row, not on every row: each copy is sent in full.
+/// statement itself. For a statement of one row: each row would carry a full copy.
 pub fn carried(tenant_id: i64) -> Carried {
     Carried { tenant_id }
 }

@@ -130,47 +130,23 @@ pub fn list(
     sort: Sort,
     limit: i64,
     offset: i64,
-) -> QueryResult<Page> {
+) -> QueryResult<(Vec<SegmentRow>, i64)> {
     let query = ordered(filtered(tenant_id, filters), sort);
     // The total rides on the page's rows (counted once, as an uncorrelated subquery):
     // one round trip a page instead of two. A page past the end has no row to carry
-    // it, so only then is it counted on its own. The attribute definitions the filters'
-    // summaries need ride along for the same reason, on the page's first row only (a
-    // copy on every row of a 500-row page could weigh megabytes).
+    // it, so only then is it counted on its own.
     let total = filtered(tenant_id, filters).count().single_value();
-    let first_of_page = ordered(filtered(tenant_id, filters), sort)
-        .select(segments::id)
-        .limit(1)
-        .offset(offset)
-        .single_value();
-    let definitions = case_when(
-        segments::id.nullable().eq(first_of_page),
-        attributes::carried(tenant_id),
-    );
-    let page: Vec<(SegmentRow, Option<i64>, Option<String>)> = query
+    let page: Vec<(SegmentRow, Option<i64>)> = query
         .limit(limit)
         .offset(offset)
-        .select((SegmentRow::as_select(), total, definitions))
+        .select((SegmentRow::as_select(), total))
         .load(conn)?;
     let total = match page.first() {
-        Some((_, total, _)) => total.unwrap_or_default(),
+        Some((_, total)) => total.unwrap_or_default(),
         None if offset == 0 => 0,
         None => filtered(tenant_id, filters).count().get_result(conn)?,
     };
-    let definitions =
-        attributes::parse_carried(page.first().and_then(|(_, _, carried)| carried.as_deref()))?;
-    Ok(Page {
-        rows: page.into_iter().map(|(row, _, _)| row).collect(),
-        total,
-        definitions,
-    })
-}
-
-/// A page of segments, its total, and the attribute definitions when a row has a filter.
-pub struct Page {
-    pub rows: Vec<SegmentRow>,
-    pub total: i64,
-    pub definitions: Option<Vec<Definition>>,
+    Ok((page.into_iter().map(|(row, _)| row).collect(), total))
 }
 
 /// The segment, or a 404 naming it.
@@ -179,7 +155,7 @@ pub fn find(conn: &mut PgConnection, tenant_id: i64, id: i64) -> Result<SegmentR
 }
 
 /// The segment, with the attribute definitions its filter's summary needs when it has
-/// a filter (carried by the same statement, as for [`list`]); or a 404 naming it.
+/// a filter (carried by the same statement); or a 404 naming it.
 pub fn find_with_definitions(
     conn: &mut PgConnection,
     tenant_id: i64,

@@ -90,9 +90,8 @@ pub async fn list(
     offset: i64,
 ) -> Result<(Vec<SegmentView>, i64), Error> {
     pool::run(&env.pool.tenant(tenant.id), move |conn| {
-        let page = segments::list(conn, tenant.id, &filters, sort, limit, offset)?;
-        let views = present(conn, tenant.id, page.rows, page.definitions)?;
-        Ok::<_, Error>((views, page.total))
+        let (rows, total) = segments::list(conn, tenant.id, &filters, sort, limit, offset)?;
+        Ok::<_, Error>((present(conn, tenant.id, rows, None)?, total))
     })
     .await
 }

@@ -44,7 +44,7 @@ async fn a_dynamic_segment_follows_its_contacts_and_its_filter() {
         "City equals Milan AND Premium customer is true"
     );
     assert!(segment["recipients_computed_at"].is_string());
-    // A page of segments reads the labels with its rows (a dynamic row carries them).
+    // A page of segments reads its filters' labels too.
     app.post(
         "/v1/segments",
         &key,
