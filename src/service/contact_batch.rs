@@ -2,7 +2,7 @@
 //! (two items naming the same contact) go through the one-by-one path afterwards, in
 //! order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
@@ -135,15 +135,14 @@ fn fast_path(
 ) -> Result<FastPath, Error> {
     let all: Vec<&CheckedPush> = checked.iter().map(|(_, item)| item).collect();
     let existing = contact_batch::find_existing(conn, tenant.id, &all)?;
-    let mut claimed: Vec<i64> = Vec::new();
-    let mut new_keys: Vec<String> = Vec::new();
+    let mut named = Named::default();
     let mut fast = FastPath {
         done: Vec::new(),
         later: Vec::new(),
     };
     let (mut updates, mut inserts) = (Vec::new(), Vec::new());
     for (index, item) in checked {
-        match plan(item, &existing, &mut claimed, &mut new_keys) {
+        match plan(item, &existing, &mut named) {
             Ok(Plan::Update(id)) => updates.push((*index, id, item)),
             Ok(Plan::Insert) => inserts.push((*index, item)),
             Ok(Plan::OneByOne) => fast.later.push(*index),
@@ -188,13 +187,22 @@ fn insertion_order(item: &CheckedPush) -> (Option<&str>, Option<&str>) {
     )
 }
 
+/// What the batch's earlier items named: external ids, phones and the contacts they
+/// matched. Sets, not lists: a batch of 1,000 searched lists about a million times
+/// (~9% of the service's CPU under four clients' batches).
+#[derive(Default)]
+struct Named<'a> {
+    external_ids: HashSet<&'a str>,
+    phones: HashSet<&'a str>,
+    contacts: HashSet<i64>,
+}
+
 /// The same matching as one-by-one upserts ([`push_target`]), plus what the batch
 /// itself names twice.
-fn plan(
-    item: &CheckedPush,
+fn plan<'a>(
+    item: &'a CheckedPush,
     existing: &Existing,
-    claimed: &mut Vec<i64>,
-    new_keys: &mut Vec<String>,
+    named: &mut Named<'a>,
 ) -> Result<Plan, Error> {
     let external_id = item.push.external_id.as_deref();
     let phone = item.phone.as_ref().map(|p| p.e164.as_str());
@@ -212,19 +220,11 @@ fn plan(
             .map(candidate),
         phone.and_then(|p| existing.by_phone.get(p)).map(candidate),
     )?;
-    let keys: Vec<String> = [
-        external_id.map(|k| format!("x:{k}")),
-        phone.map(|p| format!("p:{p}")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let repeated = keys.iter().any(|key| new_keys.contains(key))
-        || target.is_some_and(|id| claimed.contains(&id));
-    new_keys.extend(keys);
-    if let Some(id) = target {
-        claimed.push(id);
-    }
+    // Every key is recorded, whether or not an earlier item named another.
+    let external_id_named = external_id.is_some_and(|key| !named.external_ids.insert(key));
+    let phone_named = phone.is_some_and(|p| !named.phones.insert(p));
+    let contact_named = target.is_some_and(|id| !named.contacts.insert(id));
+    let repeated = external_id_named | phone_named | contact_named;
     Ok(match (repeated, target) {
         (true, _) => Plan::OneByOne,
         (false, Some(id)) => Plan::Update(id),

@@ -342,6 +342,44 @@ async fn batch_upserts_by_external_id_then_phone_and_reports_each_item() {
 }
 
 #[actix_web::test]
+async fn batch_items_naming_one_contact_by_different_keys_apply_in_order() {
+    let app = spawn_app().await;
+    let key = app.tenant_key().await;
+    let existing = app
+        .contact(
+            &key,
+            json!({"name": "Before", "external_id": "crm-9", "phone": "333 222 3333"}),
+        )
+        .await;
+    let result = app
+        .post(
+            "/v1/contacts/batch",
+            &key,
+            json!({"contacts": [
+                {"name": "By external id", "external_id": "crm-9"},
+                {"name": "Other", "external_id": "crm-10"},
+                {"name": "Same person by phone", "phone": "+39 333 222 3333"}
+            ]}),
+        )
+        .await
+        .expect(200);
+    let items = result["items"].as_array().unwrap();
+    let statuses: Vec<_> = items.iter().map(|i| i["status"].clone()).collect();
+    assert_eq!(statuses, ["updated", "created", "updated"], "{items:?}");
+    assert_eq!(items[0]["id"], existing["id"]);
+    assert_eq!(items[2]["id"], existing["id"]);
+    let contact = app
+        .get(&format!("/v1/contacts/{}", existing["id"]), &key)
+        .await
+        .expect(200);
+    assert_eq!(
+        contact["name"], "Same person by phone",
+        "the later item wins"
+    );
+    assert_eq!(contact["external_id"], "crm-9");
+}
+
+#[actix_web::test]
 async fn deleting_a_contact_removes_it_and_another_tenant_sees_404() {
     let app = spawn_app().await;
     let key = app.tenant_key().await;
