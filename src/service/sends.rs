@@ -29,7 +29,7 @@ pub async fn create(
         if !campaigns::lock(conn, tenant.id, campaign_id)? {
             return Err(Error::NotFound("campaign"));
         }
-        let audience = audience::campaign_audience(conn, &tenant, campaign_id)?;
+        let (audience, _) = audience::campaign_audience(conn, &tenant, campaign_id)?;
         let send = sends::freeze(conn, tenant.id, campaign_id, &audience)?;
         let eligible = send.summary().eligible();
         let progress = Progress {

@@ -2,11 +2,11 @@
 //! read.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Nullable};
+use diesel::sql_types::{BigInt, Bool};
 
 use super::{Audience, RecipientFields, RecipientRow};
 use crate::core::audience::Recipient;
-use crate::db::sql::{hashed, Condition as Sql, Statement};
+use crate::db::sql::{hashed_transaction, Condition as Sql, Statement};
 
 impl Audience {
     /// A recipient's columns (an eligible contact always has its address).
@@ -44,18 +44,6 @@ impl Audience {
             .integer(after)
             .sql(" AND m.contact_id <= ")
             .integer(through)
-    }
-
-    /// The tenant's first and last contact ids (two probes of its key), what the
-    /// members' reads split into ranges; `None` for a tenant without contacts.
-    pub fn contact_id_bounds(&self, conn: &mut PgConnection) -> QueryResult<Option<(i64, i64)>> {
-        let bounds: (Option<i64>, Option<i64>) =
-            Statement::<(Nullable<BigInt>, Nullable<BigInt>)>::new(
-                "SELECT min(contacts.id), max(contacts.id) FROM contacts WHERE contacts.tenant_id = ",
-            )
-            .integer(self.tenant_id)
-            .get_result(conn)?;
-        Ok(bounds.0.zip(bounds.1))
     }
 
     /// The recipients among the members with contact ids in `(after, through]`, in
@@ -134,8 +122,7 @@ impl Audience {
                 .sql(" AND m.contact_id = contacts.id)");
         }
         let read = read.sql(" ORDER BY contacts.id LIMIT ").integer(limit);
-        let rows: Vec<RecipientFields> =
-            conn.transaction(|conn| hashed(conn, |conn| read.load(conn)))?;
+        let rows: Vec<RecipientFields> = hashed_transaction(conn, |conn| read.load(conn))?;
         let next = rows
             .last()
             .filter(|_| rows.len() as i64 == limit)
