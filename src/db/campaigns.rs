@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use super::paging::with_total;
 use super::schema::{campaign_segments, campaigns, contacts, segments};
 use super::segments::SegmentRow;
 use crate::core::error::Error;
@@ -253,18 +254,17 @@ pub fn list(
     limit: i64,
     offset: i64,
 ) -> QueryResult<(Vec<CampaignRow>, i64)> {
-    let rows = campaigns::table
-        .filter(campaigns::tenant_id.eq(tenant_id))
+    let mine = || campaigns::table.filter(campaigns::tenant_id.eq(tenant_id));
+    let page = mine()
         .order((campaigns::created_at.desc(), campaigns::id.desc()))
         .limit(limit)
         .offset(offset)
-        .select(CampaignRow::as_select())
+        .select((
+            CampaignRow::as_select(),
+            mine().into_boxed().count().single_value(),
+        ))
         .load(conn)?;
-    let total = campaigns::table
-        .filter(campaigns::tenant_id.eq(tenant_id))
-        .count()
-        .get_result(conn)?;
-    Ok((rows, total))
+    with_total(page, offset, || mine().count().get_result(conn))
 }
 
 pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<bool> {

@@ -10,6 +10,7 @@ use diesel::sql_types::{Bool, Nullable, Text, Timestamptz};
 use serde_json::Value;
 
 use super::events;
+use super::paging::with_total;
 use super::schema::{contacts, segment_members, segments};
 use super::sql::{like_pattern, Condition as Sql};
 use crate::core::contact::ContactValues;
@@ -204,14 +205,16 @@ pub fn list(
     limit: i64,
     offset: i64,
 ) -> QueryResult<(Vec<ContactRow>, i64)> {
-    let rows = filtered(tenant_id, filters)
+    let total = filtered(tenant_id, filters).count().single_value();
+    let page = filtered(tenant_id, filters)
         .order(contacts::id)
         .limit(limit)
         .offset(offset)
-        .select(ContactRow::as_select())
+        .select((ContactRow::as_select(), total))
         .load(conn)?;
-    let total = filtered(tenant_id, filters).count().get_result(conn)?;
-    Ok((rows, total))
+    with_total(page, offset, || {
+        filtered(tenant_id, filters).count().get_result(conn)
+    })
 }
 
 pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<ContactRow> {

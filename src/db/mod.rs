@@ -22,6 +22,7 @@ pub mod member_reads;
 pub mod members;
 pub mod migrate;
 pub mod notify;
+pub mod paging;
 pub mod pool;
 pub mod schema;
 pub mod segment_graph;

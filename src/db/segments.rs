@@ -8,6 +8,7 @@ use diesel::sql_types::Text;
 use serde_json::Value;
 
 use super::attributes;
+use super::paging::with_total;
 use super::schema::{segment_members, segments};
 use super::sql::like_pattern;
 use crate::core::attributes::Definition;
@@ -131,22 +132,15 @@ pub fn list(
     limit: i64,
     offset: i64,
 ) -> QueryResult<(Vec<SegmentRow>, i64)> {
-    let query = ordered(filtered(tenant_id, filters), sort);
-    // The total rides on the page's rows (counted once, as an uncorrelated subquery):
-    // one round trip a page instead of two. A page past the end has no row to carry
-    // it, so only then is it counted on its own.
     let total = filtered(tenant_id, filters).count().single_value();
-    let page: Vec<(SegmentRow, Option<i64>)> = query
+    let page = ordered(filtered(tenant_id, filters), sort)
         .limit(limit)
         .offset(offset)
         .select((SegmentRow::as_select(), total))
         .load(conn)?;
-    let total = match page.first() {
-        Some((_, total)) => total.unwrap_or_default(),
-        None if offset == 0 => 0,
-        None => filtered(tenant_id, filters).count().get_result(conn)?,
-    };
-    Ok((page.into_iter().map(|(row, _)| row).collect(), total))
+    with_total(page, offset, || {
+        filtered(tenant_id, filters).count().get_result(conn)
+    })
 }
 
 /// The segment, or a 404 naming it.

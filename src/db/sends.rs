@@ -7,6 +7,7 @@ use diesel::sql_types::{BigInt, Date};
 
 use super::audience::Audience;
 use super::events;
+use super::paging::with_total;
 use super::schema::sends;
 use super::sql::{hashed, Statement};
 use crate::core::audience::Counts;
@@ -150,13 +151,16 @@ pub fn of_campaign(
             .filter(sends::tenant_id.eq(tenant_id))
             .filter(sends::campaign_id.eq(campaign_id))
     };
-    let rows = mine()
+    let page = mine()
         .order(sends::id.desc())
         .limit(limit)
         .offset(offset)
-        .select(SendRow::as_select())
+        .select((
+            SendRow::as_select(),
+            mine().into_boxed().count().single_value(),
+        ))
         .load(conn)?;
-    Ok((rows, mine().count().get_result(conn)?))
+    with_total(page, offset, || mine().count().get_result(conn))
 }
 
 pub fn campaign_has_sends(

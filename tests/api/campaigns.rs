@@ -290,6 +290,16 @@ async fn campaigns_name_only_existing_segments_of_their_channel() {
         )
         .await
         .expect(201);
+    let listed = app.get("/v1/campaigns", &key).await.expect(200);
+    assert_eq!(
+        (listed["items"][0]["id"].clone(), listed["total"].clone()),
+        (campaign["id"].clone(), json!(1))
+    );
+    let past = app.get("/v1/campaigns?page=2", &key).await.expect(200);
+    assert_eq!(
+        (past["items"].clone(), past["total"].clone()),
+        (json!([]), json!(1))
+    );
     let path = format!("/v1/campaigns/{}", id(&campaign));
     let renamed = app
         .patch(&path, &key, json!({"name": "Renamed"}))

@@ -156,6 +156,28 @@ async fn list_searches_name_phone_email_and_external_id() {
     app.contact(&key, json!({"name": "100%_literal"})).await;
     let total = |body: Value| body["total"].as_i64().unwrap();
     assert_eq!(total(app.get("/v1/contacts", &key).await.expect(200)), 3);
+    // The total rides on the page's rows; past the end, and narrowed, it is still true.
+    let last = app
+        .get("/v1/contacts?per_page=2&page=2", &key)
+        .await
+        .expect(200);
+    assert_eq!(
+        (last["items"].as_array().unwrap().len(), total(last)),
+        (1, 3)
+    );
+    let past = app
+        .get("/v1/contacts?per_page=2&page=5", &key)
+        .await
+        .expect(200);
+    assert_eq!(
+        (past["items"].as_array().unwrap().len(), total(past)),
+        (0, 3)
+    );
+    let narrowed = app
+        .get("/v1/contacts?search=bianchi&per_page=1&page=3", &key)
+        .await
+        .expect(200);
+    assert_eq!(total(narrowed), 1);
     assert_eq!(
         total(
             app.get("/v1/contacts?search=bianchi", &key)

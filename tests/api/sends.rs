@@ -228,6 +228,17 @@ async fn the_frozen_list_does_not_move_while_statuses_do() {
         .expect(200);
     assert_eq!(list["total"], 1);
     assert_eq!(list["items"][0]["id"], send_id);
+    let past = app
+        .get(&format!("/v1/campaigns/{campaign}/sends?page=2"), &key)
+        .await
+        .expect(200);
+    assert_eq!(
+        (
+            past["items"].as_array().unwrap().len(),
+            past["total"].as_i64()
+        ),
+        (0, Some(1))
+    );
     assert_eq!(list["items"][0]["summary"]["eligible"], 5);
 }
 
