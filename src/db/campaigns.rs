@@ -131,23 +131,36 @@ pub fn with_segments(
     Ok(rows
         .into_iter()
         .map(|campaign| {
-            let of = |excluded: bool| {
-                links
-                    .iter()
-                    .filter(|(c, _, e)| *c == campaign.id && *e == excluded)
-                    .map(|(_, s, _)| *s)
-                    .collect()
-            };
-            CampaignWithSegments {
-                segment_ids: of(false),
-                exclude_segment_ids: of(true),
+            let id = campaign.id;
+            let own = links.iter().filter(|(c, _, _)| *c == id);
+            named(
                 campaign,
-            }
+                own.map(|(_, segment, excluded)| (*segment, *excluded)),
+            )
         })
         .collect())
 }
 
-/// The campaign and its segments, or a 404 naming it.
+/// The campaign with the segments it names (`links`: segment id and whether excluded, in
+/// their order).
+fn named(
+    campaign: CampaignRow,
+    links: impl Iterator<Item = (i64, bool)> + Clone,
+) -> CampaignWithSegments {
+    let of = |excluded: bool| {
+        links
+            .clone()
+            .filter(|(_, e)| *e == excluded)
+            .map(|(segment, _)| segment)
+            .collect()
+    };
+    CampaignWithSegments {
+        segment_ids: of(false),
+        exclude_segment_ids: of(true),
+        campaign,
+    }
+}
+
 /// Locks the campaign against other changes until the transaction ends (`FOR NO KEY
 /// UPDATE`); false when there is no such campaign.
 pub fn lock(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<bool> {
@@ -160,15 +173,37 @@ pub fn lock(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<boo
         .map(|found| found.is_some())
 }
 
+/// The campaign and its segments, or a 404 naming it.
 pub fn find(
     conn: &mut PgConnection,
     tenant_id: i64,
     id: i64,
 ) -> Result<CampaignWithSegments, Error> {
-    let row = get(conn, tenant_id, id).map_err(|e| Error::from(e).or_not_found("campaign"))?;
-    with_segments(conn, tenant_id, vec![row])?
-        .pop()
-        .ok_or(Error::NotFound("campaign"))
+    let rows: Vec<(CampaignRow, Option<(i64, bool)>)> = with_links(tenant_id, id)
+        .select((
+            CampaignRow::as_select(),
+            (campaign_segments::segment_id, campaign_segments::excluded).nullable(),
+        ))
+        .load(conn)?;
+    let Some((campaign, _)) = rows.first() else {
+        return Err(Error::NotFound("campaign"));
+    };
+    Ok(named(campaign.clone(), rows.iter().filter_map(|row| row.1)))
+}
+
+/// The campaign, a row per segment it names in their order (one row for none): one
+/// statement where two read the campaign, then its segments.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn with_links(tenant_id: i64, id: i64) -> _ {
+    campaigns::table
+        .left_join(
+            campaign_segments::table.on(campaign_segments::tenant_id
+                .eq(campaigns::tenant_id)
+                .and(campaign_segments::campaign_id.eq(campaigns::id))),
+        )
+        .filter(campaigns::tenant_id.eq(tenant_id))
+        .filter(campaigns::id.eq(id))
+        .order(campaign_segments::position)
 }
 
 /// What a campaign's audience reads before its recipients: the campaign with its
@@ -195,20 +230,12 @@ pub fn audience_setup(
     let last = of_tenant
         .select(diesel::dsl::max(contacts::id))
         .single_value();
-    let rows: Vec<SetupRow> = campaigns::table
-        .left_join(
-            campaign_segments::table.on(campaign_segments::tenant_id
-                .eq(campaigns::tenant_id)
-                .and(campaign_segments::campaign_id.eq(campaigns::id))),
-        )
+    let rows: Vec<SetupRow> = with_links(tenant_id, id)
         .left_join(
             segments::table.on(segments::tenant_id
                 .eq(campaign_segments::tenant_id)
                 .and(segments::id.eq(campaign_segments::segment_id))),
         )
-        .filter(campaigns::tenant_id.eq(tenant_id))
-        .filter(campaigns::id.eq(id))
-        .order(campaign_segments::position)
         .select((
             CampaignRow::as_select(),
             (campaign_segments::segment_id, campaign_segments::excluded).nullable(),
@@ -221,20 +248,8 @@ pub fn audience_setup(
         return Err(Error::NotFound("campaign"));
     };
     let (campaign, contact_ids) = (campaign.clone(), first.zip(*last));
-    let links: Vec<(i64, bool)> = rows.iter().filter_map(|row| row.1).collect();
-    let named = |excluded: bool| {
-        links
-            .iter()
-            .filter(|(_, e)| *e == excluded)
-            .map(|(segment_id, _)| *segment_id)
-            .collect()
-    };
     Ok(AudienceSetup {
-        campaign: CampaignWithSegments {
-            segment_ids: named(false),
-            exclude_segment_ids: named(true),
-            campaign,
-        },
+        campaign: named(campaign, rows.iter().filter_map(|row| row.1)),
         segments: rows.into_iter().filter_map(|row| row.2).collect(),
         contact_ids,
     })
