@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::attributes;
 use super::paging::with_total;
-use super::schema::{segment_members, segments};
+use super::schema::{contacts, segment_members, segments};
 use super::sql::like_pattern;
 use crate::core::attributes::Definition;
 use crate::core::error::Error;
@@ -234,23 +234,31 @@ pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<b
         .map(|deleted| deleted > 0)
 }
 
-/// The static segments a contact is a member of, by name.
+/// The segments a contact is a member of, by name; `None` when the tenant has no such
+/// contact. One statement, the contact's row on the left of the joins, where two read
+/// the contact, then its segments.
 pub fn of_contact(
     conn: &mut PgConnection,
     tenant_id: i64,
     contact_id: i64,
-) -> QueryResult<Vec<SegmentRow>> {
-    segments::table
-        .inner_join(
+) -> QueryResult<Option<Vec<SegmentRow>>> {
+    let rows: Vec<Option<SegmentRow>> = contacts::table
+        .left_join(
             segment_members::table.on(segment_members::tenant_id
-                .eq(segments::tenant_id)
-                .and(segment_members::segment_id.eq(segments::id))),
+                .eq(contacts::tenant_id)
+                .and(segment_members::contact_id.eq(contacts::id))),
         )
-        .filter(segments::tenant_id.eq(tenant_id))
-        .filter(segment_members::contact_id.eq(contact_id))
+        .left_join(
+            segments::table.on(segments::tenant_id
+                .eq(segment_members::tenant_id)
+                .and(segments::id.eq(segment_members::segment_id))),
+        )
+        .filter(contacts::tenant_id.eq(tenant_id))
+        .filter(contacts::id.eq(contact_id))
         .order((segments::name, segments::id))
-        .select(SegmentRow::as_select())
-        .load(conn)
+        .select(Option::<SegmentRow>::as_select())
+        .load(conn)?;
+    Ok((!rows.is_empty()).then(|| rows.into_iter().flatten().collect()))
 }
 
 /// The tenant's dynamic segments in evaluation order: by depth, so a segment comes

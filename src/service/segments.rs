@@ -325,9 +325,8 @@ pub async fn of_contact(
     contact_id: i64,
 ) -> Result<Vec<SegmentView>, Error> {
     pool::run(&env.pool.tenant(tenant.id), move |conn| {
-        contacts::get(conn, tenant.id, contact_id)
-            .map_err(|e| Error::from(e).or_not_found("contact"))?;
-        let rows = segments::of_contact(conn, tenant.id, contact_id)?;
+        let rows =
+            segments::of_contact(conn, tenant.id, contact_id)?.ok_or(Error::NotFound("contact"))?;
         present(conn, tenant.id, rows, None)
     })
     .await

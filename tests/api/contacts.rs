@@ -409,6 +409,15 @@ async fn deleting_a_contact_removes_it_and_another_tenant_sees_404() {
         .await
         .expect_problem(404, "not_found");
     assert_eq!(app.get(&path, &key).await.expect(200)["name"], "Gone soon");
+    let none = app.get(&format!("{path}/segments"), &key).await.expect(200);
+    assert_eq!(
+        none["items"],
+        json!([]),
+        "a contact in no segment has an empty list"
+    );
     app.delete(&path, &key).await.expect(204);
     app.get(&path, &key).await.expect_problem(404, "not_found");
+    app.get(&format!("{path}/segments"), &key)
+        .await
+        .expect_problem(404, "not_found");
 }
