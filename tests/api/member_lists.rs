@@ -37,7 +37,36 @@ async fn members_candidates_and_csv_export_show_the_right_contacts() {
         ),
         (Some("Bruno"), Some(true), Some(false))
     );
-    assert!(bruno["added_at"].is_string());
+    assert!(members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|member| member["added_at"].is_string()));
+    let last = app
+        .get(&format!("{base}/members?per_page=2&page=2"), &key)
+        .await
+        .expect(200);
+    assert_eq!(
+        (last["items"][0]["id"].as_i64(), last["total"].as_i64()),
+        (Some(ids[2]), Some(3))
+    );
+    assert!(last["items"][0]["added_at"].is_string(), "{last}");
+    let past = app
+        .get(&format!("{base}/members?page=9"), &key)
+        .await
+        .expect(200);
+    assert_eq!(
+        (past["items"].clone(), past["total"].clone()),
+        (json!([]), json!(3))
+    );
+    let past = app
+        .get(&format!("{base}/candidates?page=9"), &key)
+        .await
+        .expect(200);
+    assert_eq!(
+        (past["items"].clone(), past["total"].clone()),
+        (json!([]), json!(1))
+    );
     assert_eq!(
         app.get(&format!("{base}/members?search=carla"), &key)
             .await
