@@ -324,7 +324,7 @@ pub(crate) fn hashed<T>(
 }
 
 /// As [`hashed`], in a transaction of its own: the setting ends with the transaction,
-/// so it is not set back (one round trip fewer, ~5% of a page of 1,000 recipients).
+/// so it is not set back (one round trip fewer).
 pub(crate) fn hashed_transaction<T>(
     conn: &mut PgConnection,
     work: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
