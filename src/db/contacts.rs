@@ -4,8 +4,10 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
-use diesel::expression::SqlLiteral;
+use diesel::expression::{is_aggregate, ValidGrouping};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{Bool, Nullable, Text, Timestamptz};
 use serde_json::Value;
 
@@ -37,8 +39,8 @@ pub struct ContactRow {
     pub privacy_consent: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    #[diesel(select_expression = sql::<Nullable<Timestamptz>>(LAST_MESSAGED_AT))]
-    #[diesel(select_expression_type = SqlLiteral<Nullable<Timestamptz>>)]
+    #[diesel(select_expression = LastMessagedAt)]
+    #[diesel(select_expression_type = LastMessagedAt)]
     pub last_messaged_at: Option<DateTime<Utc>>,
 }
 
@@ -47,6 +49,32 @@ pub struct ContactRow {
 /// migration); one probe of its key, NULL when never messaged.
 pub const LAST_MESSAGED_AT: &str = "(SELECT m.last_messaged_at FROM contact_last_messaged m \
      WHERE m.tenant_id = contacts.tenant_id AND m.contact_id = contacts.id)";
+
+/// [`LAST_MESSAGED_AT`] as an expression of its own rather than an `sql()` literal:
+/// Diesel never keeps a statement holding a literal prepared, so every read of contacts
+/// was planned at each call (`GET /v1/contacts/{id}` served half the rate of a
+/// segment's).
+#[derive(Debug, Clone, Copy, QueryId)]
+pub struct LastMessagedAt;
+
+impl Expression for LastMessagedAt {
+    type SqlType = Nullable<Timestamptz>;
+}
+
+impl<Source> AppearsOnTable<Source> for LastMessagedAt {}
+
+impl<Source> SelectableExpression<Source> for LastMessagedAt {}
+
+impl ValidGrouping<()> for LastMessagedAt {
+    type IsAggregate = is_aggregate::Never;
+}
+
+impl QueryFragment<Pg> for LastMessagedAt {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(LAST_MESSAGED_AT);
+        Ok(())
+    }
+}
 
 impl From<ContactRow> for ContactValues {
     fn from(row: ContactRow) -> Self {
