@@ -2,7 +2,7 @@
 //! [`super::segment_graph`]).
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::{case_when, sql};
+use diesel::dsl::case_when;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use serde_json::Value;
@@ -90,6 +90,12 @@ fn filtered(
     query
 }
 
+diesel::define_sql_function! {
+    /// PostgreSQL's `lower()`, as an expression Diesel can keep prepared (an `sql()`
+    /// literal made every page sorted by name a statement planned at each call).
+    fn lower(text: Text) -> Text;
+}
+
 /// `query` in the order `sort` asks for; the id breaks ties, so pages never repeat or
 /// skip a row.
 fn ordered(
@@ -97,11 +103,9 @@ fn ordered(
     sort: Sort,
 ) -> segments::BoxedQuery<'static, diesel::pg::Pg> {
     match (sort.column, sort.descending) {
-        (SortColumn::Name, false) => {
-            query.order((sql::<Text>("lower(name)").asc(), segments::id.asc()))
-        }
+        (SortColumn::Name, false) => query.order((lower(segments::name).asc(), segments::id.asc())),
         (SortColumn::Name, true) => {
-            query.order((sql::<Text>("lower(name)").desc(), segments::id.desc()))
+            query.order((lower(segments::name).desc(), segments::id.desc()))
         }
         (SortColumn::CreatedAt, false) => {
             query.order((segments::created_at.asc(), segments::id.asc()))
