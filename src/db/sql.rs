@@ -328,18 +328,24 @@ pub(crate) fn hashed<T>(
 /// statements whose every input is bounded by its own index condition and read in the
 /// order of the join's key: the inputs are merged, each read once and no further than
 /// the statement's limit, whatever the statistics say. The settings are sent with
-/// `BEGIN` and end with the transaction (one round trip for the three).
+/// `BEGIN` and end with the transaction (one round trip for the three). Outside any
+/// transaction only: inside one it fails and sends nothing.
 pub(crate) fn merged_transaction<T>(
     conn: &mut PgConnection,
     work: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
 ) -> QueryResult<T> {
     const BEGIN_MERGED: &str =
         "BEGIN; SET LOCAL enable_nestloop = off; SET LOCAL enable_hashjoin = off";
-    if let Err(error) = AnsiTransactionManager::begin_transaction_sql(conn, BEGIN_MERGED) {
-        // The BEGIN may have run before a setting failed: leave no transaction open on a
-        // pooled connection that Diesel believes is outside one.
-        let _ = conn.batch_execute("ROLLBACK");
-        return Err(error);
+    match AnsiTransactionManager::begin_transaction_sql(conn, BEGIN_MERGED) {
+        Ok(()) => {}
+        // Nothing was sent: the caller's transaction is left as it was.
+        Err(error @ diesel::result::Error::AlreadyInTransaction) => return Err(error),
+        Err(error) => {
+            // The BEGIN may have run before a setting failed: leave no transaction open
+            // on a pooled connection that Diesel believes is outside one.
+            let _ = conn.batch_execute("ROLLBACK");
+            return Err(error);
+        }
     }
     match work(conn) {
         Ok(value) => AnsiTransactionManager::commit_transaction(conn).map(|()| value),
