@@ -8,6 +8,7 @@
 //! events, dynamic-writes, sends (default: all).
 
 mod audience;
+mod audience_page;
 mod batches;
 mod data;
 mod events;
