@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 
 use crate::report::{median, Row};
-use crate::scenarios::{timed_page, vacuum_memberships, Context};
+use crate::scenarios::{bigint_array, timed_page, vacuum_memberships, Context};
 
 /// A keyset page of 1,000 recipients, in two hand-written shapes, each reading what the
 /// service's page holds: the id, the name and the address on the channel.
@@ -79,14 +79,7 @@ pub async fn audience_page(
             ))
             .expect("prepare a reference");
         // EXECUTE takes no bind parameters: the harness's own integers are spelled out.
-        let segments = format!(
-            "'{{{}}}'",
-            segments
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let segments = bigint_array(segments);
         reference_statements.push(Box::new(move |after| {
             diesel::sql_query(format!(
                 "EXECUTE reference_page_{n} ({tenant}, {after}, {segments})"

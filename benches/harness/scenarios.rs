@@ -327,6 +327,13 @@ pub fn drop_bench_segments(conn: &mut PgConnection, tenant_id: i64, prefix: &str
 /// Vacuums the memberships as autovacuum would have by then; this server's is off. Dead
 /// ones go, and the live ones are marked visible, so both the service and a reference
 /// read them from an index alone. No statistics are taken.
+/// `ids` spelled as a SQL array literal, for the harness's own statements that cannot
+/// bind them (`EXECUTE`, shapes assembled as text).
+pub fn bigint_array(ids: &[i64]) -> String {
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("ARRAY[{}]::bigint[]", ids.join(","))
+}
+
 pub fn vacuum_memberships(conn: &mut PgConnection) {
     conn.batch_execute("VACUUM segment_members")
         .expect("vacuum the memberships");

@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 
 use crate::audience::{audience_setup, REFERENCE_AUDIENCE};
 use crate::report::{median, Row};
-use crate::scenarios::{copy_lines, run_numbers, stream_lines, timed_page, Context, WARM_UP};
+use crate::scenarios::{
+    bigint_array, copy_lines, run_numbers, stream_lines, timed_page, Context, WARM_UP,
+};
 use crate::service::Service;
 
 /// Sends and their recipients from earlier runs go first: the campaign they name is
@@ -30,17 +32,7 @@ fn drop_sends(conn: &mut PgConnection, tenant: i64) {
 fn reference_shapes(tenant: i64, statics: &[i64]) -> [String; 2] {
     let audience = REFERENCE_AUDIENCE
         .replace("$1", &tenant.to_string())
-        .replace(
-            "$2",
-            &format!(
-                "ARRAY[{}]::bigint[]",
-                statics
-                    .iter()
-                    .map(i64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-        );
+        .replace("$2", &bigint_array(statics));
     let columns = "$2::bigint, $3::date, c.id, c.name, c.phone_e164";
     let eligible = "NOT c.opted_out AND c.phone_e164 IS NOT NULL";
     [

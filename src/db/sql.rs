@@ -5,12 +5,12 @@
 use std::marker::PhantomData;
 
 use chrono::NaiveDate;
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::SimpleConnection;
 use diesel::expression::{is_aggregate, ValidGrouping};
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Bool, Date, Double, Jsonb, Text};
-use diesel::{AppearsOnTable, Expression, PgConnection, QueryResult, RunQueryDsl};
+use diesel::{AppearsOnTable, Connection, Expression, PgConnection, QueryResult, RunQueryDsl};
 
 /// A value sent as a bind parameter.
 #[derive(Debug, Clone)]
@@ -327,35 +327,16 @@ pub(crate) fn hashed<T>(
 /// Runs `work` in a transaction of its own with nested loops and hash joins off, for
 /// statements whose every input is bounded by its own index condition and read in the
 /// order of the join's key: the inputs are merged, each read once and no further than
-/// the statement's limit, whatever the statistics say. The settings are sent with
-/// `BEGIN` and end with the transaction (one round trip for the three). Outside any
-/// transaction only: inside one it fails and sends nothing.
+/// the statement's limit, whatever the statistics say. The settings end with the
+/// transaction.
 pub(crate) fn merged_transaction<T>(
     conn: &mut PgConnection,
     work: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
 ) -> QueryResult<T> {
-    const BEGIN_MERGED: &str =
-        "BEGIN; SET LOCAL enable_nestloop = off; SET LOCAL enable_hashjoin = off";
-    match AnsiTransactionManager::begin_transaction_sql(conn, BEGIN_MERGED) {
-        Ok(()) => {}
-        // Nothing was sent: the caller's transaction is left as it was.
-        Err(error @ diesel::result::Error::AlreadyInTransaction) => return Err(error),
-        Err(error) => {
-            // The BEGIN may have run before a setting failed: leave no transaction open
-            // on a pooled connection that Diesel believes is outside one.
-            let _ = conn.batch_execute("ROLLBACK");
-            return Err(error);
-        }
-    }
-    match work(conn) {
-        Ok(value) => AnsiTransactionManager::commit_transaction(conn).map(|()| value),
-        // As Diesel's own transactions do: the work's error, unless rolling back failed
-        // in a way that leaves the connection's state unknown.
-        Err(error) => match AnsiTransactionManager::rollback_transaction(conn) {
-            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
-            Err(rollback) => Err(rollback),
-        },
-    }
+    conn.transaction(|conn| {
+        conn.batch_execute("SET LOCAL enable_nestloop = off; SET LOCAL enable_hashjoin = off")?;
+        work(conn)
+    })
 }
 
 #[cfg(test)]
