@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Text};
 
-use super::schema::attribute_definitions;
+use super::schema::{attribute_definitions, attribute_versions};
 use crate::core::attributes::Definition;
 use crate::core::types::AttributeType;
 
@@ -44,17 +44,14 @@ pub fn list(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<Definiti
         .load(conn)
 }
 
-/// The tenant's definitions as JSON text, a column another statement can carry where
-/// its rows will need them (see [`parse_carried`]): an uncorrelated subquery, computed
-/// once per statement, that saves a round trip costing the service as much CPU as the
-/// statement itself. For a statement of one row: each row would carry a full copy.
-pub fn carried(tenant_id: i64) -> Carried {
+/// The tenant's definitions as JSON text (see [`parse_carried`]), a column: one
+/// statement reads them with their version.
+fn carried(tenant_id: i64) -> Carried {
     Carried { tenant_id }
 }
 
 /// See [`carried`]. Its own expression rather than an `sql()` literal, which Diesel
-/// never keeps prepared: planning the page's statement at every call cost more than the
-/// round trip saved.
+/// never keeps prepared (the statement would be planned at every call).
 #[derive(Debug, Clone, Copy, QueryId)]
 pub struct Carried {
     tenant_id: i64,
@@ -84,18 +81,51 @@ impl QueryFragment<Pg> for Carried {
     }
 }
 
-/// The definitions [`carried`] wrote, if a row carried them.
-pub fn parse_carried(text: Option<&str>) -> QueryResult<Option<Vec<Definition>>> {
-    let Some(text) = text else {
-        return Ok(None);
-    };
+/// The definitions [`carried`] wrote.
+fn parse_carried(text: &str) -> QueryResult<Vec<Definition>> {
     let rows: Vec<(String, String, String)> = serde_json::from_str(text)
         .map_err(|error| diesel::result::Error::DeserializationError(Box::new(error)))?;
-    Ok(Some(
-        rows.into_iter()
-            .map(|(key, label, value_type)| definition(key, label, &value_type))
-            .collect(),
-    ))
+    Ok(rows
+        .into_iter()
+        .map(|(key, label, value_type)| definition(key, label, &value_type))
+        .collect())
+}
+
+/// The version of the tenant's definitions (see the `attribute_versions` migration), as
+/// a column another statement can carry: `None` for a tenant whose definitions never
+/// changed, the same as version 0.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn version(tenant_id: i64) -> _ {
+    attribute_versions::table
+        .filter(attribute_versions::tenant_id.eq(tenant_id))
+        .select(attribute_versions::version)
+        .single_value()
+}
+
+/// The tenant's definitions with their version, read in one statement (one snapshot).
+pub fn versioned_definitions(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+) -> QueryResult<(i64, Vec<Definition>)> {
+    let (version, carried): (Option<i64>, String) =
+        diesel::select((version(tenant_id), carried(tenant_id))).get_result(conn)?;
+    Ok((version.unwrap_or_default(), parse_carried(&carried)?))
+}
+
+/// A new version of the tenant's definitions: part of every transaction that changes
+/// them. (A deletion alone could not mislead a cached copy today, since no stored filter
+/// names a deleted attribute; it bumps too, so that a version always names one set.)
+fn bump_version(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<()> {
+    diesel::insert_into(attribute_versions::table)
+        .values((
+            attribute_versions::tenant_id.eq(tenant_id),
+            attribute_versions::version.eq(1),
+        ))
+        .on_conflict(attribute_versions::tenant_id)
+        .do_update()
+        .set(attribute_versions::version.eq(attribute_versions::version + 1))
+        .execute(conn)
+        .map(drop)
 }
 
 /// The tenant's definitions, as value checks and filters read them.
@@ -121,7 +151,7 @@ pub fn insert(
     label: &str,
     value_type: AttributeType,
 ) -> QueryResult<Option<DefinitionRow>> {
-    diesel::insert_into(attribute_definitions::table)
+    let inserted = diesel::insert_into(attribute_definitions::table)
         .values((
             attribute_definitions::tenant_id.eq(tenant_id),
             attribute_definitions::key.eq(key),
@@ -131,7 +161,11 @@ pub fn insert(
         .on_conflict_do_nothing()
         .returning(DefinitionRow::as_returning())
         .get_result(conn)
-        .optional()
+        .optional()?;
+    if inserted.is_some() {
+        bump_version(conn, tenant_id)?;
+    }
+    Ok(inserted)
 }
 
 /// Deletes the definition and the values contacts hold for it (each such contact
@@ -144,6 +178,7 @@ pub fn delete(conn: &mut PgConnection, tenant_id: i64, key: &str) -> QueryResult
     )
     .execute(conn)?;
     if deleted > 0 {
+        bump_version(conn, tenant_id)?;
         diesel::sql_query(format!(
             "WITH changed AS (UPDATE contacts SET attributes = attributes - $2, updated_at = now()
                WHERE tenant_id = $1 AND attributes ? $2 RETURNING id)
@@ -164,11 +199,8 @@ mod tests {
 
     #[test]
     fn carried_definitions_read_back_with_their_types() {
-        let read = parse_carried(Some(
-            r#"[["city", "City", "text"], ["score", "Score", "number"]]"#,
-        ))
-        .expect("carried JSON")
-        .expect("carried");
+        let read = parse_carried(r#"[["city", "City", "text"], ["score", "Score", "number"]]"#)
+            .expect("carried JSON");
         assert_eq!(
             read,
             [
@@ -184,7 +216,6 @@ mod tests {
                 },
             ]
         );
-        assert!(parse_carried(Some("[[\"city\", \"City\"]]")).is_err());
-        assert_eq!(parse_carried(None).expect("nothing carried"), None);
+        assert!(parse_carried("[[\"city\", \"City\"]]").is_err());
     }
 }

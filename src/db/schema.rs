@@ -55,6 +55,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    attribute_versions (tenant_id) {
+        tenant_id -> Int8,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
     segments (tenant_id, id) {
         tenant_id -> Int8,
         id -> Int8,
@@ -162,6 +169,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     contacts,
     attribute_definitions,
+    attribute_versions,
     segments,
     segment_members,
     campaigns,

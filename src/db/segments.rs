@@ -11,7 +11,6 @@ use super::attributes;
 use super::paging::with_total;
 use super::schema::{contacts, segment_members, segments};
 use super::sql::like_pattern;
-use crate::core::attributes::Definition;
 use crate::core::error::Error;
 use crate::core::segment::{Sort, SortColumn};
 use crate::core::types::{Channel, SegmentKind};
@@ -128,6 +127,17 @@ fn ordered(
     }
 }
 
+/// A page of the tenant's segments.
+pub struct SegmentPage {
+    pub rows: Vec<SegmentRow>,
+    /// Of the whole list.
+    pub total: i64,
+    /// The version of the tenant's attribute definitions, read with the rows, so that
+    /// definitions cached at that version can summarise their filters (see
+    /// [`attributes::version`]); `None` for an empty page.
+    pub definitions_version: Option<i64>,
+}
+
 pub fn list(
     conn: &mut PgConnection,
     tenant_id: i64,
@@ -135,15 +145,31 @@ pub fn list(
     sort: Sort,
     limit: i64,
     offset: i64,
-) -> QueryResult<(Vec<SegmentRow>, i64)> {
+) -> QueryResult<SegmentPage> {
     let total = filtered(tenant_id, filters).count().single_value();
     let page = ordered(filtered(tenant_id, filters), sort)
         .limit(limit)
         .offset(offset)
-        .select((SegmentRow::as_select(), total))
-        .load(conn)?;
-    with_total(page, offset, || {
+        .select((
+            SegmentRow::as_select(),
+            total,
+            attributes::version(tenant_id),
+        ))
+        .load::<(SegmentRow, Option<i64>, Option<i64>)>(conn)?;
+    let definitions_version = page
+        .first()
+        .map(|(_, _, version)| version.unwrap_or_default());
+    let page = page
+        .into_iter()
+        .map(|(row, total, _)| (row, total))
+        .collect();
+    let (rows, total) = with_total(page, offset, || {
         filtered(tenant_id, filters).count().get_result(conn)
+    })?;
+    Ok(SegmentPage {
+        rows,
+        total,
+        definitions_version,
     })
 }
 
@@ -152,23 +178,25 @@ pub fn find(conn: &mut PgConnection, tenant_id: i64, id: i64) -> Result<SegmentR
     get(conn, tenant_id, id).map_err(|e| Error::from(e).or_not_found("segment"))
 }
 
-/// The segment, with the attribute definitions its filter's summary needs when it has
-/// a filter (carried by the same statement); or a 404 naming it.
-pub fn find_with_definitions(
+/// The segment, with the version of the tenant's attribute definitions when it has a
+/// filter (read in the same statement, so that definitions cached at that version can
+/// summarise it); or a 404 naming it.
+pub fn find_with_definitions_version(
     conn: &mut PgConnection,
     tenant_id: i64,
     id: i64,
-) -> Result<(SegmentRow, Option<Vec<Definition>>), Error> {
-    let definitions = case_when(
+) -> Result<(SegmentRow, Option<i64>), Error> {
+    let version = case_when(
         segments::filter.is_not_null(),
-        attributes::carried(tenant_id),
+        attributes::version(tenant_id),
     );
-    let (row, carried): (SegmentRow, Option<String>) = segments::table
+    let (row, version): (SegmentRow, Option<i64>) = segments::table
         .find((tenant_id, id))
-        .select((SegmentRow::as_select(), definitions))
+        .select((SegmentRow::as_select(), version))
         .first(conn)
         .map_err(|e| Error::from(e).or_not_found("segment"))?;
-    Ok((row, attributes::parse_carried(carried.as_deref())?))
+    let version = row.filter.is_some().then(|| version.unwrap_or_default());
+    Ok((row, version))
 }
 
 pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<SegmentRow> {

@@ -2,6 +2,7 @@
 //! the data layer, and summarised.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
@@ -22,7 +23,7 @@ use crate::db::{attributes, segments};
 /// per distinct name, not one per row).
 pub struct FilterReader {
     tenant_id: i64,
-    attributes: Option<Vec<Definition>>,
+    attributes: Option<Arc<[Definition]>>,
     segments: HashMap<i64, Option<SegmentInfo>>,
 }
 
@@ -33,7 +34,7 @@ impl FilterReader {
 
     /// A reader given the tenant's attribute definitions, when a statement already
     /// brought them; `None` reads them when a filter first needs them.
-    pub fn with_definitions(tenant_id: i64, definitions: Option<Vec<Definition>>) -> Self {
+    pub fn with_definitions(tenant_id: i64, definitions: Option<Arc<[Definition]>>) -> Self {
         Self {
             tenant_id,
             attributes: definitions,
@@ -51,7 +52,7 @@ impl FilterReader {
     ) -> Result<Node, Error> {
         let tenant_id = self.tenant_id;
         if self.attributes.is_none() {
-            self.attributes = Some(attributes::definitions(conn, tenant_id)?);
+            self.attributes = Some(attributes::definitions(conn, tenant_id)?.into());
         }
         let definitions = self.attributes.as_deref().unwrap_or_default();
         let known = &mut self.segments;

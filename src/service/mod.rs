@@ -8,6 +8,7 @@ pub mod auth;
 pub mod campaigns;
 pub mod contact_batch;
 pub mod contacts;
+pub mod definition_cache;
 pub mod dynamic;
 pub mod endpoints;
 pub mod events;
@@ -22,6 +23,8 @@ pub mod streams;
 pub mod tenants;
 pub mod webhook_delivery;
 pub mod webhooks;
+
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::core::clock::Clock;
@@ -41,12 +44,14 @@ pub fn check<T>(precondition: &Option<Precondition<T>>, current: &T) -> Result<(
 }
 
 /// What every use case runs against: the database, the clock date filters count from,
-/// and whether webhooks may reach private networks.
+/// whether webhooks may reach private networks, and the attribute definitions kept
+/// between requests.
 #[derive(Clone)]
 pub struct Env {
     pub pool: PgPool,
     pub clock: Clock,
     pub webhooks_may_reach_private: bool,
+    pub definitions: Arc<definition_cache::DefinitionCache>,
 }
 
 impl Env {
@@ -62,6 +67,7 @@ impl Env {
             ),
             clock,
             webhooks_may_reach_private: config.webhook_allow_private,
+            definitions: Arc::default(),
         }
     }
 }

@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use super::filters::{self, FilterReader};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::membership::add_members;
 use super::{check, dynamic, endpoints, Env, Precondition};
@@ -33,7 +34,7 @@ fn present(
     conn: &mut PgConnection,
     tenant_id: i64,
     rows: Vec<SegmentRow>,
-    definitions: Option<Vec<Definition>>,
+    definitions: Option<Arc<[Definition]>>,
 ) -> Result<Vec<SegmentView>, Error> {
     let mut reader = FilterReader::with_definitions(tenant_id, definitions);
     rows.into_iter()
@@ -51,7 +52,7 @@ fn present_one(
     conn: &mut PgConnection,
     tenant_id: i64,
     row: SegmentRow,
-    definitions: Option<Vec<Definition>>,
+    definitions: Option<Arc<[Definition]>>,
 ) -> Result<SegmentView, Error> {
     present(conn, tenant_id, vec![row], definitions)?
         .pop()
@@ -89,9 +90,17 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<SegmentView>, i64), Error> {
+    let cache = env.definitions.clone();
     pool::run(&env.pool.tenant(tenant.id), move |conn| {
-        let (rows, total) = segments::list(conn, tenant.id, &filters, sort, limit, offset)?;
-        Ok::<_, Error>((present(conn, tenant.id, rows, None)?, total))
+        let page = segments::list(conn, tenant.id, &filters, sort, limit, offset)?;
+        let definitions = match page.definitions_version {
+            Some(version) if page.rows.iter().any(|row| row.filter.is_some()) => {
+                Some(cache.at_version(conn, tenant.id, version)?)
+            }
+            _ => None,
+        };
+        let views = present(conn, tenant.id, page.rows, definitions)?;
+        Ok::<_, Error>((views, page.total))
     })
     .await
 }
@@ -204,8 +213,13 @@ pub async fn create(
 }
 
 pub async fn get(env: &Env, tenant: Tenant, id: i64) -> Result<SegmentView, Error> {
+    let cache = env.definitions.clone();
     pool::run(&env.pool.tenant(tenant.id), move |conn| {
-        let (row, definitions) = segments::find_with_definitions(conn, tenant.id, id)?;
+        let (row, version) = segments::find_with_definitions_version(conn, tenant.id, id)?;
+        let definitions = match version {
+            Some(version) => Some(cache.at_version(conn, tenant.id, version)?),
+            None => None,
+        };
         present_one(conn, tenant.id, row, definitions)
     })
     .await

@@ -121,3 +121,65 @@ async fn a_tenant_may_define_at_most_one_hundred_attributes() {
     .await
     .expect_problem(422, "too_many_attributes");
 }
+
+/// The segment list keeps each tenant's definitions between requests, as of a version
+/// of them that every definition made or deleted bumps: a page never summarises with
+/// labels a change replaced, nor misses a definition made since.
+#[actix_web::test]
+async fn the_segment_list_summarises_with_the_definitions_as_they_are_now() {
+    let app = spawn_app().await;
+    let key = app.tenant_key().await;
+    // An attribute defined, a dynamic segment naming it, then the first page's summaries.
+    let step = |key: String, (attribute, label, kind): (&str, &str, &str), name: &str, filter| {
+        let app = &app;
+        let definition = json!({"key": attribute, "label": label, "type": kind});
+        let segment = json!({"name": name, "channel": "sms", "kind": "dynamic", "filter": filter});
+        async move {
+            app.post("/v1/attributes", &key, definition)
+                .await
+                .expect(201);
+            let segment = app.post("/v1/segments", &key, segment).await.expect(201);
+            let listed = app.get("/v1/segments", &key).await.expect(200);
+            let summaries: Vec<String> = listed["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|item| item["filter_summary"].as_str().expect("summary").to_owned())
+                .collect();
+            (segment, summaries)
+        }
+    };
+    let milan = json!({"field": "attributes.city", "op": "eq", "value": "Milan"});
+    let (first, summaries) = step(
+        key.clone(),
+        ("city", "City", "text"),
+        "Milan",
+        milan.clone(),
+    )
+    .await;
+    assert_eq!(summaries, ["City equals Milan"]);
+
+    // The attribute, freed, deleted and defined again with another label.
+    app.delete(&format!("/v1/segments/{}", first["id"]), &key)
+        .await
+        .expect(204);
+    app.delete("/v1/attributes/city", &key).await.expect(204);
+    let (_, summaries) = step(
+        key.clone(),
+        ("city", "Town", "text"),
+        "Again",
+        milan.clone(),
+    )
+    .await;
+    assert_eq!(summaries, ["Town equals Milan"]);
+
+    // A definition made since the last page.
+    let high = json!({"field": "attributes.score", "op": "gt", "value": 5});
+    let (_, summaries) = step(key, ("score", "Score", "number"), "High", high).await;
+    assert_eq!(summaries, ["Score is greater than 5", "Town equals Milan"]);
+
+    // Another tenant's definitions of the same key are its own.
+    let other = app.tenant_key().await;
+    let (_, summaries) = step(other, ("city", "Ciudad", "text"), "Milan", milan).await;
+    assert_eq!(summaries, ["Ciudad equals Milan"]);
+}
