@@ -94,7 +94,7 @@ fn parse_carried(text: &str) -> QueryResult<Vec<Definition>> {
 /// The version of the tenant's definitions (see the `attribute_versions` migration), as
 /// a column another statement can carry: `None` for a tenant whose definitions never
 /// changed, the same as version 0.
-#[diesel::dsl::auto_type(no_type_alias)]
+#[diesel::dsl::auto_type]
 pub fn version(tenant_id: i64) -> _ {
     attribute_versions::table
         .filter(attribute_versions::tenant_id.eq(tenant_id))

@@ -133,8 +133,8 @@ pub struct SegmentPage {
     /// Of the whole list.
     pub total: i64,
     /// The version of the tenant's attribute definitions, read with the rows, so that
-    /// definitions cached at that version can summarise their filters (see
-    /// [`attributes::version`]); `None` for an empty page.
+    /// definitions kept at that version can summarise their filters (see
+    /// [`attributes::version`]; `None`: version 0, or an empty page).
     pub definitions_version: Option<i64>,
 }
 
@@ -156,9 +156,7 @@ pub fn list(
             attributes::version(tenant_id),
         ))
         .load::<(SegmentRow, Option<i64>, Option<i64>)>(conn)?;
-    let definitions_version = page
-        .first()
-        .map(|(_, _, version)| version.unwrap_or_default());
+    let definitions_version = page.first().and_then(|(_, _, version)| *version);
     let page = page
         .into_iter()
         .map(|(row, total, _)| (row, total))
@@ -179,24 +177,27 @@ pub fn find(conn: &mut PgConnection, tenant_id: i64, id: i64) -> Result<SegmentR
 }
 
 /// The segment, with the version of the tenant's attribute definitions when it has a
-/// filter (read in the same statement, so that definitions cached at that version can
-/// summarise it); or a 404 naming it.
+/// filter (read in the same statement, so that definitions kept at that version can
+/// summarise it; `None` for version 0 too); or a 404 naming it.
 pub fn find_with_definitions_version(
     conn: &mut PgConnection,
     tenant_id: i64,
     id: i64,
 ) -> Result<(SegmentRow, Option<i64>), Error> {
-    let version = case_when(
-        segments::filter.is_not_null(),
-        attributes::version(tenant_id),
-    );
-    let (row, version): (SegmentRow, Option<i64>) = segments::table
+    segments::table
         .find((tenant_id, id))
-        .select((SegmentRow::as_select(), version))
+        .select((SegmentRow::as_select(), definitions_version(tenant_id)))
         .first(conn)
-        .map_err(|e| Error::from(e).or_not_found("segment"))?;
-    let version = row.filter.is_some().then(|| version.unwrap_or_default());
-    Ok((row, version))
+        .map_err(|e| Error::from(e).or_not_found("segment"))
+}
+
+/// The version of the tenant's attribute definitions on a row with a filter, the rows
+/// that need them: NULL on the others, which then never read it. (Nullable, so that a
+/// left join's segments can carry it too.)
+#[diesel::dsl::auto_type(no_type_alias)]
+fn definitions_version(tenant_id: i64) -> _ {
+    let version: attributes::version = attributes::version(tenant_id);
+    case_when(segments::filter.nullable().is_not_null(), version)
 }
 
 pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<SegmentRow> {
@@ -273,8 +274,8 @@ pub fn of_contact(
     conn: &mut PgConnection,
     tenant_id: i64,
     contact_id: i64,
-) -> QueryResult<Option<Vec<SegmentRow>>> {
-    let rows: Vec<Option<SegmentRow>> = contacts::table
+) -> QueryResult<Option<(Vec<SegmentRow>, Option<i64>)>> {
+    let rows: Vec<(Option<SegmentRow>, Option<i64>)> = contacts::table
         .left_join(
             segment_members::table.on(segment_members::tenant_id
                 .eq(contacts::tenant_id)
@@ -288,9 +289,16 @@ pub fn of_contact(
         .filter(contacts::tenant_id.eq(tenant_id))
         .filter(contacts::id.eq(contact_id))
         .order((segments::name, segments::id))
-        .select(Option::<SegmentRow>::as_select())
+        .select((
+            Option::<SegmentRow>::as_select(),
+            definitions_version(tenant_id),
+        ))
         .load(conn)?;
-    Ok((!rows.is_empty()).then(|| rows.into_iter().flatten().collect()))
+    let version = rows.iter().find_map(|(_, version)| *version);
+    Ok((!rows.is_empty()).then(|| {
+        let rows = rows.into_iter().filter_map(|(row, _)| row).collect();
+        (rows, version)
+    }))
 }
 
 /// The tenant's dynamic segments in evaluation order: by depth, so a segment comes

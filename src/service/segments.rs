@@ -4,8 +4,10 @@ use serde_json::Value;
 
 use super::filters::{self, FilterReader};
 use std::collections::BTreeSet;
+use std::slice;
 use std::sync::Arc;
 
+use super::definition_cache::DefinitionCache;
 use super::membership::add_members;
 use super::{check, dynamic, endpoints, Env, Precondition};
 use crate::core::attributes::Definition;
@@ -46,6 +48,23 @@ fn present(
             })
         })
         .collect()
+}
+
+/// The definitions `rows`' filters need (none when no row has a filter), kept or read,
+/// as of `version`, read with the rows (`None`: version 0).
+fn definitions_for(
+    cache: &DefinitionCache,
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    rows: &[SegmentRow],
+    version: Option<i64>,
+) -> Result<Option<Arc<[Definition]>>, Error> {
+    if !rows.iter().any(|row| row.filter.is_some()) {
+        return Ok(None);
+    }
+    cache
+        .at_version(conn, tenant_id, version.unwrap_or_default())
+        .map(Some)
 }
 
 fn present_one(
@@ -93,12 +112,13 @@ pub async fn list(
     let cache = env.definitions.clone();
     pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let page = segments::list(conn, tenant.id, &filters, sort, limit, offset)?;
-        let definitions = match page.definitions_version {
-            Some(version) if page.rows.iter().any(|row| row.filter.is_some()) => {
-                Some(cache.at_version(conn, tenant.id, version)?)
-            }
-            _ => None,
-        };
+        let definitions = definitions_for(
+            &cache,
+            conn,
+            tenant.id,
+            &page.rows,
+            page.definitions_version,
+        )?;
         let views = present(conn, tenant.id, page.rows, definitions)?;
         Ok::<_, Error>((views, page.total))
     })
@@ -216,10 +236,7 @@ pub async fn get(env: &Env, tenant: Tenant, id: i64) -> Result<SegmentView, Erro
     let cache = env.definitions.clone();
     pool::run(&env.pool.tenant(tenant.id), move |conn| {
         let (row, version) = segments::find_with_definitions_version(conn, tenant.id, id)?;
-        let definitions = match version {
-            Some(version) => Some(cache.at_version(conn, tenant.id, version)?),
-            None => None,
-        };
+        let definitions = definitions_for(&cache, conn, tenant.id, slice::from_ref(&row), version)?;
         present_one(conn, tenant.id, row, definitions)
     })
     .await
@@ -338,10 +355,12 @@ pub async fn of_contact(
     tenant: Tenant,
     contact_id: i64,
 ) -> Result<Vec<SegmentView>, Error> {
+    let cache = env.definitions.clone();
     pool::run(&env.pool.tenant(tenant.id), move |conn| {
-        let rows =
+        let (rows, version) =
             segments::of_contact(conn, tenant.id, contact_id)?.ok_or(Error::NotFound("contact"))?;
-        present(conn, tenant.id, rows, None)
+        let definitions = definitions_for(&cache, conn, tenant.id, &rows, version)?;
+        present(conn, tenant.id, rows, definitions)
     })
     .await
 }

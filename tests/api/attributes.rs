@@ -164,7 +164,7 @@ async fn the_segment_list_summarises_with_the_definitions_as_they_are_now() {
         .await
         .expect(204);
     app.delete("/v1/attributes/city", &key).await.expect(204);
-    let (_, summaries) = step(
+    let (again, summaries) = step(
         key.clone(),
         ("city", "Town", "text"),
         "Again",
@@ -172,6 +172,18 @@ async fn the_segment_list_summarises_with_the_definitions_as_they_are_now() {
     )
     .await;
     assert_eq!(summaries, ["Town equals Milan"]);
+    // A segment read alone, and a contact's segments, read them the same way.
+    let path = format!("/v1/segments/{}", again["id"]);
+    let read = app.get(&path, &key).await.expect(200);
+    assert_eq!(read["filter_summary"], "Town equals Milan");
+    let ada = json!({"name": "Ada", "attributes": {"city": "Milan"}});
+    let contact = app.contact(&key, ada).await;
+    let path = format!("/v1/contacts/{}/segments", contact["id"]);
+    let of_contact = app.get(&path, &key).await.expect(200);
+    assert_eq!(
+        of_contact["items"][0]["filter_summary"],
+        "Town equals Milan"
+    );
 
     // A definition made since the last page.
     let high = json!({"field": "attributes.score", "op": "gt", "value": 5});
