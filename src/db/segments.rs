@@ -134,7 +134,7 @@ pub struct SegmentPage {
     pub total: i64,
     /// The version of the tenant's attribute definitions, read with the rows, so that
     /// definitions kept at that version can summarise their filters (see
-    /// [`attributes::version`]; `None`: version 0, or an empty page).
+    /// [`attributes::version`]; `None`: version 0, or no row with a filter).
     pub definitions_version: Option<i64>,
 }
 
@@ -153,10 +153,10 @@ pub fn list(
         .select((
             SegmentRow::as_select(),
             total,
-            attributes::version(tenant_id),
+            definitions_version(tenant_id),
         ))
         .load::<(SegmentRow, Option<i64>, Option<i64>)>(conn)?;
-    let definitions_version = page.first().and_then(|(_, _, version)| *version);
+    let definitions_version = page.iter().find_map(|(_, _, version)| *version);
     let page = page
         .into_iter()
         .map(|(row, total, _)| (row, total))
