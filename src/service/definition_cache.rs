@@ -3,7 +3,7 @@
 //! service's CPU serving pages of 25 segments).
 //!
 //! No replica has to be told of a change: an entry is the definitions as of a version of
-//! them, and the page's own statement reads the tenant's current version with its rows
+//! them, and the statement reading the segments reads the tenant's current version with them
 //! (every change bumps it in the change's transaction), so a stale entry is never used.
 //! Entries also expire after a minute, for changes made without a bump: by a replica
 //! still running a version from before the bump existed, during a rolling upgrade, or

@@ -32,8 +32,9 @@ impl FilterReader {
         Self::with_definitions(tenant_id, None)
     }
 
-    /// A reader given the tenant's attribute definitions, when a statement already
-    /// brought them; `None` reads them when a filter first needs them.
+    /// A reader given the tenant's attribute definitions when the caller has them (kept
+    /// between requests, see [`super::definition_cache`]); `None` reads them when a
+    /// filter first needs them.
     pub fn with_definitions(tenant_id: i64, definitions: Option<Arc<[Definition]>>) -> Self {
         Self {
             tenant_id,
