@@ -2,15 +2,13 @@
 
 use std::sync::OnceLock;
 
-use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
-use diesel::expression::{is_aggregate, ValidGrouping};
-use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::sql_types::{Bool, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Bool, Text};
 use serde_json::Value;
 
+pub use super::contact_rows::ContactRow;
+use super::contact_rows::{contact_columns, new_contact_columns};
 use super::events;
 use super::schema::{contacts, segment_members, segments};
 use super::sql::{like_pattern, Condition as Sql};
@@ -22,59 +20,6 @@ use crate::core::phone;
 /// id per tenant.
 pub const PHONE_KEY: &str = "contacts_phone_e164_key";
 pub const EXTERNAL_ID_KEY: &str = "contacts_external_id_key";
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = contacts)]
-pub struct ContactRow {
-    pub id: i64,
-    pub external_id: Option<String>,
-    pub name: String,
-    pub phone: Option<String>,
-    pub phone_e164: Option<String>,
-    pub phone_country: Option<String>,
-    pub email: Option<String>,
-    pub attributes: Value,
-    pub tags: Vec<String>,
-    pub opted_out: bool,
-    pub privacy_consent: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    #[diesel(select_expression = LastMessagedAt)]
-    #[diesel(select_expression_type = LastMessagedAt)]
-    pub last_messaged_at: Option<DateTime<Utc>>,
-}
-
-/// When the contact (the row of `contacts` in scope) was last messaged: kept in a narrow
-/// table of its own so that a send's outcomes do not rewrite contacts (see its
-/// migration); one probe of its key, NULL when never messaged.
-pub const LAST_MESSAGED_AT: &str = "(SELECT m.last_messaged_at FROM contact_last_messaged m \
-     WHERE m.tenant_id = contacts.tenant_id AND m.contact_id = contacts.id)";
-
-/// [`LAST_MESSAGED_AT`] as an expression of its own rather than an `sql()` literal:
-/// Diesel never keeps a statement holding a literal prepared, so every read of contacts
-/// was planned at each call (`GET /v1/contacts/{id}` served half the rate of a
-/// segment's).
-#[derive(Debug, Clone, Copy, QueryId)]
-pub struct LastMessagedAt;
-
-impl Expression for LastMessagedAt {
-    type SqlType = Nullable<Timestamptz>;
-}
-
-impl<Source> AppearsOnTable<Source> for LastMessagedAt {}
-
-impl<Source> SelectableExpression<Source> for LastMessagedAt {}
-
-impl ValidGrouping<()> for LastMessagedAt {
-    type IsAggregate = is_aggregate::Never;
-}
-
-impl QueryFragment<Pg> for LastMessagedAt {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql(LAST_MESSAGED_AT);
-        Ok(())
-    }
-}
 
 impl From<ContactRow> for ContactValues {
     fn from(row: ContactRow) -> Self {
@@ -239,7 +184,7 @@ pub fn list(
         .order(contacts::id)
         .limit(limit)
         .offset(offset)
-        .select(ContactRow::as_select())
+        .select(contact_columns(tenant_id))
         .load(conn)?;
     let total = filtered(tenant_id, filters).count().get_result(conn)?;
     Ok((rows, total))
@@ -248,7 +193,7 @@ pub fn list(
 pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<ContactRow> {
     contacts::table
         .find((tenant_id, id))
-        .select(ContactRow::as_select())
+        .select(contact_columns(tenant_id))
         .first(conn)
 }
 
@@ -257,7 +202,7 @@ pub fn get(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<Cont
 pub fn get_for_change(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<ContactRow> {
     contacts::table
         .find((tenant_id, id))
-        .select(ContactRow::as_select())
+        .select(contact_columns(tenant_id))
         .for_no_key_update()
         .first(conn)
 }
@@ -266,7 +211,7 @@ pub fn get_for_change(conn: &mut PgConnection, tenant_id: i64, id: i64) -> Query
 pub fn get_for_delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<ContactRow> {
     contacts::table
         .find((tenant_id, id))
-        .select(ContactRow::as_select())
+        .select(contact_columns(tenant_id))
         .for_update()
         .first(conn)
 }
@@ -291,7 +236,7 @@ pub fn find_push_matches(
                 .or(contacts::phone_e164.eq(phone_e164)),
         )
         .order(contacts::id)
-        .select(ContactRow::as_select())
+        .select(contact_columns(tenant_id))
         .for_no_key_update()
         .load(conn)
 }
@@ -303,7 +248,7 @@ pub fn insert(
 ) -> QueryResult<ContactRow> {
     diesel::insert_into(contacts::table)
         .values((contacts::tenant_id.eq(tenant_id), columns(values)))
-        .returning(ContactRow::as_returning())
+        .returning(new_contact_columns())
         .get_result(conn)
 }
 
@@ -315,7 +260,7 @@ pub fn update(
 ) -> QueryResult<ContactRow> {
     diesel::update(contacts::table.find((tenant_id, id)))
         .set((columns(values), contacts::updated_at.eq(diesel::dsl::now)))
-        .returning(ContactRow::as_returning())
+        .returning(contact_columns(tenant_id))
         .get_result(conn)
 }
 
@@ -371,6 +316,6 @@ pub fn first_matching(
         .filter(condition)
         .order(contacts::id)
         .limit(limit)
-        .select(ContactRow::as_select())
+        .select(contact_columns(tenant_id))
         .load(conn)
 }

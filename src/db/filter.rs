@@ -9,7 +9,7 @@
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
-use super::contacts::LAST_MESSAGED_AT;
+use super::contact_rows::last_messaged_at;
 use super::sql::{escape_like, Bound, Condition as Sql};
 use crate::core::filter::{Condition, Field, FlagColumn, Node, SegmentRef, Test, TextColumn};
 use crate::core::types::AttributeType;
@@ -53,9 +53,14 @@ impl Compiler {
             } => self.attribute(key, *value_type, test),
             Field::Text(column) => text(text_column(*column), test),
             Field::Flag(column) => flag(*column, test),
-            Field::CreatedAt => self.date("(contacts.created_at AT TIME ZONE 'UTC')::date", test),
+            Field::CreatedAt => self.date(
+                Sql::of("(contacts.created_at AT TIME ZONE 'UTC')::date"),
+                test,
+            ),
             Field::LastMessagedAt => self.date(
-                &format!("({LAST_MESSAGED_AT} AT TIME ZONE 'UTC')::date"),
+                Sql::of("(")
+                    .append(last_messaged_at(self.tenant_id))
+                    .sql(" AT TIME ZONE 'UTC')::date"),
                 test,
             ),
             Field::Tags => tags(test),
@@ -107,18 +112,20 @@ impl Compiler {
             (AttributeType::Number, test) => {
                 number(&typed_attribute(key, "number", "float8"), test)
             }
-            (AttributeType::Date, test) => self.date(&typed_attribute(key, "string", "date"), test),
+            (AttributeType::Date, test) => {
+                self.date(Sql::of(&typed_attribute(key, "string", "date")), test)
+            }
             (_, test) => text(&typed_attribute(key, "string", "text"), test),
         }
     }
 
-    fn date(&self, value: &str, test: &Test) -> Sql {
+    fn date(&self, value: Sql, test: &Test) -> Sql {
+        let value = || value.clone();
         let today = || Bound::Day(self.today);
-        let compare = |operator: &str, day: NaiveDate| {
-            coalesce(Sql::of(value).sql(operator).value(Bound::Day(day)))
-        };
+        let compare =
+            |operator: &str, day: NaiveDate| coalesce(value().sql(operator).value(Bound::Day(day)));
         let within = |days: i64, past: bool| {
-            let range = Sql::of(value).sql(" BETWEEN ");
+            let range = value().sql(" BETWEEN ");
             let range = if past {
                 range
                     .value(today())
@@ -138,13 +145,13 @@ impl Compiler {
             coalesce(range)
         };
         match test {
-            Test::Exists => Sql::of(value).sql(" IS NOT NULL"),
-            Test::NotExists => Sql::of(value).sql(" IS NULL"),
+            Test::Exists => value().sql(" IS NOT NULL"),
+            Test::NotExists => value().sql(" IS NULL"),
             Test::DateEq(day) => compare(" = ", *day),
             Test::Before(day) => compare(" < ", *day),
             Test::After(day) => compare(" > ", *day),
             Test::DateBetween(low, high) => coalesce(
-                Sql::of(value)
+                value()
                     .sql(" BETWEEN ")
                     .value(Bound::Day(*low))
                     .sql(" AND ")
@@ -155,7 +162,7 @@ impl Compiler {
             Test::InNextDays(days) => within(*days, false),
             Test::AnniversaryThisMonth => coalesce(
                 Sql::of("EXTRACT(MONTH FROM ")
-                    .sql(value)
+                    .append(value())
                     .sql(") = EXTRACT(MONTH FROM ")
                     .value(today())
                     .sql(")"),
@@ -163,11 +170,11 @@ impl Compiler {
             // In a year without 29 February, those born on it celebrate on the 28th.
             Test::AnniversaryToday => coalesce(
                 Sql::of("(to_char(")
-                    .sql(value)
+                    .append(value())
                     .sql(", 'MM-DD') = to_char(")
                     .value(today())
                     .sql(", 'MM-DD') OR (to_char(")
-                    .sql(value)
+                    .append(value())
                     .sql(", 'MM-DD') = '02-29' AND to_char(")
                     .value(today())
                     .sql(", 'MM-DD') = '02-28' AND to_char(date_trunc('year', ")

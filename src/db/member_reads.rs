@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
-use super::contacts::ContactRow;
+use super::contact_rows::{contact_columns, ContactRow};
 use super::members::ContactSource;
 use super::schema::{contacts, segment_members};
 use super::sql::Condition as Sql;
@@ -37,7 +37,7 @@ pub fn list_members(
         .order(contacts::id)
         .limit(limit)
         .offset(offset)
-        .select(ContactRow::as_select())
+        .select(contact_columns(tenant_id))
         .load(conn)?;
     let total = source()
         .filter(is_member(tenant_id, segment_id))
@@ -77,7 +77,7 @@ pub fn list_candidates(
         .order(contacts::id)
         .limit(limit)
         .offset(offset)
-        .select(ContactRow::as_select())
+        .select(contact_columns(tenant_id))
         .load(conn)?;
     let total = source()
         .filter(not(is_member(tenant_id, segment_id)))
@@ -105,7 +105,7 @@ pub fn members_after(
         .filter(segment_members::contact_id.gt(after))
         .order(segment_members::contact_id)
         .limit(limit)
-        .select((ContactRow::as_select(), segment_members::added_at))
+        .select((contact_columns(tenant_id), segment_members::added_at))
         .load(conn)?;
     Ok(rows
         .into_iter()

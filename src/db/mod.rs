@@ -6,6 +6,7 @@ pub mod audience;
 pub mod campaigns;
 pub mod citus;
 pub mod contact_batch;
+pub mod contact_rows;
 pub mod contacts;
 pub mod dynamic;
 pub mod embedded;

@@ -152,7 +152,11 @@ fn tables_named(sql: &str) -> Vec<&str> {
 }
 
 /// How many times `sql` pins `tenant_id` to one value (a bound parameter or a number),
-/// names it first in an INSERT's columns, or joins it to another table's `tenant_id`.
+/// names it first in an INSERT's columns, or joins it to another table's `tenant_id` in
+/// a JOIN's `ON`. A subquery matched to the outer row by `tenant_id` alone does not
+/// count: on a Citus cluster a contact's read with its last-messaged time as such a
+/// subquery in the select list ran on all 32 shards, an `IN` subquery did too, and in
+/// an INSERT's `RETURNING` it was refused. A subquery pins its own tenant.
 fn tenant_pins(sql: &str) -> (usize, usize) {
     let mut pinned = sql.matches("(tenant_id,").count() + sql.matches("(tenant_id)").count();
     let mut joined = 0;
@@ -164,11 +168,23 @@ fn tenant_pins(sql: &str) -> (usize, usize) {
             .split([' ', ')'])
             .next()
             .is_some_and(|v| v.ends_with("tenant_id"))
+            && in_join_condition(&sql[..at])
         {
             joined += 1;
         }
     }
     (pinned, joined)
+}
+
+/// Whether what follows `before` is in a JOIN's `ON` (its nearest clause keyword is `ON`,
+/// not `SELECT` or `WHERE`).
+fn in_join_condition(before: &str) -> bool {
+    let last = |keyword: &str| before.rfind(keyword);
+    let on = last(" on ");
+    on.is_some()
+        && [last("select "), last(" where ")]
+            .iter()
+            .all(|other| *other < on)
 }
 
 /// What is not immutable: Citus refuses it in an upsert's `ON CONFLICT` and inside the
@@ -216,9 +232,22 @@ fn the_rules_see_what_they_are_meant_to_see() {
     let tables = vec!["contacts".to_owned(), "segment_members".to_owned()];
     let ok = normalise(
         r#"SELECT "contacts"."id" FROM "contacts" WHERE "contacts"."tenant_id" = $1 AND id IN
-           (SELECT contact_id FROM segment_members m WHERE m.tenant_id = contacts.tenant_id)"#,
+           (SELECT contact_id FROM segment_members m WHERE m.tenant_id = $1)"#,
     );
     assert_eq!(single_shard_problem(&ok, &tables), None);
+    let joined = normalise(
+        "SELECT c.id FROM contacts c JOIN segment_members m ON m.tenant_id = c.tenant_id \
+         AND m.contact_id = c.id WHERE m.tenant_id = $1",
+    );
+    assert_eq!(single_shard_problem(&joined, &tables), None);
+    for correlated_only in [
+        "SELECT c.id FROM contacts c WHERE c.tenant_id = $1 AND c.id IN \
+         (SELECT contact_id FROM segment_members m WHERE m.tenant_id = c.tenant_id)",
+        "SELECT c.id, (SELECT count(*) FROM segment_members m WHERE m.tenant_id = c.tenant_id \
+         AND m.contact_id = c.id) FROM contacts c WHERE c.tenant_id = $1",
+    ] {
+        assert!(single_shard_problem(&normalise(correlated_only), &tables).is_some());
+    }
     let fans_out = normalise("SELECT count(*) FROM contacts WHERE opted_out");
     assert!(single_shard_problem(&fans_out, &tables).is_some());
     let half_pinned = normalise(
