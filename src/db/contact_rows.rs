@@ -40,25 +40,9 @@ pub struct ContactRow {
 }
 
 /// What a statement selects (or returns) for [`ContactRow`]s: the stored columns, then
-/// `last_messaged`.
-pub type ContactColumns<LastMessaged> = (
-    contacts::id,
-    contacts::external_id,
-    contacts::name,
-    contacts::phone,
-    contacts::phone_e164,
-    contacts::phone_country,
-    contacts::email,
-    contacts::attributes,
-    contacts::tags,
-    contacts::opted_out,
-    contacts::privacy_consent,
-    contacts::created_at,
-    contacts::updated_at,
-    LastMessaged,
-);
-
-fn columns_with<LastMessaged>(last_messaged: LastMessaged) -> ContactColumns<LastMessaged> {
+/// `last_messaged` (the type alias of the same name is Diesel's, for signatures).
+#[diesel::dsl::auto_type]
+fn columns_with<LastMessaged>(last_messaged: LastMessaged) -> _ {
     (
         contacts::id,
         contacts::external_id,
@@ -78,7 +62,7 @@ fn columns_with<LastMessaged>(last_messaged: LastMessaged) -> ContactColumns<Las
 }
 
 /// The columns of contacts of `tenant_id` as they are now, for reads and updates.
-pub fn contact_columns(tenant_id: i64) -> ContactColumns<LastMessagedAt> {
+pub fn contact_columns(tenant_id: i64) -> columns_with<LastMessagedAt> {
     columns_with(LastMessagedAt { tenant_id })
 }
 
@@ -86,7 +70,7 @@ pub fn contact_columns(tenant_id: i64) -> ContactColumns<LastMessagedAt> {
 pub type NeverMessaged = AsExprOf<Option<DateTime<Utc>>, Nullable<Timestamptz>>;
 
 /// The columns of a contact just inserted.
-pub fn new_contact_columns() -> ContactColumns<NeverMessaged> {
+pub fn new_contact_columns() -> columns_with<NeverMessaged> {
     columns_with(None.into_sql::<Nullable<Timestamptz>>())
 }
 
